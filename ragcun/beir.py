@@ -1,0 +1,58 @@
+"""Readers for BEIR-format collections (``corpus.jsonl``, ``queries.jsonl``, ``qrels/*.tsv``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_DIR = Path(__file__).parent / "data" / "adi"
+
+
+@dataclass(frozen=True)
+class BeirDoc:
+    doc_id: str
+    title: str
+    text: str
+
+    @property
+    def content(self) -> str:
+        """Title and body as one passage, the usual way BEIR documents are embedded."""
+        return f"{self.title}. {self.text}" if self.title else self.text
+
+
+def read_corpus(path: str | Path) -> list[BeirDoc]:
+    """Read a BEIR ``corpus.jsonl`` (or a folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+    docs = []
+    with path.open(encoding="utf-8") as lines:
+        for line_no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                docs.append(BeirDoc(str(row["_id"]), row.get("title") or "", row.get("text") or ""))
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise ValueError(f"{path}:{line_no}: not a BEIR corpus line: {exc}") from exc
+    return docs
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    """Read a BEIR ``queries.jsonl`` (or a folder holding one) as ``{query_id: text}``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "queries.jsonl"
+    with path.open(encoding="utf-8") as lines:
+        return {str(row["_id"]): row["text"] for row in map(json.loads, filter(str.strip, lines))}
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV (header ``query-id corpus-id score``) as ``{query_id: {doc_id: grade}}``."""
+    qrels: dict[str, dict[str, int]] = {}
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+    return qrels

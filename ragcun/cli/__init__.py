@@ -1,0 +1,9 @@
+"""The ``ragcun`` admin command line: a thin layer over library functions that return data.
+
+Each command group lives in its own module and registers itself on ``cli`` when imported here.
+"""
+
+from ragcun.cli import demo  # noqa: F401  (registers commands)
+from ragcun.cli.main import cli
+
+__all__ = ["cli"]

