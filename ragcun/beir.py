@@ -18,8 +18,12 @@ class BeirDoc:
 
     @property
     def content(self) -> str:
-        """Title and body as one passage, the usual way BEIR documents are embedded."""
-        return f"{self.title}. {self.text}" if self.title else self.text
+        return join_title(self.title, self.text)
+
+
+def join_title(title: str | None, text: str) -> str:
+    """Title and body as one passage, the usual way BEIR documents are embedded."""
+    return f"{title}. {text}" if title else text
 
 
 def read_corpus(path: str | Path) -> list[BeirDoc]:

@@ -7,3 +7,19 @@ class RagcunError(Exception):
 
 class ModelLoadError(RagcunError):
     """A model directory (or its base encoder) is missing, corrupt or inconsistent."""
+
+
+class StoreLockedError(RagcunError):
+    """An embedded store or home is already open in another process."""
+
+
+class CollectionNotFound(RagcunError):
+    """No collection of that name exists."""
+
+
+class ModelMismatchError(RagcunError):
+    """A model's version or dimension differs from the collection it is used with."""
+
+
+class CatalogError(RagcunError):
+    """The catalog is missing, not migrated, or inconsistent."""

@@ -1,13 +1,30 @@
-"""The ``ragcun`` command group and its error handling."""
+"""The ``ragcun`` command group, its shared options and its error handling."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import click
 
 from ragcun import __version__
 from ragcun.errors import RagcunError
+from ragcun.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    debug: bool
+
+    def workspace(self):
+        from ragcun.workspace import Workspace
+
+        return Workspace(self.settings)
 
 
 class RagcunGroup(click.Group):
@@ -16,17 +33,50 @@ class RagcunGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (RagcunError, ValueError, FileNotFoundError) as exc:
-            if ctx.obj and ctx.obj.get("debug"):
+        except (RagcunError, ValueError, FileNotFoundError, OSError) as exc:
+            app = ctx.obj if isinstance(ctx.obj, AppContext) else None
+            if app is not None and app.debug:
                 raise
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(message) from exc
 
 
 @click.group(cls=RagcunGroup)
 @click.version_option(__version__, prog_name="ragcun")
+@click.option("--home", type=click.Path(file_okay=False), envvar="RAGCUN_HOME",
+              help="ragcun home folder (default: $RAGCUN_HOME or ~/.ragcun).")
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     """ragcun: retrieval with isotropic Gaussian embeddings and Euclidean distance."""
-    ctx.obj = {"debug": debug}
+    ctx.obj = AppContext(settings=Settings.from_env(home=home), debug=debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """Print ``data`` as JSON, or through ``render`` for people."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+    else:
+        render(data)
+
+
+def table(rows: list[dict], columns: list[str]) -> None:
+    """A plain aligned text table."""
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[str(row.get(c, "")) if row.get(c) is not None else "" for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())

@@ -62,10 +62,18 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
     """
     from sentence_transformers.base.modules.normalize import Normalize
 
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a "Loading weights" bar on every load: noise for a CLI that loads a model per call.
+    bars_were_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         encoder = SentenceTransformer(resolve_base_model(base_model), device=device)
     except Exception as exc:  # the loaders raise OSError, ValueError, HF errors…: all mean "can't load"
         raise ModelLoadError(f"cannot load base model {base_model!r}: {exc}") from exc
+    finally:
+        if bars_were_enabled:
+            hf_logging.enable_progress_bar()
     kept = [module for module in encoder if not isinstance(module, Normalize)]
     if len(kept) != len(encoder):
         logger.info("removed the Normalize stage of base model %s", base_model)

@@ -1,0 +1,3 @@
+from ragcun.cli import cli
+
+cli(prog_name="ragcun")

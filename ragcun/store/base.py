@@ -1,0 +1,129 @@
+"""The one interface every vector engine adapter implements.
+
+Results use qdrant-client's own models (``ScoredPoint``, ``Record``, ``Distance``) whatever the
+engine, so callers never see engine-specific types. Scores of a ``Distance.EUCLID`` collection are
+true L2 distances, smallest first.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from qdrant_client import models
+
+# Payload fields that get an index: the ones ragcun filters and deletes by.
+INDEXED_PAYLOAD_FIELDS = ("doc_id", "source", "model_version")
+
+
+@dataclass(frozen=True)
+class CollectionParams:
+    """How a physical collection is built. Server-only fields are ignored by embedded engines.
+
+    Args:
+        dim: Vector size; must equal the model's output dim.
+        hnsw_m: HNSW graph degree.
+        hnsw_ef_construct: HNSW build-time beam width.
+        hnsw_ef: Default search-time beam width (``None``: the engine's default).
+        shard_number: Server: shards to split the collection into.
+        replication_factor: Server: copies of each shard.
+        write_consistency_factor: Server: replicas that must acknowledge a write.
+        on_disk: Keep original vectors on disk (memory-mapped) instead of RAM.
+    """
+
+    dim: int
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int | None = 128
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CollectionShape:
+    """What the engine itself reports about a collection."""
+
+    dim: int
+    distance: models.Distance
+    points: int
+
+
+class VectorStore(ABC):
+    """A set of named Qdrant collections, embedded or remote."""
+
+    engine: str = "abstract"
+
+    @abstractmethod
+    def create_collection(self, name: str, params: CollectionParams) -> None:
+        """Create a Euclidean collection with payload indexes; fails if it exists."""
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and its points; a missing one is not an error."""
+
+    @abstractmethod
+    def list_collections(self) -> list[str]:
+        """Names of the physical collections."""
+
+    def collection_exists(self, name: str) -> bool:
+        return name in self.list_collections()
+
+    @abstractmethod
+    def shape(self, name: str) -> CollectionShape:
+        """Dim, distance and point count as the engine reports them."""
+
+    @abstractmethod
+    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        """Insert or overwrite points; returns once they are durable and searchable."""
+
+    @abstractmethod
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        """Delete points by id; missing ids are ignored."""
+
+    @abstractmethod
+    def search(
+        self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
+    ) -> list[models.ScoredPoint]:
+        """Nearest points with payloads; ``score`` is the L2 distance, ascending."""
+
+    @abstractmethod
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
+        """Points by id (missing ids are left out)."""
+
+    @abstractmethod
+    def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
+        """Every point of a collection, in pages."""
+
+    def count(self, name: str) -> int:
+        return self.shape(name).points
+
+    def optimize(self, name: str) -> None:
+        """Build indexes after a bulk load. Servers do this on their own."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release the engine (and its folder lock)."""
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def as_point_ids(ids: Sequence[str]) -> list[str]:
+    return [str(i) for i in ids]
+
+
+def check_vectors(vectors: np.ndarray, count: int) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != count:
+        raise ValueError(f"expected {count} vectors, got array of shape {vectors.shape}")
+    return vectors

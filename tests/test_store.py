@@ -1,0 +1,121 @@
+"""The same interface tests against both real engines: qdrant-edge and qdrant-client local mode."""
+
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+from qdrant_client import models
+
+from ragcun.errors import CollectionNotFound, StoreLockedError
+from ragcun.store import ClientStore, CollectionParams, EdgeStore
+
+DIM = 8
+
+
+@pytest.fixture(params=["edge", "local"])
+def store(request, tmp_path):
+    opened = EdgeStore(tmp_path / "edge") if request.param == "edge" else ClientStore.local_path(tmp_path / "local")
+    yield opened
+    opened.close()
+
+
+def points(n, seed=0):
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32) * rng.uniform(0.5, 3.0, size=(n, 1)).astype(np.float32)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    payloads = [{"doc_id": f"d{i}", "text": f"text {i}", "norm": float(np.linalg.norm(v))} for i, v in enumerate(vectors)]
+    return ids, vectors, payloads
+
+
+def test_collection_is_euclidean_with_the_model_dim(store):
+    store.create_collection("c", CollectionParams(dim=DIM))
+    shape = store.shape("c")
+    assert (shape.dim, shape.distance, shape.points) == (DIM, models.Distance.EUCLID, 0)
+    assert store.list_collections() == ["c"]
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_collection("c", CollectionParams(dim=DIM))
+
+
+def test_search_scores_are_true_l2_distances_ascending(store):
+    ids, vectors, payloads = points(50)
+    store.create_collection("c", CollectionParams(dim=DIM))
+    store.upsert("c", ids, vectors, payloads)
+    query = np.random.default_rng(9).normal(size=DIM).astype(np.float32)
+    hits = store.search("c", query, limit=5, exact=True)
+    expected = np.sort(np.linalg.norm(vectors - query, axis=1))[:5]
+    np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-5)
+    by_id = dict(zip(ids, vectors))
+    for hit in hits:
+        assert hit.score == pytest.approx(float(np.linalg.norm(by_id[hit.id] - query)), rel=1e-5)
+        assert hit.payload["text"].startswith("text ")
+
+
+def test_norm_survives_upsert_and_fetch(store):
+    ids, vectors, payloads = points(20)
+    store.create_collection("c", CollectionParams(dim=DIM))
+    store.upsert("c", ids, vectors, payloads)
+    records = store.retrieve("c", ids[:5], with_vectors=True)
+    assert len(records) == 5
+    for record in records:
+        i = ids.index(record.id)
+        np.testing.assert_allclose(record.vector, vectors[i], rtol=1e-6)
+        assert np.linalg.norm(record.vector) == pytest.approx(record.payload["norm"], rel=1e-6)
+
+
+def test_upsert_same_ids_overwrites_and_delete_removes(store):
+    ids, vectors, payloads = points(30)
+    store.create_collection("c", CollectionParams(dim=DIM))
+    store.upsert("c", ids, vectors, payloads)
+    store.upsert("c", ids, vectors * 2, payloads)
+    assert store.count("c") == 30
+    store.delete("c", ids[:10] + [str(uuid.uuid4())])
+    assert store.count("c") == 20
+    assert sorted(r.id for r in store.scroll("c", batch_size=7)) == sorted(ids[10:])
+
+
+def test_missing_collection_is_a_clear_error(store):
+    with pytest.raises(CollectionNotFound, match="'nope'"):
+        store.search("nope", np.zeros(DIM, dtype=np.float32), limit=1)
+    store.drop_collection("nope")  # dropping what is not there is not an error
+
+
+def test_drop_collection(store):
+    store.create_collection("c", CollectionParams(dim=DIM))
+    store.drop_collection("c")
+    assert store.list_collections() == []
+
+
+SECOND_OPENER = """
+import sys
+from ragcun.store import ClientStore, EdgeStore
+from ragcun.errors import StoreLockedError
+try:
+    EdgeStore(sys.argv[2]) if sys.argv[1] == "edge" else ClientStore.local_path(sys.argv[2])
+except StoreLockedError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_second_process_gets_a_clear_in_use_error(tmp_path, engine):
+    folder = tmp_path / engine
+    first = EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)
+    try:
+        result = subprocess.run([sys.executable, "-c", SECOND_OPENER, engine, str(folder)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 3, result.stderr
+        assert "is in use by another process" in result.stdout
+    finally:
+        first.close()
+    # Once the first process lets go, the folder opens again.
+    (EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)).close()
+
+
+def test_edge_second_opener_in_process_is_refused(tmp_path):
+    first = EdgeStore(tmp_path / "e")
+    with pytest.raises(StoreLockedError, match=r"in use by another process \(pid \d+\)"):
+        EdgeStore(tmp_path / "e")
+    first.close()
