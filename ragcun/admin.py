@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, IngestRun, Source
-from ragcun.catalog.ops import collection_counts, delete_documents, document_uuid, mark_interrupted_runs
+from pathlib import Path
+
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, IngestRun, ModelVersion, Source
+from ragcun.catalog.ops import (
+    collection_counts,
+    delete_documents,
+    document_uuid,
+    mark_interrupted_runs,
+    register_model_version,
+)
 from ragcun.errors import CollectionNotFound, RagcunError
 from ragcun.workspace import Workspace
 
@@ -151,3 +159,71 @@ def status(ws: Workspace) -> dict:
         "catalog_revision": current_revision(ws.catalog.engine), "engine": settings.engine,
         "qdrant_url": settings.qdrant_url, "collections": collections, "running_ingests": list(running),
     }
+
+
+def _model_row(session, version: ModelVersion) -> dict:
+    bound = session.scalars(select(Collection).where(Collection.model_version_id == version.id)).all()
+    return {"fingerprint": version.fingerprint, "base_model": version.base_model, "head": version.head["kind"],
+            "dim": version.dim, "path": version.path, "created_at": version.created_at,
+            "collections": [{"name": c.name, "physical_name": c.physical_name, "status": c.status} for c in bound]}
+
+
+def find_model_version(session, ref: str) -> ModelVersion:
+    """A registered model version by fingerprint (or a unique prefix of at least 6 characters)."""
+    if len(ref) < 6:
+        raise RagcunError(f"model version {ref!r} is too short; give at least 6 characters of its fingerprint")
+    matches = session.scalars(select(ModelVersion).where(ModelVersion.fingerprint.startswith(ref))).all()
+    if len(matches) != 1:
+        state = "no" if not matches else "more than one"
+        raise RagcunError(f"{state} registered model version matches {ref!r}; see `ragcun models list`")
+    return matches[0]
+
+
+def load_model_ref(ws: Workspace, ref: str):
+    """A model given as a directory, or as the fingerprint (prefix) of a registered version."""
+    from ragcun.model import GaussianEmbedder
+
+    if Path(ref).is_dir():
+        return GaussianEmbedder.load(ref)
+    with ws.catalog.session() as session:
+        return GaussianEmbedder.load(find_model_version(session, ref).path)
+
+
+def list_models(ws: Workspace) -> list[dict]:
+    with ws.catalog.session() as session:
+        return [_model_row(session, v) for v in session.scalars(select(ModelVersion).order_by(ModelVersion.id))]
+
+
+def show_model(ws: Workspace, ref: str) -> dict:
+    with ws.catalog.session() as session:
+        return _model_row(session, find_model_version(session, ref))
+
+
+def register_model(ws: Workspace, path: str) -> dict:
+    from ragcun.model import GaussianEmbedder
+
+    embedder = GaussianEmbedder.load(path)
+    with ws.catalog.session() as session:
+        version = register_model_version(session, embedder, ws.models_dir)
+        session.commit()
+        return _model_row(session, version)
+
+
+def remove_model(ws: Workspace, ref: str) -> dict:
+    """Forget a model version; refused while any collection (even a retired one) is bound to it."""
+    import shutil
+
+    with ws.catalog.session() as session:
+        version = find_model_version(session, ref)
+        row = _model_row(session, version)
+        if row["collections"]:
+            names = ", ".join(f"{c['physical_name']} ({c['status']})" for c in row["collections"])
+            raise RagcunError(f"model {version.fingerprint[:12]} is bound to {names}; drop or gc those first")
+        if session.scalar(select(IngestRun.id).where(IngestRun.model_version_id == version.id).limit(1)):
+            for run in session.scalars(select(IngestRun).where(IngestRun.model_version_id == version.id)):
+                run.model_version_id = None
+        session.delete(version)
+        session.commit()
+        if Path(version.path).parent == ws.models_dir:
+            shutil.rmtree(version.path, ignore_errors=True)
+        return row

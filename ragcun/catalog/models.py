@@ -55,6 +55,8 @@ class Collection(Base):
     status: Mapped[str] = mapped_column(String(20), default="building")  # building | active | retired
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the status last changed: retirement age drives `collections gc`, recency drives rollback.
+    status_changed_at: Mapped[datetime | None]
 
     model_version: Mapped[ModelVersion] = relationship()
 
@@ -130,6 +132,7 @@ class IngestRun(Base):
     __tablename__ = "ingest_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="ingest", server_default="ingest")  # ingest | reindex
     collection_name: Mapped[str] = mapped_column(String(200))
     collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id", ondelete="SET NULL"))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))

@@ -50,6 +50,21 @@ def register_model_version(session: Session, embedder, models_dir: Path) -> Mode
     return version
 
 
+def chunk_payload(*, doc_id: str, ordinal: int, text: str, title: str | None, metadata: dict,
+                  source: str | None, norm: float, model_version: str, ingest_run: int | None) -> dict:
+    """The payload of a chunk's point: enough for any Qdrant client to show and trace a hit."""
+    return {"doc_id": doc_id, "chunk": ordinal, "text": text, "norm": norm, "source": source,
+            "model_version": model_version, "ingest_run": ingest_run, "title": title, "metadata": metadata}
+
+
+def stored_chunk_payload(chunk: Chunk, norm: float, model_version: str, ingest_run: int | None) -> dict:
+    """:func:`chunk_payload` of a chunk already in the catalog."""
+    document = chunk.document
+    return chunk_payload(doc_id=document.doc_id, ordinal=chunk.ordinal, text=chunk.text, title=document.title,
+                         metadata=document.metadata_, source=document.source.uri, norm=norm,
+                         model_version=model_version, ingest_run=ingest_run)
+
+
 def active_collection(session: Session, name: str) -> Collection | None:
     return session.scalar(select(Collection).where(Collection.name == name, Collection.status == "active"))
 

@@ -3,7 +3,7 @@
 Each command group lives in its own module and registers itself on ``cli`` when imported here.
 """
 
-from ragcun.cli import corpus, demo, manage  # noqa: F401  (registers commands)
+from ragcun.cli import corpus, demo, manage, versions  # noqa: F401  (registers commands)
 from ragcun.cli.main import cli
 
 __all__ = ["cli"]

@@ -92,14 +92,18 @@ def ingest(app: AppContext, paths, collection, model_path, include, exclude, syn
 @click.option("-k", "top_k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option("--hnsw-ef", type=int, help="Search width (default: the collection's).")
 @click.option("--exact", is_flag=True, help="Exact search instead of HNSW.")
+@click.option("--model", "model_ref", help="Embed the query with this model (refused unless it built the collection).")
 @json_option
 @pass_app
-def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, as_json) -> None:
+def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, as_json) -> None:
     """Nearest chunks to QUERY by Euclidean distance (smallest first)."""
+    from ragcun.admin import load_model_ref
     from ragcun.retrieve.collection import search as run_search
 
     with app.workspace() as ws:
-        hits = [hit.to_dict() for hit in run_search(ws, collection, query, top_k, hnsw_ef=hnsw_ef, exact=exact)]
+        embedder = load_model_ref(ws, model_ref) if model_ref else None
+        hits = [hit.to_dict() for hit in
+                run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact)]
 
     def render(rows: list[dict]) -> None:
         for rank, hit in enumerate(rows, 1):

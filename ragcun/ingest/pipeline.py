@@ -32,6 +32,7 @@ from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, 
 from ragcun.catalog.ops import (
     active_collection,
     chunk_ids_in,
+    chunk_payload,
     chunk_uuid,
     delete_documents,
     document_uuid,
@@ -123,10 +124,11 @@ def ensure_collection(session: Session, ws: Workspace, name: str, embedder, para
         if not ws.store.collection_exists(physical):
             ws.store.create_collection(physical, collection_params)
         collection = Collection(name=name, physical_name=physical, engine=ws.store.engine,
-                                model_version_id=version.id, status="active",
+                                model_version_id=version.id, status="active", status_changed_at=utcnow(),
                                 settings=collection_params.to_dict())
         session.add(collection)
         session.commit()
+        ws.store.set_alias(name, physical)
         return collection
     if collection.model_version.fingerprint != version.fingerprint:
         raise ModelMismatchError(
@@ -273,12 +275,10 @@ class Ingestor:
             for (p, i), norm in zip(jobs, vector_norms):
                 ids.append(p.chunk_ids[i])
                 norms[p.chunk_ids[i]] = float(norm)
-                payloads.append({
-                    "doc_id": p.doc.doc_id, "chunk": p.chunks[i].ordinal, "text": p.chunks[i].text,
-                    "norm": float(norm), "source": self.session.get(Source, p.source_id).uri,
-                    "model_version": self.collection.model_version.fingerprint, "ingest_run": self.run_row.id,
-                    "title": p.doc.title, "metadata": p.doc.metadata,
-                })
+                payloads.append(chunk_payload(
+                    doc_id=p.doc.doc_id, ordinal=p.chunks[i].ordinal, text=p.chunks[i].text, title=p.doc.title,
+                    metadata=p.doc.metadata, source=self.session.get(Source, p.source_id).uri, norm=float(norm),
+                    model_version=self.collection.model_version.fingerprint, ingest_run=self.run_row.id))
             store.upsert(physical, ids, vectors, payloads)
         stale = [cid for p in self.pending for cid in p.stale_chunk_ids]
         if stale:

@@ -107,6 +107,16 @@ class VectorStore(ABC):
     def optimize(self, name: str) -> None:
         """Build indexes after a bulk load. Servers do this on their own."""
 
+    # Engines with aliases let plain Qdrant clients query a logical name that follows reindexes.
+    supports_aliases = False
+
+    def set_alias(self, alias: str, name: str) -> None:
+        """Point ``alias`` at collection ``name`` in one atomic step (no-op without alias support)."""
+
+    def get_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` points at, if the engine has aliases."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Flush and release the engine (and its folder lock)."""

@@ -134,5 +134,22 @@ class ClientStore(VectorStore):
             if offset is None:
                 return
 
+    supports_aliases = True
+
+    def set_alias(self, alias: str, name: str) -> None:
+        operations = []
+        if self.get_alias(alias) is not None:
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        operations.append(models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=name, alias_name=alias)))
+        # One request: readers of the alias see the old collection or the new one, never neither.
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+
+    def get_alias(self, alias: str) -> str | None:
+        for description in self.client.get_aliases().aliases:
+            if description.alias_name == alias:
+                return description.collection_name
+        return None
+
     def close(self) -> None:
         self.client.close()

@@ -6,9 +6,11 @@ root is locked to one process.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -34,6 +36,15 @@ FULL_SCAN_THRESHOLD_KB = 1000
 UPSERT_BATCH = 1024
 
 
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class EdgeStore(VectorStore):
     engine = "edge"
 
@@ -43,12 +54,16 @@ class EdgeStore(VectorStore):
         self._collections = self.root / "collections"
         self._collections.mkdir(exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
+        # One shard object is shared by every thread of the process (a reindex writing while a
+        # search thread reads); serialise calls into it rather than rely on the binding's locking.
+        self._mutex = threading.RLock()
 
     def _path(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"invalid collection name {name!r}")
         return self._collections / name
 
+    @_locked
     def _shard(self, name: str) -> qe.EdgeShard:
         shard = self._shards.get(name)
         if shard is None:
@@ -58,6 +73,7 @@ class EdgeStore(VectorStore):
             shard = self._shards[name] = qe.EdgeShard.load(str(path))
         return shard
 
+    @_locked
     def create_collection(self, name: str, params: CollectionParams) -> None:
         path = self._path(name)
         if path.exists():
@@ -72,6 +88,7 @@ class EdgeStore(VectorStore):
         for field in INDEXED_PAYLOAD_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
 
+    @_locked
     def drop_collection(self, name: str) -> None:
         shard = self._shards.pop(name, None)
         if shard is not None:
@@ -81,6 +98,7 @@ class EdgeStore(VectorStore):
     def list_collections(self) -> list[str]:
         return sorted(p.name for p in self._collections.iterdir() if (p / "edge_config.json").is_file())
 
+    @_locked
     def shape(self, name: str) -> CollectionShape:
         shard = self._shard(name)
         vectors = json.loads((self._path(name) / "edge_config.json").read_text())["vectors"][""]
@@ -88,6 +106,7 @@ class EdgeStore(VectorStore):
             dim=vectors["size"], distance=models.Distance(vectors["distance"]), points=shard.info().points_count
         )
 
+    @_locked
     def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
         shard = self._shard(name)
         vectors = check_vectors(vectors, len(ids))
@@ -99,10 +118,12 @@ class EdgeStore(VectorStore):
             ]
             shard.update(qe.UpdateOperation.upsert_points(points))
 
+    @_locked
     def delete(self, name: str, ids: Sequence[str]) -> None:
         if ids:
             self._shard(name).update(qe.UpdateOperation.delete_points(as_point_ids(ids)))
 
+    @_locked
     def search(
         self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
     ) -> list[models.ScoredPoint]:
@@ -117,6 +138,7 @@ class EdgeStore(VectorStore):
             for hit in self._shard(name).query(request)
         ]
 
+    @_locked
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         if not ids:
             return []
@@ -126,16 +148,19 @@ class EdgeStore(VectorStore):
     def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
         shard, offset = self._shard(name), None
         while True:
-            page, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=with_vectors)
-            )
+            with self._mutex:
+                page, offset = shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=with_vectors)
+                )
             yield from (_record(r, with_vectors) for r in page)
             if offset is None:
                 return
 
+    @_locked
     def optimize(self, name: str) -> None:
         self._shard(name).optimize()
 
+    @_locked
     def close(self) -> None:
         for shard in self._shards.values():
             shard.flush()

@@ -1,0 +1,175 @@
+"""Vector search at scale: the embedded engine (qdrant-edge HNSW) against exact FAISS and qdrant-client local mode.
+
+Uniform random points in high dimension have no meaningful neighbours, so vectors and queries are
+drawn from a Gaussian mixture fitted to real embeddings (the default model on a BEIR corpus). One
+extra row uses pure N(0, I), the worst case for any index. Every point carries a payload like an
+ingested chunk's.
+
+Prints one table with, per data set and size: upsert points/s, index build time, single-query
+latency p50/p99 (one thread), recall@10 against exact ``faiss.IndexFlatL2``, FAISS exact latency
+for the same queries, and peak resident memory of the process so far.
+
+Usage: python benchmarks/search.py [--sizes 100000,1000000] [--data ../shared/datasets/scifact]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ragcun.beir import read_corpus
+from ragcun.store import ClientStore, CollectionParams, EdgeStore, VectorStore
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+CACHE = Path.home() / ".cache" / "ragcun-bench"
+TOP_K = 10
+
+
+def real_embeddings(data: Path, model_dir: Path | None) -> np.ndarray:
+    """The default model's embeddings of a BEIR corpus, cached by model fingerprint."""
+    from ragcun.model import GaussianEmbedder, default_model_path
+
+    embedder = GaussianEmbedder.load(model_dir or default_model_path())
+    cache = CACHE / f"{data.name}-{embedder.fingerprint[:16]}.npy"
+    if cache.exists():
+        return np.load(cache)
+    vectors = embedder.encode([doc.content for doc in read_corpus(data)], show_progress_bar=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors
+
+
+class DiagonalMixture:
+    """A Gaussian mixture with diagonal covariances: k-means centres, per-cluster variances."""
+
+    def __init__(self, x: np.ndarray, components: int, seed: int = 0):
+        kmeans = faiss.Kmeans(x.shape[1], components, niter=25, seed=seed, verbose=False)
+        kmeans.train(x.astype(np.float32))
+        _, assign = kmeans.index.search(x.astype(np.float32), 1)
+        assign = assign[:, 0]
+        self.weights = np.bincount(assign, minlength=components).astype(np.float64)
+        self.weights /= self.weights.sum()
+        self.means = kmeans.centroids.astype(np.float32)
+        global_std = x.std(axis=0)
+        self.stds = np.empty_like(self.means)
+        for c in range(components):
+            members = x[assign == c]
+            # Clusters with too few members to estimate a spread borrow the global one, shrunk.
+            self.stds[c] = members.std(axis=0) if len(members) >= 5 else 0.5 * global_std
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        component = rng.choice(len(self.weights), size=n, p=self.weights)
+        noise = rng.standard_normal((n, self.means.shape[1]), dtype=np.float32)
+        return self.means[component] + noise * self.stds[component]
+
+
+def payloads(start: int, n: int, vectors: np.ndarray) -> list[dict]:
+    norms = np.linalg.norm(vectors, axis=1)
+    return [{"doc_id": f"doc-{start + i}", "chunk": 0, "text": f"synthetic passage {start + i} " * 8,
+             "norm": float(norms[i]), "source": "bench", "model_version": "bench"} for i in range(n)]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(store: VectorStore, name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+            hnsw_ef: int | None, params: CollectionParams, batch: int = 2048) -> dict:
+    store.create_collection(name, params)
+    start = time.perf_counter()
+    for i in range(0, len(base), batch):
+        chunk = base[i : i + batch]
+        ids = [str(uuid.UUID(int=j + 1)) for j in range(i, i + len(chunk))]
+        store.upsert(name, ids, chunk, payloads(i, len(chunk), chunk))
+    upsert = time.perf_counter() - start
+    start = time.perf_counter()
+    store.optimize(name)
+    build = time.perf_counter() - start
+    store.search(name, queries[0], TOP_K, hnsw_ef=hnsw_ef)  # warm-up
+    latencies, found = [], []
+    for q in queries:
+        start = time.perf_counter()
+        hits = store.search(name, q, TOP_K, hnsw_ef=hnsw_ef)
+        latencies.append(time.perf_counter() - start)
+        found.append([uuid.UUID(h.id).int - 1 for h in hits])
+    recall = np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, truth)])
+    return {"upsert": len(base) / upsert, "build": build, "p50": 1e3 * np.percentile(latencies, 50),
+            "p99": 1e3 * np.percentile(latencies, 99), "recall": recall}
+
+
+def exact(base: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, float, float]:
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(base)
+    latencies, truth = [], []
+    for q in queries:
+        start = time.perf_counter()
+        _, ids = index.search(q[None, :], TOP_K)
+        latencies.append(time.perf_counter() - start)
+        truth.append(ids[0])
+    return np.array(truth), 1e3 * np.percentile(latencies, 50), 1e3 * np.percentile(latencies, 99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR folder the mixture is fitted to")
+    parser.add_argument("--model", type=Path, help="model directory (default: the default model)")
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--components", type=int, default=256)
+    parser.add_argument("--m", type=int, default=16)
+    parser.add_argument("--ef-construct", type=int, default=128)
+    parser.add_argument("--ef", type=int, default=128, help="search-time hnsw_ef")
+    parser.add_argument("--local-max", type=int, default=100_000, help="largest size also run on local mode")
+    parser.add_argument("--no-gaussian-row", action="store_true", help="skip the N(0, I) worst-case row")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    faiss.omp_set_num_threads(1)  # single-thread latency for every engine
+
+    rng = np.random.default_rng(0)
+    real = real_embeddings(args.data, args.model)
+    mixture = DiagonalMixture(real, args.components)
+    dim = real.shape[1]
+    params = CollectionParams(dim=dim, hnsw_m=args.m, hnsw_ef_construct=args.ef_construct, hnsw_ef=args.ef)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    datasets = [("mixture", mixture.sample)]
+    if not args.no_gaussian_row:
+        datasets.append(("N(0, I)", lambda n, r: r.standard_normal((n, dim), dtype=np.float32)))
+
+    print(f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct} "
+          f"ef={args.ef}; mixture of {args.components} diagonal Gaussians fitted to {len(real)} real embeddings")
+    print("| data | N | engine | upsert pts/s | build s | p50 ms | p99 ms | recall@10 | FAISS exact p50 / p99 ms "
+          "| p50 vs FAISS | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, draw in datasets:
+        for n in sizes:
+            if label != "mixture" and n != sizes[0]:
+                continue  # one worst-case row is enough
+            base, queries = draw(n, rng).astype(np.float32), draw(args.queries, rng).astype(np.float32)
+            truth, faiss_p50, faiss_p99 = exact(base, queries)
+            engines = [("edge", lambda folder: EdgeStore(folder))]
+            if n <= args.local_max:
+                engines.append(("local", lambda folder: ClientStore.local_path(folder)))
+            for engine, opener in engines:
+                folder = Path(tempfile.mkdtemp(prefix=f"ragcun-bench-{engine}-"))
+                try:
+                    store = opener(folder)
+                    row = measure(store, "bench", base, queries, truth, args.ef, params)
+                    store.close()
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                print(f"| {label} | {n:,} | {engine} | {row['upsert']:,.0f} | {row['build']:.1f} | {row['p50']:.2f} "
+                      f"| {row['p99']:.2f} | {row['recall']:.3f} | {faiss_p50:.2f} / {faiss_p99:.2f} "
+                      f"| {row['p50'] / faiss_p50:.2f}x | {peak_rss_mib():,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
