@@ -3,6 +3,9 @@
 # multi-GB CUDA build. On a GPU machine: make TORCH=torch demo
 VENV ?= .venv
 PYTHON ?= python3
+# The demo's ragcun home: embedded store and catalog, kept inside the checkout (git-ignored).
+DEMO_HOME ?= .ragcun
+DEMO_QUERY ?= What is information science? Give definitions where possible.
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
@@ -18,7 +21,9 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 demo: setup
-	$(BIN)/ragcun demo
+	$(BIN)/ragcun --home $(DEMO_HOME) init
+	$(BIN)/ragcun --home $(DEMO_HOME) ingest ragcun/data/adi/corpus.jsonl -c adi
+	$(BIN)/ragcun --home $(DEMO_HOME) search "$(DEMO_QUERY)" -c adi -k 5
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 from sentence_transformers import SentenceTransformer
 
+from common import DEFAULT_DATA
+
 from ragcun.beir import read_corpus
 from ragcun.model import DEFAULT_BASE_MODEL, GaussianEmbedder, load_base_encoder, resolve_base_model
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
 
 
 def load_texts(data: Path, docs: int, words: int) -> list[str]:

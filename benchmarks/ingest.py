@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import DEFAULT_DATA, corpus_file
+
 from ragcun.ingest import IngestOptions, ingest
 from ragcun.ingest.chunking import Chunker
 from ragcun.ingest.readers import SourceDocument, read_source
@@ -27,7 +29,6 @@ from ragcun.settings import Settings
 from ragcun.store import ClientStore
 from ragcun.workspace import Workspace, init_home
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
 
 
 def main() -> None:
@@ -40,16 +41,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    corpus = args.data / "corpus.jsonl" if args.data.is_dir() else args.data
     embedder = GaussianEmbedder.load(args.model) if args.model else GaussianEmbedder.load(_default_model())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.limit:
-            limited = tmp / "corpus.jsonl"
-            with corpus.open() as source, limited.open("w") as target:
-                for _, line in zip(range(args.limit), source):
-                    target.write(line)
-            corpus = limited
+        corpus = corpus_file(args.data, args.limit, tmp)
         docs = [d for d in read_source(corpus) if isinstance(d, SourceDocument)]
         chunker = Chunker(embedder.base.tokenizer, embedder.max_seq_length - 2, 32)
         chunks = [c.text for d in docs for c in chunker.split(d.content)]

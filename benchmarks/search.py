@@ -26,10 +26,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from common import DEFAULT_DATA
+
 from ragcun.beir import read_corpus
 from ragcun.store import ClientStore, CollectionParams, EdgeStore, VectorStore
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
 CACHE = Path.home() / ".cache" / "ragcun-bench"
 TOP_K = 10
 
