@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
 
@@ -208,7 +208,8 @@ class Ingestor:
             return
         source = session.scalar(select(Source).where(Source.collection_name == self.name, Source.uri == uri))
         if source is not None and source.complete_sha256 == sha:
-            self.result.unchanged += session.query(Document).filter(Document.source_id == source.id).count()
+            self.result.unchanged += session.scalar(
+                select(func.count()).select_from(Document).where(Document.source_id == source.id))
             return
         if source is None:
             source = Source(collection_name=self.name, uri=uri)
