@@ -160,3 +160,13 @@ def test_cli_errors_are_one_line(tmp_path, argv, message):
     result = runner.invoke(cli, ["--home", home, *argv])
     assert result.exit_code == 1
     assert result.output.strip() == message
+
+
+def test_an_id_already_ingested_from_another_file_is_refused(workspace, identity_embedder, tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "same", "text": THREE_DOCS[0]}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "same", "text": THREE_DOCS[1]}) + "\n")
+    result = ingest(workspace, [tmp_path / "a.jsonl", tmp_path / "b.jsonl"], "docs", identity_embedder)
+    assert (result.added, result.failed) == (1, 1)
+    assert result.errors[0]["error"] == f"duplicate id 'same': already ingested from {tmp_path / 'a.jsonl'}"
+    # Not marked complete: the conflict is reported again until it is resolved.
+    assert ingest(workspace, [tmp_path / "b.jsonl"], "docs", identity_embedder).failed == 1

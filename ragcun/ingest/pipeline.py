@@ -218,10 +218,9 @@ class Ingestor:
         session.commit()
 
         seen: set[str] = set()
-        problems = 0
+        failed_before = self.result.failed
         for item in read_source(path, self.options.fields, self.options.max_document_bytes):
             if isinstance(item, InputProblem):
-                problems += 1
                 self._problem(item)
                 continue
             document_id = document_uuid(self.name, item.doc_id)
@@ -230,7 +229,7 @@ class Ingestor:
             seen.add(document_id)
             self._queue(item, document_id, source)
         self._flush()
-        if problems == 0:
+        if self.result.failed == failed_before:
             # The file is fully stored; documents it no longer contains go, and it can be skipped next time.
             gone = session.scalars(select(Document).where(Document.source_id == source.id,
                                                           Document.id.not_in(seen) if seen else True)).all()
