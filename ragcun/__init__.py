@@ -10,6 +10,9 @@ _LAZY = {
     "GaussianEmbedder": "ragcun.model",
     "HeadSpec": "ragcun.model",
     "GaussianRetriever": "ragcun.retrieve",
+    "RAGPipeline": "ragcun.rag",
+    "Retriever": "ragcun.rag",
+    "Generator": "ragcun.rag",
 }
 
 
@@ -21,4 +24,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'ragcun' has no attribute {name!r}")
 
 
-__all__ = ["GaussianEmbedder", "GaussianRetriever", "HeadSpec", "ModelLoadError", "RagcunError", "__version__"]
+__all__ = [
+    "GaussianEmbedder", "GaussianRetriever", "Generator", "HeadSpec", "ModelLoadError", "RAGPipeline", "RagcunError",
+    "Retriever", "__version__",
+]

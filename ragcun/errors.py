@@ -23,3 +23,7 @@ class ModelMismatchError(RagcunError):
 
 class CatalogError(RagcunError):
     """The catalog is missing, not migrated, or inconsistent."""
+
+
+class GenerationError(RagcunError):
+    """A RAG generator backend failed: unreachable, refused, timed out or answered nonsense."""

@@ -127,7 +127,7 @@ def _target_collection(ws: Workspace, session: Session, active: Collection, embe
     physical = f"{active.name}-{embedder.fingerprint[:12]}"
     target = session.scalar(select(Collection).where(Collection.physical_name == physical))
     if target is None:
-        params = CollectionParams(**{**active.settings, "dim": embedder.dim})
+        params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
         target = Collection(name=active.name, physical_name=physical, engine=ws.store.engine,
                             model_version_id=version_id, status="building", status_changed_at=utcnow(),
                             settings=params.to_dict())
@@ -137,7 +137,7 @@ def _target_collection(ws: Workspace, session: Session, active: Collection, embe
         target.status, target.status_changed_at = "building", utcnow()
         session.commit()
     if not ws.store.collection_exists(physical):
-        ws.store.create_collection(physical, CollectionParams(**target.settings))
+        ws.store.create_collection(physical, CollectionParams.from_settings(target.settings))
     return target
 
 

@@ -241,3 +241,20 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, id
     with Workspace(settings) as ws:
         assert active(ws, "adi")[1] == model_b.fingerprint
         assert distances_match(model_b, QUERY, search(ws, "adi", QUERY, top_k=5))
+
+
+def test_reindex_after_calibration_keeps_index_params_only(workspace, identity_embedder, model_b, tmp_path):
+    from .conftest import THREE_DOCS
+
+    for i, text in enumerate(THREE_DOCS):
+        (tmp_path / f"d{i}.txt").write_text(text)
+    ingest(workspace, [tmp_path], "small", identity_embedder)
+    with workspace.catalog.session() as session:
+        collection = session.scalar(select(Collection).where(Collection.name == "small"))
+        collection.settings = {**collection.settings, "sigma": 0.7}  # what `ragcun calibrate` stores
+        session.commit()
+    result = reindex(workspace, "small", model_b)
+    assert result.switched and result.chunks_total == 3
+    with workspace.catalog.session() as session:
+        new = session.scalar(select(Collection).where(Collection.physical_name == result.physical_name))
+        assert "sigma" not in new.settings and new.settings["dim"] == 64  # σ belongs to the old model

@@ -149,3 +149,24 @@ class IngestRun(Base):
 
 
 Index("ix_ingest_runs_status", IngestRun.status)
+
+
+class EvalResult(Base):
+    """One method's scores from one ``ragcun eval`` run; the methods of a run share ``batch``."""
+
+    __tablename__ = "eval_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[str] = mapped_column(String(36), index=True)
+    collection_name: Mapped[str] = mapped_column(String(200), index=True)
+    collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id", ondelete="SET NULL"))
+    # The model version scored; None for baselines that are not a registered version (base encoder, BM25).
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    method: Mapped[str] = mapped_column(String(200))
+    queries: Mapped[str] = mapped_column(Text)
+    qrels: Mapped[str] = mapped_column(Text)
+    num_queries: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model_version: Mapped[ModelVersion | None] = relationship()

@@ -4,6 +4,9 @@ Each command group lives in its own module and registers itself on ``cli`` when 
 """
 
 from ragcun.cli import corpus, demo, manage, versions  # noqa: F401  (registers commands)
+from ragcun.cli import train  # noqa: F401
+from ragcun.cli import ask  # noqa: F401
+from ragcun.cli import evaluate  # noqa: F401
 from ragcun.cli.main import cli
 
 __all__ = ["cli"]

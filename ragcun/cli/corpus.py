@@ -20,10 +20,10 @@ def init(app: AppContext) -> None:
 
 
 def load_model(model_path: str | None):
-    """The named model directory, or the default model."""
-    from ragcun.model import GaussianEmbedder
+    """The named model directory, or the shipped default model."""
+    from ragcun.model import GaussianEmbedder, default_model_path
 
-    return GaussianEmbedder.load(model_path) if model_path else GaussianEmbedder()
+    return GaussianEmbedder.load(model_path or default_model_path())
 
 
 @cli.command()
@@ -87,28 +87,36 @@ def ingest(app: AppContext, paths, collection, model_path, include, exclude, syn
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False, default="")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
 @click.option("-k", "top_k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option("--hnsw-ef", type=int, help="Search width (default: the collection's).")
 @click.option("--exact", is_flag=True, help="Exact search instead of HNSW.")
 @click.option("--model", "model_ref", help="Embed the query with this model (refused unless it built the collection).")
+@click.option("--plus", multiple=True, help="Add this text's embedding to the query vector (repeatable).")
+@click.option("--minus", multiple=True, help="Subtract this text's embedding from the query vector (repeatable).")
 @json_option
 @pass_app
-def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, as_json) -> None:
-    """Nearest chunks to QUERY by Euclidean distance (smallest first)."""
+def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, plus, minus, as_json) -> None:
+    """Nearest chunks to QUERY by Euclidean distance (smallest first); --plus/--minus compose the query."""
+    if not query.strip() and not plus:
+        raise click.UsageError("give a QUERY, or at least one --plus")
     from ragcun.admin import load_model_ref
     from ragcun.retrieve.collection import search as run_search
 
     with app.workspace() as ws:
         embedder = load_model_ref(ws, model_ref) if model_ref else None
         hits = [hit.to_dict() for hit in
-                run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact)]
+                run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact,
+                           plus=plus, minus=minus)]
 
     def render(rows: list[dict]) -> None:
+        if rows:
+            click.echo(f"query norm {rows[0]['query_norm']:.3f}")
         for rank, hit in enumerate(rows, 1):
             snippet = " ".join(hit["text"].split())[:100]
-            click.echo(f"{rank:>3}. {hit['distance']:.4f}  norm {hit['norm']:.3f}  [{hit['doc_id']}#{hit['chunk']}] "
+            click.echo(f"{rank:>3}. {hit['distance']:.4f}  p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
+                       f"[{hit['doc_id']}#{hit['chunk']}] "
                        f"{snippet}\n     chunk {hit['chunk_id']}  {hit['source']}")
 
     emit(hits, as_json, render)

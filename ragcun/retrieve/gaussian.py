@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 
 from ragcun.errors import ModelLoadError
-from ragcun.model import GaussianEmbedder
+from ragcun.model import GaussianEmbedder, default_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +29,16 @@ def _flat_l2_index(dim: int) -> faiss.Index:
     return index
 
 
-def check_documents(documents: Sequence[str]) -> list[str]:
-    """Validate a batch of documents: a list of non-blank strings."""
+def check_documents(documents: Sequence[str], name: str = "documents") -> list[str]:
+    """Validate a batch of documents: a list of non-blank strings (``name`` names it in errors)."""
     if isinstance(documents, str):
-        raise TypeError("documents must be a list of strings, not a single string")
+        raise TypeError(f"{name} must be a list of strings, not a single string")
     documents = list(documents)
     for i, doc in enumerate(documents):
         if not isinstance(doc, str):
-            raise TypeError(f"documents[{i}] is {type(doc).__name__}, expected str")
+            raise TypeError(f"{name}[{i}] is {type(doc).__name__}, expected str")
         if not doc.strip():
-            raise ValueError(f"documents[{i}] is empty")
+            raise ValueError(f"{name}[{i}] is empty")
     return documents
 
 
@@ -46,13 +46,14 @@ class GaussianRetriever:
     """Embed documents with a Gaussian model and retrieve them by true L2 distance.
 
     Args:
-        model_path: A ragcun model directory; ``None`` uses the default model.
+        model_path: A ragcun model directory; ``None`` uses the shipped default model
+            (:func:`ragcun.model.default_model_path`).
         embedder: An already loaded model (takes precedence over ``model_path``).
     """
 
     def __init__(self, model_path: str | Path | None = None, embedder: GaussianEmbedder | None = None):
         if embedder is None:
-            embedder = GaussianEmbedder.load(model_path) if model_path is not None else GaussianEmbedder()
+            embedder = GaussianEmbedder.load(model_path if model_path is not None else default_model_path())
         self.embedder = embedder
         self.documents: list[str] = []
         self._vectors = np.empty((0, embedder.dim), dtype=np.float32)
@@ -92,13 +93,19 @@ class GaussianRetriever:
 
     def retrieve_vector(self, vector: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """Like :meth:`retrieve`, from an embedding instead of a text."""
+        ids, distances = self.nearest(vector, top_k)
+        return [(self.documents[i], float(d)) for i, d in zip(ids, distances)]
+
+    def nearest(self, vector: np.ndarray, top_k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
+        distances, nearest first (for callers that keep their own per-document ids)."""
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if vector.shape[1] != self.embedder.dim:
             raise ValueError(f"vector has dim {vector.shape[1]}, the model's is {self.embedder.dim}")
         if not self.documents:
-            return []
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         k = min(int(top_k), len(self.documents))
         _, ids = self._index.search(vector, k)
         ids = ids[0]
@@ -106,7 +113,7 @@ class GaussianRetriever:
         # reported distance is the true L2 norm, then re-sort in case rounding swapped near ties.
         distances = np.linalg.norm(self._vectors[ids].astype(np.float64) - vector.astype(np.float64), axis=1)
         order = np.argsort(distances, kind="stable")
-        return [(self.documents[ids[i]], float(distances[i])) for i in order]
+        return ids[order], distances[order]
 
     # ---- persistence --------------------------------------------------------------------------
 

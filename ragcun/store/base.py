@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from qdrant_client import models
@@ -44,6 +44,12 @@ class CollectionParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_settings(cls, settings: dict, **overrides) -> CollectionParams:
+        """The index params among a collection's catalog settings (which also hold e.g. a calibrated σ)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in settings.items() if k in known}, **overrides})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""``ragcun ask``: answer a question from a collection, with citations."""
+
+from __future__ import annotations
+
+import click
+
+from ragcun.cli.main import AppContext, cli, emit, json_option
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-c", "--collection", required=True, help="Collection to answer from.")
+@click.option("-k", "top_k", type=int, help="Passages to retrieve [default: TOP_K or 5].")
+@click.option("--generator", "generator_name",
+              help="extractive | openai:MODEL | hf:PATH [default: MODEL_NAME or extractive].")
+@click.option("--prompt-template", type=click.Path(exists=True, dir_okay=False),
+              help="Prompt file with {context} and {question} [default: PROMPT_TEMPLATE_FILE or built-in].")
+@json_option
+@pass_app
+def ask(app: AppContext, question, collection, top_k, generator_name, prompt_template, as_json) -> None:
+    """Answer QUESTION from the nearest passages of a collection, citing them as [n].
+
+    Settings come from the options, then the environment, then ./.env (see config/config.example.env).
+    """
+    from pathlib import Path
+
+    from ragcun.rag import Generator, RAGConfig, RAGPipeline, Retriever
+
+    config = RAGConfig.from_env(top_k=top_k, model_name=generator_name)
+    template = Path(prompt_template).read_text(encoding="utf-8") if prompt_template else None
+    generator = Generator(config=config, prompt_template=template)
+
+    # Text output shows the answer as it streams; JSON waits for the whole result.
+    def show(piece: str) -> None:
+        click.echo(piece, nl=False)
+
+    with app.workspace() as ws:
+        pipeline = RAGPipeline(Retriever(collection=collection, workspace=ws), generator, config=config)
+        result = pipeline.query(question, on_token=None if as_json else show).to_dict()
+
+    def render(data: dict) -> None:
+        click.echo("\n")
+        for c in data["citations"]:
+            click.echo(f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  p {c['probability']:.3f}  "
+                       f"{c['source'] or ''}".rstrip())
+
+    emit(result, as_json, render)

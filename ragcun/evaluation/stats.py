@@ -1,0 +1,80 @@
+"""``ragcun stats``: how close a collection's vectors are to the N(0, I) they are trained towards.
+
+Every figure is shown next to what an N(0, I) sample of the same size and width would give, so a
+reader does not need to know the reference values by heart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import chi
+
+from ragcun.evaluation.corpus import load_points
+from ragcun.evaluation.data import EvaluationError
+from ragcun.workspace import Workspace
+from training.evaluate import effective_rank, mean_sigreg
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+SIGREG_SUBSETS, SIGREG_SIZE = 10, 1024
+
+
+@dataclass
+class CollectionStats:
+    collection: str
+    count: int
+    dim: int
+    norm: dict  # mean, std, quantiles of the vectors' norms, and the same for χ(dim)
+    per_dim_mean: list[float]
+    per_dim_var: list[float]
+    per_dim_summary: dict
+    eigenvalues: list[float]  # of the covariance, descending; N(0, I) has all of them ≈ 1
+    effective_rank_ratio: float
+    sigreg: float
+    sigreg_reference: float  # the same statistic on an N(0, I) sample of the same shape (≈ 1.05)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
+    """The isotropy figures of the rows of ``x`` (count × dim)."""
+    count, dim = x.shape
+    if count < 2:
+        raise EvaluationError(f"collection {name!r} has {count} point(s); stats need at least 2 "
+                              "(a covariance and a spread are undefined below that)")
+    x = x.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    reference = chi(dim)
+    mean, var = x.mean(axis=0), x.var(axis=0, ddof=1)
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1].clip(min=0)
+    gaussian = torch.randn(min(count, SIGREG_SIZE), dim, generator=torch.Generator().manual_seed(seed))
+    return CollectionStats(
+        collection=name, count=count, dim=dim,
+        norm={"mean": float(norms.mean()), "std": float(norms.std(ddof=1)),
+              "quantiles": {str(q): float(np.quantile(norms, q)) for q in QUANTILES},
+              "chi": {"mean": float(reference.mean()), "std": float(reference.std()),
+                      "quantiles": {str(q): float(reference.ppf(q)) for q in QUANTILES}}},
+        per_dim_mean=mean.tolist(), per_dim_var=var.tolist(),
+        per_dim_summary={"mean_abs_mean": float(np.abs(mean).mean()), "max_abs_mean": float(np.abs(mean).max()),
+                         "var_min": float(var.min()), "var_median": float(np.median(var)), "var_max": float(var.max())},
+        eigenvalues=eigenvalues.tolist(),
+        effective_rank_ratio=effective_rank(x) / dim,
+        sigreg=mean_sigreg(x, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
+        sigreg_reference=mean_sigreg(gaussian, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
+    )
+
+
+def collection_stats(ws: Workspace, collection_name: str, plot: str | Path | None = None,
+                     seed: int = 0) -> CollectionStats:
+    """:func:`vector_stats` of a collection's stored vectors; with ``plot``, also write the PNG there."""
+    points = load_points(ws, collection_name)
+    stats = vector_stats(collection_name, points.vectors, seed=seed)
+    if plot is not None:
+        from ragcun.evaluation.plots import plot_stats
+
+        plot_stats(points.vectors, stats, plot, seed=seed)
+    return stats

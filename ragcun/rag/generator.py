@@ -1,0 +1,466 @@
+"""Answer a question from numbered context passages, with pluggable backends.
+
+``extractive`` (no LLM: the context sentences nearest the question), ``openai:MODEL`` (any
+OpenAI-compatible chat-completions server) and ``hf:PATH`` (a local Hugging Face causal LM).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ragcun.errors import GenerationError
+from ragcun.rag.config import RAGConfig
+from ragcun.rag.retriever import require_text
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROMPT_TEMPLATE = """\
+Answer the question using only the numbered context below. Cite every passage you use by its \
+number in square brackets, like [1]. If the context does not contain the answer, say that you \
+do not know.
+
+Context:
+{context}
+
+Question: {question}
+Answer:"""
+
+NO_CONTEXT_ANSWER = "No context found to answer this question."
+DEFAULT_HF_MAX_TOKENS = 512
+
+# A sentence ends at . ! or ? followed by whitespace, or at a blank line (a paragraph break).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+# Shorter fragments ("1 .", "Fig. 2.") say nothing on their own; they are used only if nothing longer exists.
+MIN_SENTENCE_WORDS = 4
+
+
+def number_context(context: Sequence[str]) -> str:
+    """The passages as ``[1] …`` blocks, the numbering that citations refer to."""
+    return "\n\n".join(f"[{i}] {' '.join(text.split())}" for i, text in enumerate(context, 1))
+
+
+def check_template(template: str) -> str:
+    """Refuse a prompt template without both ``{context}`` and ``{question}``."""
+    missing = [p for p in ("{context}", "{question}") if p not in template]
+    if missing:
+        raise ValueError(f"prompt template lacks {' and '.join(missing)}")
+    return template
+
+
+def render_prompt(template: str, question: str, context: Sequence[str]) -> str:
+    # str.replace, not str.format: a template may hold other braces (JSON examples, for instance).
+    return template.replace("{context}", number_context(context)).replace("{question}", question.strip())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a passage, whitespace collapsed; short fragments only when nothing else is left."""
+    sentences = [" ".join(s.split()) for s in _SENTENCE_END.split(text)]
+    sentences = [s for s in sentences if s]
+    long_enough = [s for s in sentences if len(s.split()) >= MIN_SENTENCE_WORDS]
+    return long_enough or sentences
+
+
+class ExtractiveBackend:
+    """Answers with the context sentences nearest the question in the embedding space, each cited.
+
+    Args:
+        embedder: The model to embed question and sentences; ``None`` uses the one the caller
+            passes to :meth:`generate` (the pipeline passes its retriever's), else ``embedding_model``.
+        embedding_model: Model directory loaded when no embedder is at hand (``None``: default model).
+        max_sentences: Sentences in an answer.
+    """
+
+    streams = False
+
+    def __init__(self, embedder=None, embedding_model: str | None = None, max_sentences: int = 3):
+        if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences <= 0:
+            raise ValueError(f"max_sentences must be a positive integer, got {max_sentences!r}")
+        self.embedder = embedder
+        self.embedding_model = embedding_model
+        self.max_sentences = max_sentences
+
+    def _embedder(self, fallback):
+        if self.embedder is None and fallback is None:
+            from ragcun.model import GaussianEmbedder, default_model_path
+
+            self.embedder = GaussianEmbedder.load(self.embedding_model or default_model_path())
+        return self.embedder if self.embedder is not None else fallback
+
+    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
+        pairs = [(n, s) for n, text in enumerate(context, 1) for s in split_sentences(text)]
+        # The same sentence in two passages is one candidate, cited by its first passage.
+        seen: dict[str, int] = {}
+        for n, sentence in pairs:
+            seen.setdefault(sentence, n)
+        sentences = list(seen)
+        model = self._embedder(embedder)
+        vectors = model.encode([question, *sentences], sort_by_length=False).astype(np.float64)
+        distances = np.linalg.norm(vectors[1:] - vectors[0], axis=1)
+        nearest = np.argsort(distances, kind="stable")[: self.max_sentences]
+        return " ".join(f"{sentences[i]} [{seen[sentences[i]]}]" for i in nearest)
+
+    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
+        yield self.generate(question, context, prompt, embedder)
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible ``POST {base_url}/chat/completions``: OpenAI, vLLM, llama.cpp, Ollama.
+
+    Args:
+        model: The model name the server knows.
+        base_url: API root, usually ending in ``/v1``.
+        api_key: Sent as ``Authorization: Bearer``; ``None`` sends no header (local servers).
+        timeout: Seconds to wait for the connection and for each read.
+        max_retries: Further attempts after a 5xx, a timeout or a failed connection (never after a
+            4xx: the same request would be refused again). A stream is not retried once its body
+            has started.
+        backoff: Seconds before the first retry, doubled for each next one.
+        max_tokens / temperature: Sent when set.
+    """
+
+    streams = True
+
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 60.0,
+                 max_retries: int = 2, backoff: float = 0.5, max_tokens: int | None = None,
+                 temperature: float | None = None):
+        self.model = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+
+    def body(self, prompt: str, stream: bool) -> dict:
+        """The request body: the rendered prompt as one user message."""
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": stream}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
+
+    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
+        return self._request(self.body(prompt, stream=False), self._read_completion)
+
+    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
+        response = self._request(self.body(prompt, stream=True))
+        with response:
+            if response.headers.get_content_type() == "application/json":
+                # Servers that ignore "stream": true answer with one ordinary completion.
+                yield self._read_completion(response)
+                return
+            yield from self._read_events(response)
+
+    # ---- transport ----------------------------------------------------------------------------
+
+    def _request(self, body: dict, read=None):
+        """POST ``body`` and return ``read(response)``, retrying what a retry can fix; without
+        ``read``, the open response (the caller streams it and closes it)."""
+        headers = {"Content-Type": "application/json",
+                   "Accept": "text/event-stream" if body["stream"] else "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        data = json.dumps(body).encode()
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                response = urllib.request.urlopen(urllib.request.Request(self.url, data, headers, method="POST"),
+                                                  timeout=self.timeout)
+                if read is None:
+                    return response
+                with response:
+                    return read(response)
+            except urllib.error.HTTPError as exc:
+                detail = _error_detail(exc)
+                if exc.code < 500:
+                    raise GenerationError(self._client_error(exc.code, detail)) from None
+                failure = f"server error HTTP {exc.code}{detail}"
+            except urllib.error.URLError as exc:
+                timed_out = isinstance(exc.reason, (TimeoutError, socket.timeout))
+                failure = self._timeout() if timed_out else f"cannot connect ({exc.reason})"
+            except (TimeoutError, socket.timeout):
+                failure = self._timeout()
+            except (OSError, http.client.HTTPException) as exc:  # reset or cut off mid-response
+                failure = f"connection failed ({exc!r})"
+            if attempt + 1 < attempts:
+                delay = self.backoff * 2**attempt
+                logger.warning("%s: %s; retrying in %.2gs (%d/%d)", self.url, failure, delay, attempt + 1,
+                               self.max_retries)
+                time.sleep(delay)
+        raise GenerationError(f"{self.url}: {failure}; gave up after {attempts} attempt{'s' * (attempts > 1)}")
+
+    def _timeout(self) -> str:
+        return f"no response within {self.timeout:g}s (OPENAI_TIMEOUT)"
+
+    def _client_error(self, code: int, detail: str) -> str:
+        if code == 401:
+            return f"{self.url}: HTTP 401 Unauthorized{detail}: the API key was refused; check OPENAI_API_KEY"
+        if code == 404:
+            return (f"{self.url}: HTTP 404 Not Found{detail}: check OPENAI_BASE_URL (usually ending in /v1) "
+                    f"and the model name {self.model!r}")
+        return f"{self.url}: HTTP {code}{detail}"
+
+    def _malformed(self, why: str) -> GenerationError:
+        return GenerationError(f"{self.url}: malformed chat-completions response: {why}")
+
+    def _read_completion(self, response) -> str:
+        try:
+            payload = json.loads(response.read())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self._malformed(f"not JSON ({exc})") from None
+        try:
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise self._malformed(f"no choices[0].message.content in {_snippet(payload)}") from None
+        if not isinstance(content, str):
+            raise self._malformed(f"choices[0].message.content is {type(content).__name__}, not text")
+        return content
+
+    def _read_events(self, response) -> Iterator[str]:
+        """Text deltas of a server-sent-event stream, up to ``data: [DONE]``."""
+        finished = False
+        try:
+            for raw in response:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if not line.startswith("data:"):
+                    continue  # blank separators, ": keep-alive" comments, event: and id: fields
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    event = json.loads(data)
+                except json.JSONDecodeError:
+                    event = None
+                if not isinstance(event, dict):
+                    raise self._malformed(f"stream event is not a JSON object: {data[:80]!r}")
+                if "error" in event:
+                    raise GenerationError(f"{self.url}: error in stream{_message_of(event)}")
+                choices = event.get("choices")
+                if choices == []:
+                    continue  # the usage-only event OpenAI sends last when asked for usage
+                choice = choices[0] if isinstance(choices, list) else None
+                if not isinstance(choice, dict):
+                    raise self._malformed(f"stream event without choices: {data[:80]!r}")
+                delta = (choice.get("delta") or {}).get("content")
+                if delta:
+                    yield delta
+                finished = finished or bool(choice.get("finish_reason"))
+        except (TimeoutError, socket.timeout):
+            raise GenerationError(f"{self.url}: stream stalled: no data within {self.timeout:g}s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise GenerationError(f"{self.url}: stream broken ({exc!r})") from None
+        if not finished:
+            raise GenerationError(f"{self.url}: stream ended before `data: [DONE]`; the answer may be cut off")
+
+
+def _snippet(value, limit: int = 120) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _message_of(payload) -> str:
+    """`` (message)`` from an OpenAI-style ``{"error": {"message": …}}`` body, else ``""``."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    return f" ({_snippet(message)})" if isinstance(message, str) and message.strip() else ""
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    try:
+        return _message_of(json.loads(raw)) or (f" ({_snippet(raw)})" if raw.strip() else "")
+    except json.JSONDecodeError:
+        return f" ({_snippet(raw)})" if raw.strip() else ""
+
+
+class HFBackend:
+    """A local Hugging Face causal LM, loaded from its folder on first use (never downloaded).
+
+    Args:
+        path: The model folder (``config.json``, weights, tokenizer files).
+        max_tokens: Most new tokens per answer (default 512).
+        temperature: Sampling temperature; ``None`` or 0 decodes greedily.
+    """
+
+    streams = True
+
+    def __init__(self, path: str | Path, max_tokens: int | None = None, temperature: float | None = None):
+        self.path = Path(path).expanduser()
+        self.max_tokens = max_tokens or DEFAULT_HF_MAX_TOKENS
+        self.temperature = temperature
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self):
+        if self._model is None:
+            if not (self.path / "config.json").is_file():
+                raise GenerationError(f"hf:{self.path}: not a Hugging Face model folder (no config.json); "
+                                      f"hf: takes a local path, nothing is downloaded")
+            try:
+                import torch
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)
+            except (OSError, ValueError, KeyError, ImportError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise GenerationError(f"hf:{self.path}: cannot load a causal LM: {first}") from exc
+            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            self._model, self._tokenizer = model, tokenizer
+        return self._model, self._tokenizer
+
+    def _inputs(self, prompt: str) -> dict:
+        model, tokenizer = self._load()
+        templated = bool(getattr(tokenizer, "chat_template", None))
+        if templated:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                 add_generation_prompt=True)
+        else:
+            text = prompt
+        # A chat template already writes the special tokens (BOS and the like); do not add them twice.
+        encoded = tokenizer(text, return_tensors="pt", add_special_tokens=not templated)
+        inputs = {k: encoded[k].to(model.device) for k in ("input_ids", "attention_mask") if k in encoded}
+        sampling = bool(self.temperature)
+        options = dict(max_new_tokens=self.max_tokens, do_sample=sampling)
+        if sampling:
+            options["temperature"] = self.temperature
+        if tokenizer.pad_token_id is not None:
+            options["pad_token_id"] = tokenizer.pad_token_id
+        return {**inputs, **options}
+
+    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
+        import torch
+
+        model, tokenizer = self._load()
+        inputs = self._inputs(prompt)
+        with torch.inference_mode():
+            output = model.generate(**inputs)
+        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+
+    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
+        import threading
+
+        import torch
+        from transformers import TextIteratorStreamer
+
+        model, tokenizer = self._load()
+        inputs = self._inputs(prompt)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    model.generate(**inputs, streamer=streamer)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+        if failure:
+            raise GenerationError(f"hf:{self.path}: generation failed: {failure[0]!r}") from failure[0]
+
+
+class Generator:
+    """Answers a question from numbered context passages.
+
+    Args:
+        model_name: ``extractive``, ``openai:MODEL`` or ``hf:PATH``; ``None`` reads ``MODEL_NAME``
+            (default ``extractive``).
+        prompt_template: Prompt for LLM backends, with ``{context}`` (the numbered passages) and
+            ``{question}``; ``None`` reads ``PROMPT_TEMPLATE_FILE``, else :data:`DEFAULT_PROMPT_TEMPLATE`.
+        embedder: Model of the extractive backend (default: the caller's, else ``EMBEDDING_MODEL``).
+        config: Settings; ``None`` reads the environment and ``.env``.
+        base_url, api_key, timeout, max_retries, max_tokens, temperature: Override the matching
+            settings.
+        backoff: Seconds before the OpenAI backend's first retry.
+    """
+
+    def __init__(self, model_name: str | None = None, *, prompt_template: str | None = None, embedder=None,
+                 config: RAGConfig | None = None, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float | None = None, max_retries: int | None = None, max_tokens: int | None = None,
+                 temperature: float | None = None, backoff: float = 0.5):
+        overrides = dict(openai_base_url=base_url, openai_api_key=api_key, openai_timeout=timeout,
+                         openai_max_retries=max_retries, max_tokens=max_tokens, temperature=temperature)
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if config is None:
+            config = RAGConfig.from_env(**overrides)
+        elif overrides:
+            config = replace(config, **overrides)
+            config.validate()
+        self.config = config
+        spec = model_name if model_name is not None else config.model_name
+        if not isinstance(spec, str) or not spec.strip():
+            raise ValueError("generator name must be a non-empty string")
+        self.model_name = spec.strip()
+        if prompt_template is None and config.prompt_template_file:
+            prompt_template = Path(config.prompt_template_file).expanduser().read_text(encoding="utf-8")
+        self.prompt_template = check_template(prompt_template or DEFAULT_PROMPT_TEMPLATE)
+        self.backend = _make_backend(self.model_name, config, embedder, backoff)
+
+    @property
+    def streams(self) -> bool:
+        """Whether :meth:`stream` yields text as it is produced rather than all at once."""
+        return self.backend.streams
+
+    def prompt(self, query: str, context: Sequence[str]) -> str:
+        """The prompt an LLM backend receives."""
+        return render_prompt(self.prompt_template, query, context)
+
+    def generate(self, query: str, context: Sequence[str], embedder=None) -> str:
+        """The answer, citing passages as ``[n]`` (1-based positions in ``context``).
+
+        An empty ``context`` gives :data:`NO_CONTEXT_ANSWER` without calling any model.
+
+        Raises:
+            ValueError: on an empty query.
+            GenerationError: when the backend fails.
+        """
+        return self._call("generate", query, context, embedder)
+
+    def stream(self, query: str, context: Sequence[str], embedder=None) -> Iterator[str]:
+        """Like :meth:`generate`, yielding the answer in pieces as the backend produces them."""
+        return self._call("stream", query, context, embedder)
+
+    def _call(self, method: str, query: str, context: Sequence[str], embedder):
+        from ragcun.retrieve.gaussian import check_documents  # torch and faiss: load on first use
+
+        require_text(query, "query")
+        context = check_documents(context, "context")
+        if not context:
+            return NO_CONTEXT_ANSWER if method == "generate" else iter([NO_CONTEXT_ANSWER])
+        return getattr(self.backend, method)(query, context, self.prompt(query, context), embedder)
+
+
+def _make_backend(spec: str, config: RAGConfig, embedder, backoff: float):
+    kind, _, argument = spec.partition(":")
+    if spec == "extractive":
+        return ExtractiveBackend(embedder=embedder, embedding_model=config.embedding_model)
+    if kind == "openai" and argument.strip():
+        return OpenAIBackend(argument.strip(), config.openai_base_url, config.openai_api_key, config.openai_timeout,
+                             config.openai_max_retries, backoff, config.max_tokens, config.temperature)
+    if kind == "hf" and argument.strip():
+        return HFBackend(argument.strip(), config.max_tokens, config.temperature)
+    raise ValueError(f"unknown generator {spec!r}: use extractive, openai:MODEL or hf:PATH")
