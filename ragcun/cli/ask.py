@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option
-
-pass_app = click.make_pass_decorator(AppContext)
-
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 
 @cli.command()
 @click.argument("question")

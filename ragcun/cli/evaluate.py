@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, table
-
-pass_app = click.make_pass_decorator(AppContext)
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 
 EVAL_COLUMNS = ["method", "ndcg@10", "mrr@10", "recall@10", "recall@100", "separation", "ρ(qnorm,ndcg)",
                 "ρ(dnorm,rel)", "sigma", "ece"]

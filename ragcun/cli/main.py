@@ -53,6 +53,9 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+# Every command receives the shared AppContext through this one decorator.
+pass_app = click.make_pass_decorator(AppContext)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import click
 
 from ragcun import admin
-from ragcun.cli.main import AppContext, cli, emit, json_option, table
-
-pass_app = click.make_pass_decorator(AppContext)
-
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 
 @cli.group()
 def collections() -> None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import click
 
 from ragcun import admin
-from ragcun.cli.main import AppContext, cli, emit, json_option, table
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 from ragcun.cli.manage import collections
-
-pass_app = click.make_pass_decorator(AppContext)
-
 
 @cli.group()
 def models() -> None:
