@@ -29,6 +29,7 @@ import numpy as np
 from common import DEFAULT_DATA
 
 from ragcun.beir import read_corpus
+from ragcun.settings import HNSW_EF_CONSTRUCT, HNSW_M
 from ragcun.store import ClientStore, CollectionParams, EdgeStore, VectorStore
 
 CACHE = Path.home() / ".cache" / "ragcun-bench"
@@ -129,9 +130,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--components", type=int, default=256)
-    parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construct", type=int, default=128)
-    parser.add_argument("--ef", default="64,128,256", help="search-time hnsw_ef values, comma-separated (one row each)")
+    parser.add_argument("--m", type=int, default=HNSW_M)
+    parser.add_argument("--ef-construct", type=int, default=HNSW_EF_CONSTRUCT)
+    parser.add_argument("--ef", default="128,256,512,1024", help="search-time hnsw_ef values, comma-separated (one row each)")
     parser.add_argument("--local-max", type=int, default=100_000, help="largest size also run on local mode")
     parser.add_argument("--no-gaussian-row", action="store_true", help="skip the N(0, I) worst-case row")
     args = parser.parse_args()

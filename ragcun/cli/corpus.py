@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
+from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
 
 @cli.command()
 @pass_app
@@ -40,9 +41,9 @@ def load_model(model_path: str | None):
 @click.option("--metadata-field", "metadata_fields", multiple=True,
               help="JSONL: field kept as metadata (repeatable) [default: every other field].")
 @click.option("--max-doc-mb", type=float, default=10.0, show_default=True, help="Refuse larger documents.")
-@click.option("--hnsw-m", type=int, default=16, show_default=True, help="New collection: HNSW degree.")
-@click.option("--hnsw-ef-construct", type=int, default=100, show_default=True, help="New collection: HNSW build width.")
-@click.option("--hnsw-ef", type=int, default=128, show_default=True, help="New collection: default search width.")
+@click.option("--hnsw-m", type=int, default=HNSW_M, show_default=True, help="New collection: HNSW degree.")
+@click.option("--hnsw-ef-construct", type=int, default=HNSW_EF_CONSTRUCT, show_default=True, help="New collection: HNSW build width.")
+@click.option("--hnsw-ef", type=int, default=HNSW_EF, show_default=True, help="New collection: default search width.")
 @click.option("--shards", type=int, help="New collection on a server: shard count.")
 @click.option("--replicas", type=int, help="New collection on a server: replication factor.")
 @click.option("--write-consistency", type=int, help="New collection on a server: write consistency factor.")

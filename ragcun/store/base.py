@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from qdrant_client import models
 
+from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
+
 # Payload fields that get an index: the ones ragcun filters and deletes by.
 INDEXED_PAYLOAD_FIELDS = ("doc_id", "source", "model_version")
 
@@ -34,9 +36,9 @@ class CollectionParams:
     """
 
     dim: int
-    hnsw_m: int = 16
-    hnsw_ef_construct: int = 100
-    hnsw_ef: int | None = 128
+    hnsw_m: int = HNSW_M
+    hnsw_ef_construct: int = HNSW_EF_CONSTRUCT
+    hnsw_ef: int | None = HNSW_EF
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
