@@ -6,6 +6,7 @@ import click
 
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 
+
 @cli.command()
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")

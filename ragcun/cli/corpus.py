@@ -7,6 +7,7 @@ import click
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
 
+
 @cli.command()
 @pass_app
 def init(app: AppContext) -> None:

@@ -7,6 +7,7 @@ import click
 from ragcun import admin
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 
+
 @cli.group()
 def collections() -> None:
     """List, inspect and drop collections."""

@@ -8,6 +8,7 @@ from ragcun import admin
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 from ragcun.cli.manage import collections
 
+
 @cli.group()
 def models() -> None:
     """Model versions: list, inspect, register and remove."""
