@@ -1,13 +1,16 @@
 """Vector search at scale: the embedded engine (qdrant-edge HNSW) against exact FAISS and qdrant-client local mode.
 
 Uniform random points in high dimension have no meaningful neighbours, so vectors and queries are
-drawn from a Gaussian mixture fitted to real embeddings (the default model on a BEIR corpus). One
-extra row uses pure N(0, I), the worst case for any index. Every point carries a payload like an
-ingested chunk's.
+drawn from a Gaussian mixture fitted to real embeddings (the default model on a BEIR corpus), with
+full covariances so that samples span as few dimensions locally as the real embeddings do: the
+LID column, against the real data's in the header. Two harder-than-real rows follow: a mixture with
+diagonal covariances (about twice the real LID) and pure N(0, I), the worst case for any index.
+Every point carries a payload like an ingested chunk's.
 
-Prints one table with, per data set and size: upsert points/s, index build time, single-query
-latency p50/p99 (one thread, warm index), recall@10 against exact ``faiss.IndexFlatL2``, FAISS
-exact latency for the same queries, and peak resident memory of the process so far.
+Prints one table with, per data set and size: local intrinsic dimension, upsert points/s, index
+build time, single-query latency p50/p99 (one thread, warm index), recall@10 against exact
+``faiss.IndexFlatL2``, FAISS exact latency for the same queries, and peak resident memory of the
+process so far.
 
 Usage: python benchmarks/search.py [--sizes 100000,1000000] [--data ../shared/datasets/scifact]
 """
@@ -29,11 +32,13 @@ import numpy as np
 from common import DEFAULT_DATA
 
 from ragcun.beir import read_corpus
+from ragcun.evaluation.stats import LID_NEIGHBOURS, local_intrinsic_dim
 from ragcun.settings import HNSW_EF_CONSTRUCT, HNSW_M
 from ragcun.store import ClientStore, CollectionParams, EdgeStore, VectorStore
 
 CACHE = Path.home() / ".cache" / "ragcun-bench"
 TOP_K = 10
+LID_K = LID_NEIGHBOURS
 
 
 def real_embeddings(data: Path, model_dir: Path | None) -> np.ndarray:
@@ -50,28 +55,49 @@ def real_embeddings(data: Path, model_dir: Path | None) -> np.ndarray:
     return vectors
 
 
-class DiagonalMixture:
-    """A Gaussian mixture with diagonal covariances: k-means centres, per-cluster variances."""
+class Mixture:
+    """A Gaussian mixture fitted to real embeddings: k-means assignments, per-component means.
 
-    def __init__(self, x: np.ndarray, components: int, seed: int = 0):
+    ``covariance="full"``: each component's covariance is its members' empirical covariance plus
+    ``ridge`` times the data's mean per-dimension variance (shrinkage, since a component has far
+    fewer members than dimensions). A sample is ``mean + Z @ (members - mean) / sqrt(n - 1) + e``
+    with ``Z ~ N(0, I_n)``, ``e ~ N(0, ridge * var * I)``, which has exactly that covariance
+    without forming it. This keeps the correlations between dimensions, so samples lie near a
+    low-dimensional patch around each centre the way real embeddings do.
+
+    ``covariance="diag"``: per-dimension variances only. It drops those correlations and fills
+    every dimension, which roughly doubles the local intrinsic dimension of the real data: a
+    harder-than-real case, reported as its own row.
+    """
+
+    def __init__(self, x: np.ndarray, components: int, covariance: str = "full", ridge: float = 0.1, seed: int = 0):
+        x = x.astype(np.float32)
         kmeans = faiss.Kmeans(x.shape[1], components, niter=25, seed=seed, verbose=False)
-        kmeans.train(x.astype(np.float32))
-        _, assign = kmeans.index.search(x.astype(np.float32), 1)
-        assign = assign[:, 0]
-        self.weights = np.bincount(assign, minlength=components).astype(np.float64)
-        self.weights /= self.weights.sum()
-        self.means = kmeans.centroids.astype(np.float32)
+        kmeans.train(x)
+        _, assign = kmeans.index.search(x, 1)
+        members = [x[assign[:, 0] == c] for c in range(components)]
+        self.covariance = covariance
+        self.weights = np.array([len(m) for m in members], dtype=np.float64) / len(x)
+        self.means = np.stack([m.mean(axis=0) if len(m) else kmeans.centroids[c] for c, m in enumerate(members)])
+        self.ridge_std = float(np.sqrt(ridge * x.var(axis=0).mean()))
+        self.deviations = [m - mean for m, mean in zip(members, self.means)]
         global_std = x.std(axis=0)
-        self.stds = np.empty_like(self.means)
-        for c in range(components):
-            members = x[assign == c]
-            # Clusters with too few members to estimate a spread borrow the global one, shrunk.
-            self.stds[c] = members.std(axis=0) if len(members) >= 5 else 0.5 * global_std
+        # Components with too few members to estimate a spread borrow the global one, shrunk.
+        self.stds = np.stack([m.std(axis=0) if len(m) >= 5 else 0.5 * global_std for m in members])
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         component = rng.choice(len(self.weights), size=n, p=self.weights)
-        noise = rng.standard_normal((n, self.means.shape[1]), dtype=np.float32)
-        return self.means[component] + noise * self.stds[component]
+        out = rng.standard_normal((n, self.means.shape[1]), dtype=np.float32)
+        if self.covariance == "diag":
+            return self.means[component] + out * self.stds[component]
+        out *= self.ridge_std
+        out += self.means[component]
+        for c in np.unique(component):
+            rows = np.flatnonzero(component == c)
+            deviations = self.deviations[c]
+            z = rng.standard_normal((len(rows), len(deviations)), dtype=np.float32)
+            out[rows] += z @ deviations / np.sqrt(max(len(deviations) - 1, 1))
+        return out
 
 
 def payloads(start: int, n: int, vectors: np.ndarray) -> list[dict]:
@@ -114,16 +140,23 @@ def query(store: VectorStore, name: str, queries: np.ndarray, truth: np.ndarray,
     return {"p50": 1e3 * np.percentile(latencies, 50), "p99": 1e3 * np.percentile(latencies, 99), "recall": recall}
 
 
-def exact(base: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, float, float]:
+def exact(base: np.ndarray, queries: np.ndarray) -> dict:
+    """Exact neighbours by ``faiss.IndexFlatL2``: the top-10 truth, latency percentiles, and LID.
+
+    It asks for LID_K neighbours, not 10, so the same pass also gives the local intrinsic
+    dimension; a flat scan's cost is the distances, whatever k.
+    """
     index = faiss.IndexFlatL2(base.shape[1])
     index.add(base)
-    latencies, truth = [], []
+    latencies, distances, truth = [], [], []
     for q in queries:
         start = time.perf_counter()
-        _, ids = index.search(q[None, :], TOP_K)
+        found, ids = index.search(q[None, :], LID_K)
         latencies.append(time.perf_counter() - start)
-        truth.append(ids[0])
-    return np.array(truth), 1e3 * np.percentile(latencies, 50), 1e3 * np.percentile(latencies, 99)
+        distances.append(found[0])
+        truth.append(ids[0, :TOP_K])
+    return {"truth": np.array(truth), "p50": 1e3 * np.percentile(latencies, 50),
+            "p99": 1e3 * np.percentile(latencies, 99), "lid": local_intrinsic_dim(np.array(distances))}
 
 
 def main() -> None:
@@ -133,39 +166,48 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--components", type=int, default=256)
+    parser.add_argument("--ridge", type=float, default=0.1, help="covariance shrinkage, times the mean variance")
     parser.add_argument("--m", type=int, default=HNSW_M)
     parser.add_argument("--ef-construct", type=int, default=HNSW_EF_CONSTRUCT)
-    parser.add_argument("--ef", default="128,256,512,1024", help="search-time hnsw_ef values, comma-separated (one row each)")
+    parser.add_argument("--ef", default="64,128,256,512,1024", help="search-time hnsw_ef values, comma-separated (one row each)")
     parser.add_argument("--local-max", type=int, default=100_000, help="largest size also run on local mode")
-    parser.add_argument("--no-gaussian-row", action="store_true", help="skip the N(0, I) worst-case row")
+    parser.add_argument("--no-hard-rows", action="store_true", help="skip the diagonal-mixture and N(0, I) rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     faiss.omp_set_num_threads(1)  # single-thread latency for every engine
 
     rng = np.random.default_rng(0)
     real = real_embeddings(args.data, args.model)
-    mixture = DiagonalMixture(real, args.components)
     dim = real.shape[1]
+    datasets = [("mixture", Mixture(real, args.components, "full", args.ridge).sample)]
+    if not args.no_hard_rows:
+        datasets.append(("diagonal mixture", Mixture(real, args.components, "diag").sample))
+        datasets.append(("N(0, I)", lambda n, r: r.standard_normal((n, dim), dtype=np.float32)))
+    # Fidelity: the LID estimate depends on N, so compare each data set with the real embeddings
+    # at the real corpus's size (held-out real vectors as queries).
+    held_out = rng.permutation(len(real))[: args.queries]
+    fidelity = [f"real {exact(np.delete(real, held_out, axis=0), real[held_out])['lid']:.1f}"]
+    for label, draw in datasets:
+        sample = draw(len(real), rng).astype(np.float32)
+        fidelity.append(f"{label} {exact(sample[args.queries :], sample[: args.queries])['lid']:.1f}")
     efs = [int(ef) for ef in args.ef.split(",")]
     params = CollectionParams(dim=dim, hnsw_m=args.m, hnsw_ef_construct=args.ef_construct, hnsw_ef=efs[0])
     sizes = [int(s) for s in args.sizes.split(",")]
-    datasets = [("mixture", mixture.sample)]
-    if not args.no_gaussian_row:
-        datasets.append(("N(0, I)", lambda n, r: r.standard_normal((n, dim), dtype=np.float32)))
 
-    print(f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct} "
-          f"ef={args.ef}; mixture of {args.components} diagonal Gaussians fitted to {len(real)} real embeddings")
-    print("| data | N | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
+    print(f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct}; "
+          f"mixtures of {args.components} Gaussians fitted to {len(real):,} real embeddings; local intrinsic "
+          f"dimension (LID, {LID_K} neighbours) at that size: {', '.join(fidelity)}")
+    print("| data | N | LID | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
           "| FAISS exact p50 / p99 ms | p50 vs FAISS | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, draw in datasets:
         for n in sizes:
             if label != "mixture" and n != sizes[0]:
-                continue  # one worst-case row is enough
+                continue  # one row per harder-than-real data set is enough
             base, queries = draw(n, rng).astype(np.float32), draw(args.queries, rng).astype(np.float32)
-            truth, faiss_p50, faiss_p99 = exact(base, queries)
+            truth = exact(base, queries)
             engines = [("edge", lambda folder: EdgeStore(folder))]
-            if n <= args.local_max:
+            if n <= args.local_max and label == "mixture":
                 engines.append(("local", lambda folder: ClientStore.local_path(folder)))
             for engine, opener in engines:
                 folder = Path(tempfile.mkdtemp(prefix=f"ragcun-bench-{engine}-"))
@@ -174,11 +216,11 @@ def main() -> None:
                     loaded = load(store, "bench", base, params)
                     # Local mode is exact whatever the ef: one row is enough.
                     for ef in efs if engine == "edge" else efs[:1]:
-                        row = {**loaded, **query(store, "bench", queries, truth, ef)}
-                        print(f"| {label} | {n:,} | {engine} | {ef if engine == 'edge' else 'exact'} "
+                        row = {**loaded, **query(store, "bench", queries, truth["truth"], ef)}
+                        print(f"| {label} | {n:,} | {truth['lid']:.1f} | {engine} | {ef if engine == 'edge' else 'exact'} "
                               f"| {row['upsert']:,.0f} | {row['build']:.1f} | {row['p50']:.2f} | {row['p99']:.2f} "
-                              f"| {row['recall']:.3f} | {faiss_p50:.2f} / {faiss_p99:.2f} "
-                              f"| {row['p50'] / faiss_p50:.2f}x | {peak_rss_mib():,.0f} |", flush=True)
+                              f"| {row['recall']:.3f} | {truth['p50']:.2f} / {truth['p99']:.2f} "
+                              f"| {row['p50'] / truth['p50']:.2f}x | {peak_rss_mib():,.0f} |", flush=True)
                     store.close()
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)

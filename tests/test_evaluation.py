@@ -16,6 +16,7 @@ from ragcun.beir import SAMPLE_DIR, read_corpus, read_qrels, read_queries
 from ragcun.cli import cli
 from ragcun.evaluation import expected_calibration_error, gaussian_probabilities, separation
 from ragcun.evaluation.metrics import per_query_metrics
+from ragcun.evaluation.stats import sample_lid
 from ragcun.retrieve import GaussianRetriever
 from training.evaluate import rank, retrieval_metrics, run_from_scores
 
@@ -178,9 +179,22 @@ def test_stats_against_the_gaussian_reference(adi):
     # 82 points span at most 81 directions, whatever the model.
     assert 0 < stats["effective_rank_ratio"] <= 81 / 384
     assert 0.8 < stats["sigreg_reference"] < 1.4 < stats["sigreg"]  # raw MiniLM is far from N(0, I)
+    # Text embeddings lie near low-dimensional patches; 82 Gaussian points in 384-d do not.
+    assert 2 < stats["local_intrinsic_dim"] < 0.7 * stats["local_intrinsic_dim_reference"]
     assert_png(plot)
     text = invoke(home, "stats", "-c", "adi")
     assert text.exit_code == 0 and "χ(384)" in text.output and "SIGReg" in text.output
+    assert "local intrinsic dim" in text.output
+
+
+def test_local_intrinsic_dim_finds_the_dimension_of_a_subspace():
+    rng = np.random.default_rng(0)
+    embed = rng.standard_normal((4, 64))
+    on_subspace = rng.standard_normal((5000, 4)) @ embed  # 4-dimensional data in a 64-d space
+    assert 3.3 < sample_lid(on_subspace) < 4.7
+    assert sample_lid(rng.standard_normal((5000, 64))) > 25  # the estimator is biased low at high dim
+    assert sample_lid(np.ones((50, 8))) is None  # duplicates only: no spread to measure
+    assert sample_lid(np.eye(2)) is None  # too few points for two neighbours
 
 
 def test_stats_needs_two_points(adi, tmp_path, identity_model_dir):

@@ -106,7 +106,7 @@ def eval_list(app: AppContext, collection, as_json) -> None:
 @json_option
 @pass_app
 def stats(app: AppContext, collection, plot, seed, as_json) -> None:
-    """Isotropy of a collection's vectors against N(0, I): norms vs χ(dim), spectrum, effective rank, SIGReg."""
+    """Isotropy of a collection's vectors against N(0, I): norms vs χ(dim), spectrum, effective rank, SIGReg, LID."""
     from ragcun.evaluation import collection_stats
 
     with app.workspace() as ws:
@@ -129,6 +129,9 @@ def stats(app: AppContext, collection, plot, seed, as_json) -> None:
                    f"(N(0, I): all ≈ 1)")
         click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1)")
         click.echo(f"SIGReg        {d['sigreg']:.3f}  (N(0, I) sample of the same shape: {d['sigreg_reference']:.3f})")
+        if d["local_intrinsic_dim"] is not None:
+            click.echo(f"local intrinsic dim  {d['local_intrinsic_dim']:.1f}  (N(0, I) sample of the same shape: "
+                       f"{d['local_intrinsic_dim_reference']:.1f}; lower is easier for HNSW)")
         if d.get("plot"):
             click.echo(f"plot: {d['plot']}")
 

@@ -20,6 +20,9 @@ from training.evaluate import effective_rank, mean_sigreg
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SIGREG_SUBSETS, SIGREG_SIZE = 10, 1024
+# The LID estimate falls as the sample grows, so it is always taken on a subset of one bounded size
+# and compared with N(0, I) at that same size.
+LID_NEIGHBOURS, LID_SIZE, LID_QUERIES = 20, 10_000, 500
 
 
 @dataclass
@@ -35,9 +38,42 @@ class CollectionStats:
     effective_rank_ratio: float
     sigreg: float
     sigreg_reference: float  # the same statistic on an N(0, I) sample of the same shape (≈ 1.05)
+    local_intrinsic_dim: float | None  # what a graph index (HNSW) sees; None below 3 points
+    local_intrinsic_dim_reference: float | None  # the same on an N(0, I) sample of the same shape
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def local_intrinsic_dim(distances: np.ndarray) -> float | None:
+    """Median maximum-likelihood local intrinsic dimension (Levina and Bickel 2004).
+
+    ``distances``: each query's squared L2 distances to its k nearest neighbours (itself
+    excluded), ascending. Per query, with r_j the distance to the j-th neighbour,
+    ``LID = -1 / mean_{j<k} log(r_j / r_k)``. It is how many dimensions the data around a query
+    really spans: globally isotropic vectors can still lie near low-dimensional patches, and the
+    local figure is what decides how wide an HNSW search must be. None when no query has a spread.
+    """
+    r = np.sqrt(np.maximum(np.asarray(distances, dtype=np.float64), 1e-24))
+    with np.errstate(divide="ignore"):
+        estimates = -1.0 / np.mean(np.log(r[:, :-1] / r[:, -1:]), axis=1)
+    # A query whose k neighbours are all duplicates of one point has no defined spread.
+    estimates = estimates[np.isfinite(estimates)]
+    return float(np.median(estimates)) if len(estimates) else None
+
+
+def sample_lid(x: np.ndarray, seed: int = 0) -> float | None:
+    """:func:`local_intrinsic_dim` of a random subset of ``x``'s rows, by exact leave-one-out kNN."""
+    rng = np.random.default_rng(seed)
+    x = x[rng.permutation(len(x))[:LID_SIZE]]
+    k = min(LID_NEIGHBOURS, len(x) - 1)
+    if k < 2:
+        return None
+    base = torch.as_tensor(x, dtype=torch.float64)
+    queries = base[: LID_QUERIES]
+    distances = torch.cdist(queries, base).square()
+    distances[torch.arange(len(queries)), torch.arange(len(queries))] = float("inf")  # not its own neighbour
+    return local_intrinsic_dim(distances.topk(k, largest=False).values.numpy())
 
 
 def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
@@ -65,6 +101,9 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
         effective_rank_ratio=effective_rank(x) / dim,
         sigreg=mean_sigreg(x, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
         sigreg_reference=mean_sigreg(gaussian, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
+        local_intrinsic_dim=sample_lid(x, seed=seed),
+        local_intrinsic_dim_reference=sample_lid(
+            np.random.default_rng(seed).standard_normal((min(count, LID_SIZE), dim)), seed=seed),
     )
 
 
