@@ -38,7 +38,6 @@ from ragcun.store import ClientStore, CollectionParams, EdgeStore, VectorStore
 
 CACHE = Path.home() / ".cache" / "ragcun-bench"
 TOP_K = 10
-LID_K = LID_NEIGHBOURS
 
 
 def real_embeddings(data: Path, model_dir: Path | None) -> np.ndarray:
@@ -143,7 +142,7 @@ def query(store: VectorStore, name: str, queries: np.ndarray, truth: np.ndarray,
 def exact(base: np.ndarray, queries: np.ndarray) -> dict:
     """Exact neighbours by ``faiss.IndexFlatL2``: the top-10 truth, latency percentiles, and LID.
 
-    It asks for LID_K neighbours, not 10, so the same pass also gives the local intrinsic
+    It asks for LID_NEIGHBOURS neighbours, not 10, so the same pass also gives the local intrinsic
     dimension; a flat scan's cost is the distances, whatever k.
     """
     index = faiss.IndexFlatL2(base.shape[1])
@@ -151,7 +150,7 @@ def exact(base: np.ndarray, queries: np.ndarray) -> dict:
     latencies, distances, truth = [], [], []
     for q in queries:
         start = time.perf_counter()
-        found, ids = index.search(q[None, :], LID_K)
+        found, ids = index.search(q[None, :], LID_NEIGHBOURS)
         latencies.append(time.perf_counter() - start)
         distances.append(found[0])
         truth.append(ids[0, :TOP_K])
@@ -196,7 +195,7 @@ def main() -> None:
 
     print(f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct}; "
           f"mixtures of {args.components} Gaussians fitted to {len(real):,} real embeddings; local intrinsic "
-          f"dimension (LID, {LID_K} neighbours) at that size: {', '.join(fidelity)}")
+          f"dimension (LID, {LID_NEIGHBOURS} neighbours) at that size: {', '.join(fidelity)}")
     print("| data | N | LID | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
           "| FAISS exact p50 / p99 ms | p50 vs FAISS | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -26,22 +26,31 @@ def join_title(title: str | None, text: str) -> str:
     return f"{title}. {text}" if title else text
 
 
-def read_corpus(path: str | Path) -> list[BeirDoc]:
-    """Read a BEIR ``corpus.jsonl`` (or a folder holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "corpus.jsonl"
-    docs = []
+def read_jsonl(path: Path, parse, expected: str) -> list:
+    """``parse`` applied to the JSON object of every non-blank line of ``path``.
+
+    A line that is not JSON, or that ``parse`` cannot read (a missing key, a wrong type), raises
+    ``ValueError`` naming the file, the line number and ``expected``.
+    """
+    rows = []
     with path.open(encoding="utf-8") as lines:
         for line_no, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                docs.append(BeirDoc(str(row["_id"]), row.get("title") or "", row.get("text") or ""))
-            except (json.JSONDecodeError, KeyError) as exc:
-                raise ValueError(f"{path}:{line_no}: not a BEIR corpus line: {exc}") from exc
-    return docs
+                rows.append(parse(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{line_no}: expected {expected}: {exc!r}") from exc
+    return rows
+
+
+def read_corpus(path: str | Path) -> list[BeirDoc]:
+    """Read a BEIR ``corpus.jsonl`` (or a folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+    return read_jsonl(path, lambda row: BeirDoc(str(row["_id"]), row.get("title") or "", row.get("text") or ""),
+                      "a BEIR corpus line {_id, title?, text}")
 
 
 def read_queries(path: str | Path) -> dict[str, str]:

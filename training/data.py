@@ -14,7 +14,6 @@ once through the base encoder and caches the result on disk.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ragcun.beir import read_corpus, read_qrels, read_queries
+from ragcun.beir import read_corpus, read_jsonl, read_qrels, read_queries
 
 logger = logging.getLogger(__name__)
 
@@ -109,22 +108,15 @@ def load_jsonl_pairs(path: Path) -> PairSet:
     texts = _Texts()
     pairs = PairSet(texts=texts.texts, kind="jsonl", sources=[str(path)])
     corpus: dict[int, None] = {}
-    with path.open(encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                query, positive = row["query"], row["positive"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: expected {{query, positive, negative?}}: {exc!r}") from exc
-            pairs.query.append(texts(query))
-            pairs.positive.append(texts(positive))
-            corpus[pairs.positive[-1]] = None
-            negative = row.get("negative")
-            pairs.negative.append(texts(negative) if negative else NO_NEGATIVE)
-            if negative:
-                corpus[pairs.negative[-1]] = None
+    rows = read_jsonl(path, lambda row: (row["query"], row["positive"], row.get("negative")),
+                      "{query, positive, negative?}")
+    for query, positive, negative in rows:
+        pairs.query.append(texts(query))
+        pairs.positive.append(texts(positive))
+        corpus[pairs.positive[-1]] = None
+        pairs.negative.append(texts(negative) if negative else NO_NEGATIVE)
+        if negative:
+            corpus[pairs.negative[-1]] = None
     pairs.corpus = list(corpus)
     pairs.doc_ids = [str(i) for i in pairs.corpus]
     return pairs
