@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ragcun import __version__
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, IngestRun, utcnow
 from ragcun.catalog.ops import register_model_version, require_collection, stored_chunk_payload
-from ragcun.errors import RagcunError
+from ragcun.errors import RagcunError, VerificationError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
@@ -31,10 +31,6 @@ logger = logging.getLogger(__name__)
 
 VERIFY_SAMPLE = 64
 NORM_TOLERANCE = 1e-4
-
-
-class VerificationError(RagcunError):
-    """A freshly built collection does not match the catalog; it stays unswitched."""
 
 
 @dataclass

@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragcun.beir import read_corpus, read_qrels
-from ragcun.errors import RagcunError
+from ragcun.errors import EvaluationError
 
 logger = logging.getLogger(__name__)
-
-
-class EvaluationError(RagcunError):
-    """Evaluation input is unusable: duplicate query ids, empty qrels, too few points, nothing judged."""
 
 
 def read_queries_strict(path: str | Path) -> dict[str, str]:
