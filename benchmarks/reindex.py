@@ -23,7 +23,7 @@ from common import DEFAULT_DATA, corpus_file
 from ragcun.ingest import IngestOptions, ingest
 from ragcun.model import GaussianEmbedder, load_base_encoder
 from ragcun.settings import Settings
-from ragcun.versioning import reindex
+from ragcun.collections import reindex
 from ragcun.workspace import Workspace, init_home
 
 

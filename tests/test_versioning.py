@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient
 from sqlalchemy import func, select
 
 from ragcun.catalog.models import Collection, CollectionChunk
-from ragcun.check import check
+from ragcun.collections.check import check
 from ragcun.cli import cli
 from ragcun.errors import RagcunError
 from ragcun.ingest import ingest
@@ -24,7 +24,7 @@ from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.store import ClientStore
-from ragcun.versioning import gc, reindex, rollback
+from ragcun.collections import gc, reindex, rollback
 from ragcun.workspace import Workspace, init_home
 
 from .test_ingest import ADI

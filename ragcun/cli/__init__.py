@@ -1,12 +1,25 @@
 """The ``ragcun`` admin command line: a thin layer over library functions that return data.
 
-Each command group lives in its own module and registers itself on ``cli`` when imported here.
+Each module is one command group or top-level command family, named after it, and registers its
+commands on ``cli`` when imported here.
 """
 
-from ragcun.cli import corpus, demo, manage, versions  # noqa: F401  (registers commands)
-from ragcun.cli import train  # noqa: F401
-from ragcun.cli import ask  # noqa: F401
-from ragcun.cli import evaluate  # noqa: F401
+from ragcun.cli import (  # noqa: F401  (registers commands)
+    ask,
+    check,
+    collections,
+    db,
+    demo,
+    docs,
+    eval,
+    home,
+    ingest,
+    models,
+    reindex,
+    runs,
+    search,
+    train,
+)
 from ragcun.cli.main import cli
 
 __all__ = ["cli"]

@@ -173,7 +173,7 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
     Returns:
         An :class:`EvalReport`, the collection's own model first.
     """
-    from ragcun.admin import load_model_ref
+    from ragcun.collections.versions import load_model_ref
     from training.data import base_embeddings
 
     queries = read_queries_strict(queries_path)

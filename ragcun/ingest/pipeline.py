@@ -1,6 +1,7 @@
-"""Idempotent, crash-safe ingestion of files into a collection.
+"""Idempotent, crash-safe ingestion of files into a collection: reading, chunking and planning.
 
-The order of writes is what makes a killed run safe to re-run:
+The writes go through :mod:`ragcun.collections` (:func:`~ragcun.collections.documents.write_documents`),
+and their order is what makes a killed run safe to re-run:
 
 1. a batch of new chunks is embedded and upserted into the store (deterministic point ids, so a
    repeat overwrites instead of duplicating);
@@ -16,31 +17,20 @@ skipped without being parsed or encoded again.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
 
-from ragcun import __version__
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, IngestRun, Source, utcnow
-from ragcun.catalog.ops import (
-    active_collection,
-    chunk_ids_in,
-    chunk_payload,
-    chunk_uuid,
-    delete_documents,
-    document_uuid,
-    mark_interrupted_runs,
-    register_model_version,
-)
-from ragcun.errors import ModelMismatchError
-from ragcun.ingest.chunking import Chunker, ChunkText
+from ragcun.catalog.models import Document, IngestRun, Source
+from ragcun.catalog.ops import chunk_ids_in, chunk_uuid, document_uuid
+from ragcun.collections.create import ensure_collection
+from ragcun.collections.documents import PlannedDocument, delete_documents, write_documents
+from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
+from ragcun.ingest.chunking import Chunker
 from ragcun.ingest.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     InputProblem,
@@ -50,7 +40,6 @@ from ragcun.ingest.readers import (
     file_sha256,
     read_source,
 )
-from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -102,45 +91,6 @@ class IngestResult:
         return asdict(self)
 
 
-@dataclass
-class _PendingDocument:
-    doc: SourceDocument
-    document_id: str
-    source_id: int
-    chunks: list[ChunkText]
-    chunk_ids: list[str]
-    to_embed: list[int]  # indexes into chunks that have no point yet
-    stale_chunk_ids: list[str]  # chunks the previous version had and this one does not
-    kind: str  # added | updated
-
-
-def ensure_collection(session: Session, ws: Workspace, name: str, embedder, params: dict) -> Collection:
-    """The active collection ``name``, created for ``embedder`` if missing; refuses another model."""
-    version = register_model_version(session, embedder, ws.models_dir)
-    collection = active_collection(session, name)
-    if collection is None:
-        physical = f"{name}-{version.fingerprint[:12]}"
-        collection_params = CollectionParams(dim=embedder.dim, **params)
-        if not ws.store.collection_exists(physical):
-            ws.store.create_collection(physical, collection_params)
-        collection = Collection(name=name, physical_name=physical, engine=ws.store.engine,
-                                model_version_id=version.id, status="active", status_changed_at=utcnow(),
-                                settings=collection_params.to_dict())
-        session.add(collection)
-        session.commit()
-        ws.store.set_alias(name, physical)
-        return collection
-    if collection.model_version.fingerprint != version.fingerprint:
-        raise ModelMismatchError(
-            f"collection {name!r} was built by model {collection.model_version.fingerprint[:12]}, not "
-            f"{version.fingerprint[:12]}; ingest with that model, or reindex the collection"
-        )
-    shape = ws.store.shape(collection.physical_name)
-    if shape.dim != embedder.dim:
-        raise ModelMismatchError(f"collection {name!r} stores {shape.dim}-d vectors; the model makes {embedder.dim}-d")
-    return collection
-
-
 class Ingestor:
     """One ingest run into one collection."""
 
@@ -152,21 +102,16 @@ class Ingestor:
         max_tokens = options.chunk_tokens or embedder.max_seq_length - 2  # room for [CLS] and [SEP]
         self.chunker = Chunker(embedder.base.tokenizer, max_tokens, options.chunk_overlap)
         self.session = ws.catalog.session()
-        self.pending: list[_PendingDocument] = []
+        self.pending: list[PlannedDocument] = []
         self.pending_chunks = 0
 
     def run(self, paths: Sequence[str | Path]) -> IngestResult:
         files = discover(paths, self.options.include, self.options.exclude)
         session = self.session
         mark_interrupted_runs(session)
-        self.collection = ensure_collection(session, self.ws, self.name, self.embedder,
+        self.collection = ensure_collection(self.ws, session, self.name, self.embedder,
                                             self.options.collection_params)
-        self.run_row = IngestRun(collection_name=self.name, collection_id=self.collection.id,
-                                 model_version_id=self.collection.model_version_id, status="running",
-                                 pid=os.getpid(), inputs=[str(Path(p).resolve()) for p in paths],
-                                 ragcun_version=__version__)
-        session.add(self.run_row)
-        session.commit()
+        self.run_row = start_run(session, "ingest", self.collection, [str(Path(p).resolve()) for p in paths])
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
@@ -189,10 +134,8 @@ class Ingestor:
 
     def _finish(self, status: str, started: float) -> None:
         self.result.seconds = time.perf_counter() - started
-        run = self.session.get(IngestRun, self.run_row.id)
-        run.status, run.finished_at = status, utcnow()
-        run.counts, run.errors = self.result.counts(), self.result.errors
-        self.session.commit()
+        finish_run(self.session, self.session.get(IngestRun, self.run_row.id), status, self.result.counts(),
+                   self.result.errors)
 
     def _problem(self, problem: InputProblem) -> None:
         self.result.failed += 1
@@ -233,7 +176,7 @@ class Ingestor:
             # The file is fully stored; documents it no longer contains go, and it can be skipped next time.
             gone = session.scalars(select(Document).where(Document.source_id == source.id,
                                                           Document.id.not_in(seen) if seen else True)).all()
-            self.result.deleted += delete_documents(session, list(gone), self.ws.store, [self.collection.physical_name])
+            self.result.deleted += delete_documents(self.ws, session, gone, [self.collection.physical_name])
             source.complete_sha256 = sha
         session.commit()
 
@@ -254,8 +197,9 @@ class Ingestor:
         chunk_ids = [chunk_uuid(document_id, c.ordinal, c.sha256) for c in chunks]
         present = chunk_ids_in(session, self.collection.id, chunk_ids)
         stale = [c.id for c in existing.chunks if c.id not in set(chunk_ids)] if existing is not None else []
-        self.pending.append(_PendingDocument(
-            doc=doc, document_id=document_id, source_id=source.id, chunks=chunks, chunk_ids=chunk_ids,
+        self.pending.append(PlannedDocument(
+            doc=doc, document_id=document_id, source_id=source.id, source_uri=source.uri, chunks=chunks,
+            chunk_ids=chunk_ids,
             to_embed=[i for i, cid in enumerate(chunk_ids) if cid not in present], stale_chunk_ids=stale,
             kind="added" if existing is None else "updated"))
         self.pending_chunks += len(chunks)
@@ -265,49 +209,13 @@ class Ingestor:
     def _flush(self) -> None:
         if not self.pending:
             return
-        store, physical, session = self.ws.store, self.collection.physical_name, self.session
-        jobs = [(p, i) for p in self.pending for i in p.to_embed]
-        norms: dict[str, float] = {}
-        if jobs:
-            vectors = self.embedder.encode([p.chunks[i].text for p, i in jobs], show_progress_bar=False)
-            vector_norms = np.linalg.norm(vectors, axis=1)
-            ids, payloads = [], []
-            for (p, i), norm in zip(jobs, vector_norms):
-                ids.append(p.chunk_ids[i])
-                norms[p.chunk_ids[i]] = float(norm)
-                payloads.append(chunk_payload(
-                    doc_id=p.doc.doc_id, ordinal=p.chunks[i].ordinal, text=p.chunks[i].text, title=p.doc.title,
-                    metadata=p.doc.metadata, source=self.session.get(Source, p.source_id).uri, norm=float(norm),
-                    model_version=self.collection.model_version.fingerprint, ingest_run=self.run_row.id))
-            store.upsert(physical, ids, vectors, payloads)
-        stale = [cid for p in self.pending for cid in p.stale_chunk_ids]
-        if stale:
-            store.delete(physical, stale)
-
+        written = write_documents(self.ws, self.session, self.collection, self.embedder, self.pending,
+                                  self.run_row.id)
         for p in self.pending:
-            document = session.get(Document, p.document_id)
-            if document is None:
-                document = Document(id=p.document_id, collection_name=self.name, doc_id=p.doc.doc_id)
-                session.add(document)
-            document.source_id, document.sha256 = p.source_id, p.doc.sha256
-            document.title, document.metadata_, document.ingest_run_id = p.doc.title, p.doc.metadata, self.run_row.id
-            if p.stale_chunk_ids:
-                for chunk in list(document.chunks):
-                    if chunk.id in p.stale_chunk_ids:
-                        document.chunks.remove(chunk)
-            known = {c.id for c in document.chunks}
-            for i, (chunk, chunk_id) in enumerate(zip(p.chunks, p.chunk_ids)):
-                if chunk_id not in known:
-                    document.chunks.append(Chunk(id=chunk_id, ordinal=chunk.ordinal, sha256=chunk.sha256,
-                                                 text=chunk.text, token_count=chunk.token_count))
-                if chunk_id in norms:
-                    session.merge(CollectionChunk(collection_id=self.collection.id, chunk_id=chunk_id,
-                                                  ingest_run_id=self.run_row.id, norm=norms[chunk_id]))
             setattr(self.result, p.kind, getattr(self.result, p.kind) + 1)
-        session.commit()
-        self.result.chunks_written += len(jobs)
-        self.progress.total += len(jobs)
-        self.progress.update(len(jobs))
+        self.result.chunks_written += written
+        self.progress.total += written
+        self.progress.update(written)
         self.pending, self.pending_chunks = [], 0
 
     def _sync(self, paths: Sequence[str | Path], files: list[Path]) -> None:
@@ -321,8 +229,7 @@ class Ingestor:
             if not under_roots or source.uri in present or source_path.exists():
                 continue
             documents = list(session.scalars(select(Document).where(Document.source_id == source.id)))
-            self.result.deleted += delete_documents(session, documents, self.ws.store,
-                                                    [self.collection.physical_name])
+            self.result.deleted += delete_documents(self.ws, session, documents, [self.collection.physical_name])
             session.delete(source)
         session.commit()
 

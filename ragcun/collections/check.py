@@ -1,16 +1,17 @@
-"""Consistency check between the catalog (the source of truth) and the vector store."""
+"""Check and repair: compare the catalog (the source of truth) with the vector store, and mend the store from it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from qdrant_client import models
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
-from ragcun.catalog.ops import require_collection, stored_chunk_payload
-from ragcun.versioning import NORM_TOLERANCE, embed_chunks
+from ragcun.catalog.ops import require_collection
+from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
 from ragcun.workspace import Workspace
 
 PROBLEM_KINDS = ("missing_points", "orphan_points", "payload_mismatches", "wrong_norms", "shape_mismatches")
@@ -40,7 +41,7 @@ class CollectionReport:
                 **counts, "problems": self.problems, "examples": examples, "repaired": self.repaired}
 
 
-def _inspect(ws: Workspace, session, collection: Collection) -> CollectionReport:
+def _inspect(ws: Workspace, session: Session, collection: Collection) -> CollectionReport:
     report = CollectionReport(collection.name, collection.physical_name)
     version = collection.model_version
     if not ws.store.collection_exists(collection.physical_name):
@@ -66,9 +67,8 @@ def _inspect(ws: Workspace, session, collection: Collection) -> CollectionReport
         if (payload.get("text") != chunk.text or payload.get("doc_id") != chunk.document.doc_id
                 or payload.get("chunk") != chunk.ordinal or payload.get("model_version") != version.fingerprint):
             report.payload_mismatches.append(record.id)
-        elif (not isinstance(payload.get("norm"), (int, float))
-              or abs(payload["norm"] - norm) > NORM_TOLERANCE * max(1.0, norm)
-              or abs(members[record.id].norm - norm) > NORM_TOLERANCE * max(1.0, norm)):
+        elif (not isinstance(payload.get("norm"), (int, float)) or not norms_match(payload["norm"], norm)
+              or not norms_match(members[record.id].norm, norm)):
             report.wrong_norms.append(record.id)
     report.points = len(seen)
     report.missing_points = sorted(set(members) - seen)
@@ -101,26 +101,21 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
     return reports
 
 
-def _repair(ws: Workspace, session, collection: Collection, report: CollectionReport) -> None:
-    physical = collection.physical_name
+def _repair(ws: Workspace, session: Session, collection: Collection, report: CollectionReport) -> None:
     if report.orphan_points:
-        ws.store.delete(physical, report.orphan_points)
+        ws.store.delete(collection.physical_name, report.orphan_points)
+    members = {m.chunk_id: m for m in session.scalars(select(CollectionChunk).where(
+        CollectionChunk.collection_id == collection.id))}
     if report.missing_points:
-        embed_chunks(ws, session, collection, ws.embedder_for(collection), report.missing_points, ingest_run=None)
+        points = [ChunkPoint.of(session.get(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points]
+        write_points(ws, session, collection, ws.embedder_for(collection), points)
     rewrite = report.payload_mismatches + report.wrong_norms
     if rewrite:
-        members = {m.chunk_id: m for m in session.scalars(select(CollectionChunk).where(
-            CollectionChunk.collection_id == collection.id, CollectionChunk.chunk_id.in_(rewrite)))}
-        records = ws.store.retrieve(physical, rewrite, with_vectors=True)
+        # The stored vector is right (its norm is recomputed); the payload and the catalog's norm are rewritten.
+        records = ws.store.retrieve(collection.physical_name, rewrite, with_vectors=True)
+        points = [ChunkPoint.of(session.get(Chunk, r.id), members[r.id].ingest_run_id) for r in records]
         vectors = np.array([r.vector for r in records], dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1).astype(float)
-        payloads = []
-        for record, norm in zip(records, norms):
-            member = members[record.id]
-            member.norm = float(norm)
-            payloads.append(stored_chunk_payload(session.get(Chunk, record.id), float(norm),
-                                                 collection.model_version.fingerprint, member.ingest_run_id))
-        ws.store.upsert(physical, [r.id for r in records], vectors, payloads)
+        record_norms(session, collection, points, store_points(ws, collection, points, vectors))
         session.commit()
     report.repaired = {"orphans_deleted": len(report.orphan_points), "points_restored": len(report.missing_points),
                        "points_rewritten": len(rewrite)}

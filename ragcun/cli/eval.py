@@ -56,7 +56,7 @@ def eval_group(ctx: click.Context, collection, queries, qrels, beir, split, mode
         if beir:
             if queries or qrels:
                 raise click.UsageError("--beir takes queries and qrels from the folder; drop --queries/--qrels")
-            from ragcun.cli.corpus import load_model
+            from ragcun.cli.ingest import load_model
 
             report = evaluate_beir(ws, beir, load_model(model_path) if model_path else None, collection,
                                    split=split, compare=methods, ignore_identical_ids=not keep_identical_ids)

@@ -1,21 +1,11 @@
-"""``ragcun init``, ``ingest``, ``search`` and ``status``: the everyday commands."""
+"""``ragcun ingest``: files and folders into a collection."""
 
 from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
-
-
-@cli.command()
-@pass_app
-def init(app: AppContext) -> None:
-    """Create the ragcun home and bring the catalog to the latest schema."""
-    from ragcun.workspace import init_home
-
-    init_home(app.settings)
-    click.echo(f"Initialised {app.settings.home} (catalog {app.settings.db_url}, engine {app.settings.engine})")
 
 
 def load_model(model_path: str | None):
@@ -83,59 +73,3 @@ def ingest(app: AppContext, paths, collection, model_path, include, exclude, syn
             click.echo(f"  failed: {where}: {error['error']}", err=True)
 
     emit(result.to_dict(), as_json, render)
-
-
-@cli.command()
-@click.argument("query", required=False, default="")
-@click.option("-c", "--collection", required=True, help="Collection to search.")
-@click.option("-k", "top_k", type=int, default=10, show_default=True, help="Number of hits.")
-@click.option("--hnsw-ef", type=int, help="Search width (default: the collection's).")
-@click.option("--exact", is_flag=True, help="Exact search instead of HNSW.")
-@click.option("--model", "model_ref", help="Embed the query with this model (refused unless it built the collection).")
-@click.option("--plus", multiple=True, help="Add this text's embedding to the query vector (repeatable).")
-@click.option("--minus", multiple=True, help="Subtract this text's embedding from the query vector (repeatable).")
-@json_option
-@pass_app
-def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, plus, minus, as_json) -> None:
-    """Nearest chunks to QUERY by Euclidean distance (smallest first); --plus/--minus compose the query."""
-    if not query.strip() and not plus:
-        raise click.UsageError("give a QUERY, or at least one --plus")
-    from ragcun.admin import load_model_ref
-    from ragcun.retrieve.collection import search as run_search
-
-    with app.workspace() as ws:
-        embedder = load_model_ref(ws, model_ref) if model_ref else None
-        hits = [hit.to_dict() for hit in
-                run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact,
-                           plus=plus, minus=minus)]
-
-    def render(rows: list[dict]) -> None:
-        if rows:
-            click.echo(f"query norm {rows[0]['query_norm']:.3f}")
-        for rank, hit in enumerate(rows, 1):
-            snippet = " ".join(hit["text"].split())[:100]
-            click.echo(f"{rank:>3}. {hit['distance']:.4f}  p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
-                       f"[{hit['doc_id']}#{hit['chunk']}] "
-                       f"{snippet}\n     chunk {hit['chunk_id']}  {hit['source']}")
-
-    emit(hits, as_json, render)
-
-
-@cli.command()
-@json_option
-@pass_app
-def status(app: AppContext, as_json) -> None:
-    """Home, catalog, engine and collections at a glance."""
-    from ragcun.admin import status as get_status
-
-    with app.workspace() as ws:
-        data = get_status(ws)
-
-    def render(d: dict) -> None:
-        click.echo(f"home      {d['home']}\ncatalog   {d['catalog']} (revision {d['catalog_revision']})")
-        click.echo(f"engine    {d['engine']}" + (f" at {d['qdrant_url']}" if d["qdrant_url"] else ""))
-        if d["running_ingests"]:
-            click.echo(f"running   ingest runs {d['running_ingests']}")
-        table(d["collections"], ["name", "physical_name", "documents", "chunks", "dim", "model_version"])
-
-    emit(data, as_json, render)

@@ -1,0 +1,46 @@
+"""``ragcun docs show|delete``: a chunk's lineage; deleting a document."""
+
+from __future__ import annotations
+
+import click
+
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
+from ragcun.collections import chunk_lineage, delete_document
+
+
+@cli.group()
+def docs() -> None:
+    """Documents and chunks: lineage and deletion."""
+
+
+@docs.command("show")
+@click.argument("chunk_id")
+@json_option
+@pass_app
+def docs_show(app: AppContext, chunk_id, as_json) -> None:
+    """Where a chunk (a search hit) came from: file, hash, run, model version."""
+    with app.workspace() as ws:
+        data = chunk_lineage(ws, chunk_id).to_dict()
+
+    def render(d: dict) -> None:
+        doc, source = d["document"], d["source"]
+        click.echo(f"chunk     {d['chunk_id']} (#{d['ordinal']}, {d['tokens']} tokens, sha256 {d['sha256'][:16]}…)")
+        click.echo(f"document  {doc['doc_id']} in {doc['collection']!r}" + (f": {doc['title']}" if doc["title"] else ""))
+        click.echo(f"source    {source['uri']} (sha256 {source['sha256'][:16]}…, {source['size']} bytes)")
+        for c in d["collections"]:
+            click.echo(f"stored in {c['physical_name']} [{c['status']}] by model {c['model_version'][:12]} "
+                       f"({c['base_model']}), run {c['ingest_run']}, norm {c['norm']:.4f}")
+
+    emit(data, as_json, render)
+
+
+@docs.command("delete")
+@click.argument("doc_id")
+@click.option("-c", "--collection", required=True)
+@json_option
+@pass_app
+def docs_delete(app: AppContext, doc_id, collection, as_json) -> None:
+    """Delete one document (by its doc id) and its chunks."""
+    with app.workspace() as ws:
+        data = delete_document(ws, collection, doc_id).to_dict()
+    emit(data, as_json, lambda d: click.echo(f"Deleted {d['doc_id']!r} ({d['chunks_deleted']} chunks)"))

@@ -1,0 +1,61 @@
+"""Creating a collection: the physical collection in the store and its catalog row, together."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ragcun.catalog.models import Collection, ModelVersion, utcnow
+from ragcun.catalog.ops import active_collection
+from ragcun.collections.versions import register_model_version
+from ragcun.errors import ModelMismatchError
+from ragcun.store import CollectionParams
+from ragcun.workspace import Workspace
+
+
+def physical_name(name: str, fingerprint: str) -> str:
+    """The physical collection that ``fingerprint``'s model builds for logical collection ``name``."""
+    return f"{name}-{fingerprint[:12]}"
+
+
+def create_collection(ws: Workspace, session: Session, name: str, version: ModelVersion, params: CollectionParams,
+                      status: str) -> Collection:
+    """The physical collection of ``name`` built by ``version``, created in the store and catalog if missing.
+
+    The store side is created first, so the catalog never records a collection the store lacks; a
+    crash between the two is mended by calling again. An existing collection is given ``status``.
+    """
+    physical = physical_name(name, version.fingerprint)
+    collection = session.scalar(select(Collection).where(Collection.physical_name == physical))
+    settings = collection.settings if collection is not None else params.to_dict()
+    if not ws.store.collection_exists(physical):
+        ws.store.create_collection(physical, CollectionParams.from_settings(settings))
+    if collection is None:
+        collection = Collection(name=name, physical_name=physical, engine=ws.store.engine,
+                                model_version_id=version.id, status=status, status_changed_at=utcnow(),
+                                settings=settings)
+        session.add(collection)
+    elif collection.status != status:
+        collection.status, collection.status_changed_at = status, utcnow()
+    session.commit()
+    return collection
+
+
+def ensure_collection(ws: Workspace, session: Session, name: str, embedder, params: dict) -> Collection:
+    """The active collection ``name``, created for ``embedder`` if missing; refuses another model."""
+    version = register_model_version(session, embedder, ws.models_dir)
+    collection = active_collection(session, name)
+    if collection is None:
+        collection = create_collection(ws, session, name, version, CollectionParams(dim=embedder.dim, **params),
+                                       status="active")
+        ws.store.set_alias(name, collection.physical_name)
+        return collection
+    if collection.model_version.fingerprint != version.fingerprint:
+        raise ModelMismatchError(
+            f"collection {name!r} was built by model {collection.model_version.fingerprint[:12]}, not "
+            f"{version.fingerprint[:12]}; ingest with that model, or reindex the collection"
+        )
+    shape = ws.store.shape(collection.physical_name)
+    if shape.dim != embedder.dim:
+        raise ModelMismatchError(f"collection {name!r} stores {shape.dim}-d vectors; the model makes {embedder.dim}-d")
+    return collection

@@ -1,0 +1,110 @@
+"""Writing and deleting documents: the ingest's write step, and removing documents with their points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
+from ragcun.catalog.ops import document_uuid
+from ragcun.collections.write import ChunkPoint, embed_points, record_norms
+from ragcun.errors import DocumentNotFound
+from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ragcun.ingest.chunking import ChunkText
+    from ragcun.ingest.readers import SourceDocument
+
+
+@dataclass
+class PlannedDocument:
+    """A document the ingest has read and chunked, with what writing it takes."""
+
+    doc: SourceDocument
+    document_id: str
+    source_id: int
+    source_uri: str
+    chunks: list[ChunkText]
+    chunk_ids: list[str]
+    to_embed: list[int]  # indexes into chunks that have no point yet
+    stale_chunk_ids: list[str]  # chunks the previous version had and this one does not
+    kind: str  # added | updated
+
+
+@dataclass
+class DocumentDeleted:
+    collection: str
+    doc_id: str
+    chunks_deleted: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def write_documents(ws: Workspace, session: Session, collection: Collection, embedder,
+                    planned: Sequence[PlannedDocument], ingest_run: int) -> int:
+    """Store ``planned`` documents in ``collection``; returns how many chunks were embedded.
+
+    New chunks are embedded and upserted, then the points of chunks the documents no longer have
+    are deleted, then one catalog transaction records documents, chunks and memberships.
+    """
+    points = [ChunkPoint(p.chunk_ids[i], p.doc.doc_id, p.chunks[i].ordinal, p.chunks[i].text, p.doc.title,
+                         p.doc.metadata, p.source_uri, ingest_run) for p in planned for i in p.to_embed]
+    norms = embed_points(ws, collection, embedder, points) if points else []
+    stale = [cid for p in planned for cid in p.stale_chunk_ids]
+    if stale:
+        ws.store.delete(collection.physical_name, stale)
+    for p in planned:
+        document = session.get(Document, p.document_id)
+        if document is None:
+            document = Document(id=p.document_id, collection_name=collection.name, doc_id=p.doc.doc_id)
+            session.add(document)
+        document.source_id, document.sha256 = p.source_id, p.doc.sha256
+        document.title, document.metadata_, document.ingest_run_id = p.doc.title, p.doc.metadata, ingest_run
+        if p.stale_chunk_ids:
+            for chunk in list(document.chunks):
+                if chunk.id in p.stale_chunk_ids:
+                    document.chunks.remove(chunk)
+        known = {c.id for c in document.chunks}
+        for chunk, chunk_id in zip(p.chunks, p.chunk_ids):
+            if chunk_id not in known:
+                document.chunks.append(Chunk(id=chunk_id, ordinal=chunk.ordinal, sha256=chunk.sha256,
+                                             text=chunk.text, token_count=chunk.token_count))
+    record_norms(session, collection, points, norms)
+    session.commit()
+    return len(points)
+
+
+def delete_documents(ws: Workspace, session: Session, documents: Sequence[Document],
+                     physical_names: Sequence[str]) -> int:
+    """Remove documents' points from every given physical collection, then stage removing their catalog rows."""
+    if not documents:
+        return 0
+    document_ids = [d.id for d in documents]
+    chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_id.in_(document_ids))))
+    for physical in physical_names:
+        if ws.store.collection_exists(physical):
+            ws.store.delete(physical, chunk_ids)
+    session.execute(delete(CollectionChunk).where(CollectionChunk.chunk_id.in_(chunk_ids)))
+    session.execute(delete(Chunk).where(Chunk.document_id.in_(document_ids)))
+    session.execute(delete(Document).where(Document.id.in_(document_ids)))
+    return len(documents)
+
+
+def delete_document(ws: Workspace, collection_name: str, doc_id: str) -> DocumentDeleted:
+    """Delete one document (by the id it was ingested with) and its chunks from every version of a collection."""
+    with ws.catalog.session() as session:
+        document = session.get(Document, document_uuid(collection_name, doc_id))
+        if document is None:
+            raise DocumentNotFound(f"no document {doc_id!r} in collection {collection_name!r}")
+        physical = list(session.scalars(select(Collection.physical_name).where(Collection.name == collection_name)))
+        chunks = len(document.chunks)
+        # Its source must be re-read next time, or an unchanged file would never bring it back.
+        document.source.complete_sha256 = None
+        delete_documents(ws, session, [document], physical)
+        session.commit()
+        return DocumentDeleted(collection_name, doc_id, chunks)

@@ -1,0 +1,155 @@
+"""Reindex and rollback: rebuild a collection with another model version, then switch to it with no downtime.
+
+A logical collection name points at exactly one *active* physical collection. A reindex builds a
+new physical collection (status ``building``) from the chunk text in the catalog, verifies it,
+then switches the pointer in one catalog transaction and, on engines with aliases, in one
+``update_collection_aliases`` request. Until that switch every query is served by the old
+collection. Each embedded batch is committed, so a killed reindex resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from tqdm.auto import tqdm
+
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, utcnow
+from ragcun.catalog.ops import require_collection
+from ragcun.collections.create import create_collection
+from ragcun.collections.runs import finish_run, start_run
+from ragcun.collections.versions import register_model_version
+from ragcun.collections.write import ChunkPoint, norms_match, write_points
+from ragcun.errors import RagcunError, VerificationError
+from ragcun.store import CollectionParams
+from ragcun.workspace import Workspace
+
+VERIFY_SAMPLE = 64
+
+
+@dataclass
+class ReindexResult:
+    collection: str
+    model_version: str
+    physical_name: str
+    previous_physical_name: str | None
+    chunks_embedded: int
+    chunks_total: int
+    switched: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def logical_chunk_ids(session: Session, name: str) -> list[str]:
+    return list(session.scalars(select(Chunk.id).join(Document).where(Document.collection_name == name)
+                                .order_by(Chunk.id)))
+
+
+def member_chunk_ids(session: Session, collection_id: int) -> set[str]:
+    return set(session.scalars(select(CollectionChunk.chunk_id).where(CollectionChunk.collection_id == collection_id)))
+
+
+def build(ws: Workspace, session: Session, target: Collection, embedder, batch_size: int, run_id: int) -> int:
+    """Bring ``target`` up to date with the logical collection's chunks; returns how many were embedded."""
+    wanted = logical_chunk_ids(session, target.name)
+    present = member_chunk_ids(session, target.id)
+    # Points of chunks deleted since an interrupted build started must not survive into the switch.
+    wanted_set = set(wanted)
+    stale = [point.id for point in ws.store.scroll(target.physical_name) if point.id not in wanted_set]
+    if stale:
+        ws.store.delete(target.physical_name, stale)
+    todo = [cid for cid in wanted if cid not in present]
+    with tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"reindex {target.name}", unit="chunk",
+              disable=None) as progress:
+        for start in range(0, len(todo), batch_size):
+            batch = session.scalars(select(Chunk).where(Chunk.id.in_(todo[start : start + batch_size]))).all()
+            write_points(ws, session, target, embedder, [ChunkPoint.of(c, run_id) for c in batch])
+            progress.update(len(batch))
+    ws.store.optimize(target.physical_name)
+    return len(todo)
+
+
+def verify(ws: Workspace, session: Session, target: Collection) -> None:
+    """Point count equals chunk count, and a sample of stored norms equals the vectors' norms."""
+    expected = len(logical_chunk_ids(session, target.name))
+    points = ws.store.count(target.physical_name)
+    members = member_chunk_ids(session, target.id)
+    if not points == len(members) == expected:
+        raise VerificationError(f"{target.physical_name} holds {points} points and {len(members)} catalog chunks; "
+                                f"the collection has {expected} chunks")
+    sample = random.Random(0).sample(sorted(members), min(VERIFY_SAMPLE, len(members)))
+    for record in ws.store.retrieve(target.physical_name, sample, with_vectors=True):
+        norm = float(np.linalg.norm(record.vector))
+        if not norms_match(record.payload["norm"], norm):
+            raise VerificationError(f"{target.physical_name}: point {record.id} has norm {norm:.6f} but its payload "
+                                    f"says {record.payload['norm']:.6f}")
+
+
+def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Collection | None:
+    """Make ``target`` the active collection of ``name``; the previous one is retired, not dropped."""
+    previous = session.scalar(select(Collection).where(Collection.name == name, Collection.status == "active"))
+    now = utcnow()
+    if previous is not None and previous.id != target.id:
+        previous.status, previous.status_changed_at = "retired", now
+    target.status, target.status_changed_at = "active", now
+    session.commit()
+    ws.store.set_alias(name, target.physical_name)
+    return previous if previous is not None and previous.id != target.id else None
+
+
+def reindex(ws: Workspace, name: str, embedder, batch_size: int = 128) -> ReindexResult:
+    """Rebuild collection ``name`` with ``embedder`` from the catalog's chunk text, then switch to it.
+
+    Re-running after a crash resumes the build; re-running after the switch only re-asserts it.
+    An older build by the same model (a retired version) is brought up to date instead of rebuilt.
+    """
+    with ws.catalog.session() as session:
+        active = require_collection(session, name)
+        version = register_model_version(session, embedder, ws.models_dir)
+        session.commit()
+        if active.model_version_id == version.id:
+            ws.store.set_alias(name, active.physical_name)  # a crash may have come between catalog and alias
+            total = len(member_chunk_ids(session, active.id))
+            return ReindexResult(name, version.fingerprint, active.physical_name, None, 0, total, switched=False)
+        # σ and other calibrations belong to the old model: only the index params carry over.
+        params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
+        target = create_collection(ws, session, name, version, params, status="building")
+        return _build_verify_switch(ws, session, target, embedder, batch_size, "reindex")
+
+
+def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
+    """Re-activate the most recently retired version of ``name``.
+
+    Documents ingested since it was retired are embedded into it first, so a rollback loses nothing.
+    """
+    with ws.catalog.session() as session:
+        require_collection(session, name)
+        previous = session.scalar(select(Collection).where(Collection.name == name, Collection.status == "retired")
+                                  .order_by(Collection.status_changed_at.desc(), Collection.id.desc()))
+        if previous is None:
+            raise RagcunError(f"collection {name!r} has no retired version to roll back to")
+        embedder = ws.embedder_for(previous)
+        previous.status = "building"
+        session.commit()
+        return _build_verify_switch(ws, session, previous, embedder, batch_size, "rollback")
+
+
+def _build_verify_switch(ws: Workspace, session: Session, target: Collection, embedder, batch_size: int,
+                         kind: str) -> ReindexResult:
+    run = start_run(session, kind, target, [f"catalog:{target.name}"])
+    try:
+        embedded = build(ws, session, target, embedder, batch_size, run.id)
+        verify(ws, session, target)
+        previous = switch(ws, session, target.name, target)
+    except BaseException as exc:
+        session.rollback()
+        finish_run(session, run, "failed", errors=[{"uri": None, "line": None, "error": repr(exc)}])
+        raise
+    total = len(member_chunk_ids(session, target.id))
+    finish_run(session, run, "completed", counts={"chunks_written": embedded, "chunks": total})
+    return ReindexResult(target.name, target.model_version.fingerprint, target.physical_name,
+                         previous.physical_name if previous else None, embedded, total, switched=True)

@@ -1,0 +1,82 @@
+"""The one write path of every point: embed chunk text, upsert the points, record their norms.
+
+Ingest, reindex, rollback and repair all write points through here, in the same order: the store
+first, then the catalog rows that claim the points, so the catalog never claims a point the store
+lacks. The point id of a chunk is its catalog id, so a repeated write overwrites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk
+from ragcun.workspace import Workspace
+
+# Relative tolerance between a stored norm and the norm of the stored vector (float32 round trips).
+NORM_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ChunkPoint:
+    """One chunk as a point: its id, the text to embed and the payload fields that trace it."""
+
+    chunk_id: str
+    doc_id: str
+    ordinal: int
+    text: str
+    title: str | None
+    metadata: dict
+    source: str | None
+    ingest_run: int | None
+
+    @classmethod
+    def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
+        """The point of a chunk already in the catalog."""
+        document = chunk.document
+        return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
+                   document.source.uri, ingest_run)
+
+    def payload(self, norm: float, model_version: str) -> dict:
+        """Enough for any Qdrant client to show and trace a hit."""
+        return {"doc_id": self.doc_id, "chunk": self.ordinal, "text": self.text, "norm": norm,
+                "source": self.source, "model_version": model_version, "ingest_run": self.ingest_run,
+                "title": self.title, "metadata": self.metadata}
+
+
+def norms_match(stored: float, norm: float) -> bool:
+    return abs(stored - norm) <= NORM_TOLERANCE * max(1.0, norm)
+
+
+def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPoint],
+                 vectors: np.ndarray) -> list[float]:
+    """Upsert ``points`` with ``vectors`` into ``collection``'s store; returns each vector's norm."""
+    norms = [float(n) for n in np.linalg.norm(vectors, axis=1)]
+    fingerprint = collection.model_version.fingerprint
+    ws.store.upsert(collection.physical_name, [p.chunk_id for p in points], vectors,
+                    [p.payload(n, fingerprint) for p, n in zip(points, norms)])
+    return norms
+
+
+def embed_points(ws: Workspace, collection: Collection, embedder, points: Sequence[ChunkPoint]) -> list[float]:
+    """Embed ``points``' text with ``embedder`` and upsert them; returns their norms. Store only."""
+    vectors = embedder.encode([p.text for p in points], show_progress_bar=False)
+    return store_points(ws, collection, points, vectors)
+
+
+def record_norms(session: Session, collection: Collection, points: Sequence[ChunkPoint],
+                 norms: Sequence[float]) -> None:
+    """Stage the memberships that claim ``points`` (with their norms) in ``session``; the caller commits."""
+    for point, norm in zip(points, norms):
+        session.merge(CollectionChunk(collection_id=collection.id, chunk_id=point.chunk_id,
+                                      ingest_run_id=point.ingest_run, norm=norm))
+
+
+def write_points(ws: Workspace, session: Session, collection: Collection, embedder,
+                 points: Sequence[ChunkPoint]) -> None:
+    """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
+    record_norms(session, collection, points, embed_points(ws, collection, embedder, points))
+    session.commit()
