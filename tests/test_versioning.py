@@ -24,7 +24,7 @@ from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.store import ClientStore
-from ragcun.collections import gc, reindex, rollback
+from ragcun.collections import chunk_lineage, gc, reindex, rollback
 from ragcun.workspace import Workspace, init_home
 
 from .test_ingest import ADI
@@ -184,6 +184,11 @@ def test_check_finds_each_planted_fault_and_repair_fixes_it(workspace, identity_
     (repaired,) = check(workspace, "adi", repair=True)
     assert repaired.problems == 0 and repaired.points == 82
     assert repaired.repaired == {"orphans_deleted": 1, "points_restored": 1, "points_rewritten": 1}
+    # A restored point keeps its lineage: the ingest run that first wrote it, in the catalog and the payload.
+    victim = sorted(r.id for r in workspace.store.scroll(active(workspace, "adi")[0]))[0]
+    (stored,) = chunk_lineage(workspace, victim).collections
+    assert stored["ingest_run"] == 1
+    assert workspace.store.retrieve(stored["physical_name"], [victim])[0].payload["ingest_run"] == 1
 
 
 def test_check_cli_exit_codes(tmp_path, identity_model_dir):
