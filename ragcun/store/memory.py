@@ -44,9 +44,16 @@ def exact_nearest(vectors: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray
         candidates = np.argpartition(scores, k - 1, axis=1)[:, :k]
     else:
         candidates = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-    # The expansion loses precision in float32; the winners' distances are recomputed exactly in float64
-    # and re-sorted in case rounding swapped near ties.
-    diffs = vectors[candidates].astype(np.float64) - queries[:, None, :].astype(np.float64)
+    return rerank_exact(vectors, queries, candidates)
+
+
+def rerank_exact(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``candidates`` (b, k rows of ``vectors``) sorted by their true L2 distance to each query, with it.
+
+    The expansion ‖x‖² − 2x·q loses precision in float32, so the winners' distances are recomputed
+    in float64 and re-sorted in case rounding swapped near ties.
+    """
+    diffs = np.subtract(vectors[candidates], queries[:, None, :], dtype=np.float64)
     distances = np.sqrt(np.einsum("bkd,bkd->bk", diffs, diffs))
     order = np.argsort(distances, axis=1, kind="stable")
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(distances, order, axis=1)
