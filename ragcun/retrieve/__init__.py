@@ -5,6 +5,7 @@
 :func:`query_vector` and search it with :func:`search_vector`.
 """
 
+from ragcun.lazy import lazy_attributes
 from ragcun.retrieve.base import Hit, gaussian_probabilities, query_vector, search_vector
 
 # These pull in torch (the model) or the catalog; import them on first use.
@@ -15,13 +16,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ragcun.retrieve' has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["CollectionRetriever", "GaussianRetriever", "Hit", "gaussian_probabilities", "query_vector", "search",
            "search_vector"]
