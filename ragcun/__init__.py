@@ -1,6 +1,7 @@
 """ragcun: retrieval with isotropic Gaussian embeddings and Euclidean distance."""
 
 from ragcun.errors import ModelLoadError, RagcunError
+from ragcun.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -16,13 +17,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ragcun' has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "GaussianEmbedder", "GaussianRetriever", "Generator", "HeadSpec", "ModelLoadError", "RAGPipeline", "RagcunError",

@@ -14,6 +14,10 @@ class InvalidInputError(RagcunError, ValueError):
     """An argument or input the caller can fix: empty query, ``top_k <= 0``, malformed file, bad option value."""
 
 
+class InvalidTypeError(InvalidInputError, TypeError):
+    """An argument of the wrong type: one string where a list of them is expected, ``None`` among texts."""
+
+
 class NotFoundError(RagcunError, LookupError):
     """Something named by the caller does not exist."""
 

@@ -20,8 +20,7 @@ from ragcun.rag import (
     Retriever,
     read_env_file,
 )
-from ragcun.retrieve import GaussianRetriever
-from ragcun.retrieve.collection import gaussian_probabilities
+from ragcun.retrieve import GaussianRetriever, Hit, gaussian_probabilities, search
 
 from .conftest import THREE_DOCS
 from .test_rag_openai import clean_environment  # noqa: F401  (autouse: no RAG setting leaks in)
@@ -59,7 +58,8 @@ def test_in_memory_hits_carry_distance_norm_probability_source(adi_retriever, id
     query = identity_embedder.encode([DEFINITION_QUERY])[0].astype(np.float64)
     vectors = identity_embedder.encode([h.text for h in hits]).astype(np.float64)
     for hit, vector in zip(hits, vectors):
-        assert hit.text == ADI[hit.doc_id].content and hit.source == f"adi/{hit.doc_id}" and hit.chunk_id is None
+        assert hit.text == ADI[hit.doc_id].content and hit.source == f"adi/{hit.doc_id}"
+        assert hit.chunk_id == str(list(ADI).index(hit.doc_id))  # in memory, a point's id is its position
         assert hit.norm == pytest.approx(float(np.linalg.norm(vector)), rel=1e-5)
         assert hit.distance == pytest.approx(float(np.linalg.norm(vector - query)), rel=1e-5)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
@@ -67,6 +67,20 @@ def test_in_memory_hits_carry_distance_norm_probability_source(adi_retriever, id
     assert probabilities == pytest.approx(list(gaussian_probabilities([h.distance for h in hits], 1.0)))
     assert sum(probabilities) == pytest.approx(1.0) and probabilities == sorted(probabilities, reverse=True)
     assert set(hits[0].to_dict()) >= {"doc_id", "distance", "norm", "probability", "source", "text"}
+
+
+def test_every_retriever_returns_the_one_hit_type(adi_retriever, identity_embedder):
+    from ragcun.demo import run_demo
+    from ragcun.rag import RetrievedDoc
+
+    assert RetrievedDoc is Hit
+    plain = GaussianRetriever(embedder=identity_embedder)
+    plain.add_documents(THREE_DOCS)
+    for hits in (adi_retriever.retrieve(DEFINITION_QUERY, 3), plain.search(DEFINITION_QUERY, 3),
+                 run_demo(DEFINITION_QUERY, 3)):
+        assert len(hits) == 3 and all(type(hit) is Hit for hit in hits)
+    demo = run_demo(DEFINITION_QUERY, 3)
+    assert demo[0].title == ADI[demo[0].doc_id].title and demo[0].text == ADI[demo[0].doc_id].content
 
 
 def test_default_ids_and_sigma(identity_embedder):
@@ -251,7 +265,7 @@ def test_collection_retriever_and_pipeline(workspace, identity_embedder, tmp_pat
     retriever = Retriever(collection="adi", workspace=workspace)
     assert len(retriever) == len(relevant) + len(others)
     hits = retriever.retrieve(DEFINITION_QUERY, top_k=4)
-    assert len(hits) == 4 and hits[0].distance <= hits[-1].distance
+    assert len(hits) == 4 and hits[0].distance <= hits[-1].distance and all(type(h) is Hit for h in hits)
     assert all(h.chunk_id and h.source == str((folder / "corpus.jsonl").resolve()) for h in hits)
     distances = [h.distance for h in hits]
     assert [h.probability for h in hits] == pytest.approx(list(gaussian_probabilities(distances, 1.0)))
@@ -264,6 +278,19 @@ def test_collection_retriever_and_pipeline(workspace, identity_embedder, tmp_pat
         pytest.approx(list(gaussian_probabilities(distances, 2.5)))
     given = Retriever(collection="adi", workspace=workspace, sigma=0.5).retrieve(DEFINITION_QUERY, top_k=4)
     assert [h.probability for h in given] == pytest.approx(list(gaussian_probabilities(distances, 0.5)))
+
+    # Query arithmetic on the persistent retriever: a vector in, the same hits as its text.
+    query = retriever.embed(DEFINITION_QUERY)
+    by_vector = retriever.retrieve(query, top_k=4)
+    assert [h.chunk_id for h in by_vector] == [h.chunk_id for h in hits]
+    assert [h.distance for h in by_vector] == pytest.approx(distances)
+    toward = retriever.retrieve(query + retriever.embed("computers"), top_k=4)
+    by_terms = retriever.retrieve(DEFINITION_QUERY, 4, plus=["computers"])
+    assert [h.chunk_id for h in toward] == [h.chunk_id for h in by_terms]
+    assert [h.distance for h in toward] == pytest.approx([h.distance for h in by_terms])
+    assert [h.chunk_id for h in search(workspace, "adi", query, top_k=4)] == [h.chunk_id for h in hits]
+    with pytest.raises(ValueError, match="vector has dim 2"):
+        retriever.retrieve(np.ones(2))
 
     result = RAGPipeline(retriever, Generator(config=RAGConfig()), config=RAGConfig()).query(DEFINITION_QUERY, 4)
     first, n = CITED_SENTENCE.match(result.answer).groups()

@@ -1,4 +1,4 @@
-"""The same interface tests against both real engines: qdrant-edge and qdrant-client local mode."""
+"""The same interface tests against every engine: qdrant-edge, qdrant-client local mode, and the in-memory store."""
 
 import subprocess
 import sys
@@ -9,14 +9,19 @@ import pytest
 from qdrant_client import models
 
 from ragcun.errors import CollectionNotFound, StoreLockedError
-from ragcun.store import ClientStore, CollectionParams, EdgeStore
+from ragcun.store import ClientStore, CollectionParams, EdgeStore, MemoryStore
 
 DIM = 8
+OPENERS = {
+    "edge": lambda folder: EdgeStore(folder / "edge"),
+    "local": lambda folder: ClientStore.local_path(folder / "local"),
+    "memory": lambda folder: MemoryStore(),
+}
 
 
-@pytest.fixture(params=["edge", "local"])
+@pytest.fixture(params=list(OPENERS))
 def store(request, tmp_path):
-    opened = EdgeStore(tmp_path / "edge") if request.param == "edge" else ClientStore.local_path(tmp_path / "local")
+    opened = OPENERS[request.param](tmp_path)
     yield opened
     opened.close()
 
@@ -75,6 +80,26 @@ def test_upsert_same_ids_overwrites_and_delete_removes(store):
     assert sorted(r.id for r in store.scroll("c", batch_size=7)) == sorted(ids[10:])
 
 
+def test_same_id_twice_in_one_upsert_keeps_the_last(store):
+    ids, vectors, payloads = points(3)
+    store.create_collection("c", CollectionParams(dim=DIM))
+    store.upsert("c", [ids[0], ids[1], ids[0]], vectors, payloads)
+    assert store.count("c") == 2
+    (record,) = store.retrieve("c", [ids[0]], with_vectors=True)
+    np.testing.assert_allclose(record.vector, vectors[2], rtol=1e-6)
+    assert record.payload["text"] == "text 2"
+    assert store.search("c", vectors[2], limit=1, exact=True)[0].id == ids[0]
+
+
+def test_search_beyond_the_collection_size_returns_every_point(store):
+    ids, vectors, payloads = points(4)
+    store.create_collection("c", CollectionParams(dim=DIM))
+    assert store.search("c", vectors[0], limit=3, exact=True) == []
+    store.upsert("c", ids, vectors, payloads)
+    hits = store.search("c", vectors[0], limit=10, exact=True)
+    assert sorted(h.id for h in hits) == sorted(ids) and hits[0].id == ids[0]
+
+
 def test_missing_collection_is_a_clear_error(store):
     with pytest.raises(CollectionNotFound, match="'nope'"):
         store.search("nope", np.zeros(DIM, dtype=np.float32), limit=1)
@@ -112,6 +137,36 @@ def test_second_process_gets_a_clear_in_use_error(tmp_path, engine):
         first.close()
     # Once the first process lets go, the folder opens again.
     (EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)).close()
+
+
+def test_memory_store_saves_and_loads_without_pickle(tmp_path):
+    ids, vectors, payloads = points(25)
+    store = MemoryStore()
+    store.create_collection("c", CollectionParams(dim=DIM))
+    store.upsert("c", ids, vectors, payloads)
+    store.delete("c", ids[:5])
+    store.save("c", tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["points.json", "vectors.npy"]
+    np.load(tmp_path / "saved" / "vectors.npy", allow_pickle=False)  # plain arrays, no objects
+
+    loaded = MemoryStore()
+    loaded.load("c", tmp_path / "saved")
+    assert loaded.shape("c") == store.shape("c")
+    query = np.random.default_rng(3).normal(size=DIM).astype(np.float32)
+    assert loaded.search("c", query, limit=7) == store.search("c", query, limit=7)
+    assert [r.model_dump() for r in loaded.scroll("c", with_vectors=True)] == \
+        [r.model_dump() for r in store.scroll("c", with_vectors=True)]
+
+
+def test_memory_store_refuses_a_vector_of_another_dim():
+    store = MemoryStore()
+    store.create_collection("c", CollectionParams(dim=DIM))
+    ids, vectors, payloads = points(2)
+    with pytest.raises(ValueError, match="dim 4, the collection's is 8"):
+        store.upsert("c", ids, vectors[:, :4], payloads)
+    store.upsert("c", ids, vectors, payloads)
+    with pytest.raises(ValueError, match="dim 3, the collection's is 8"):
+        store.search("c", np.zeros(3), limit=1)
 
 
 def test_edge_second_opener_in_process_is_refused(tmp_path):

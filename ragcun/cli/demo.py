@@ -22,7 +22,7 @@ def demo(query: str, top_k: int, model_path: str | None, as_json: bool) -> None:
 
     hits = run_demo(query, top_k=top_k, model_path=model_path)
     if as_json:
-        click.echo(json.dumps([hit.__dict__ for hit in hits], indent=2))
+        click.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
         return
     click.echo(f"Query: {query}")
     for rank, hit in enumerate(hits, 1):

@@ -12,6 +12,7 @@ from ragcun.catalog.ops import require_collection
 from ragcun.evaluation.corpus import doc_distances, exclude_self_hits, load_points, relevance_grades
 from ragcun.evaluation.data import EvaluationError, judged_queries, read_qrels_strict, read_queries_strict
 from ragcun.evaluation.metrics import expected_calibration_error, gaussian_probabilities
+from ragcun.validation import check_sigma
 from ragcun.workspace import Workspace
 
 DEFAULT_SIGMA = 1.0
@@ -57,8 +58,7 @@ def fit_sigma(distances: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 def set_sigma(ws: Workspace, collection_name: str, sigma: float, details: dict | None = None) -> float:
     """Store σ in the active collection's settings; returns the σ it replaces."""
-    if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    sigma = check_sigma(sigma)
     with ws.catalog.session() as session:
         collection = require_collection(session, collection_name)
         previous = float(collection.settings.get("sigma", DEFAULT_SIGMA))

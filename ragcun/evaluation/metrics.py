@@ -10,7 +10,7 @@ import numpy as np
 import pytrec_eval
 from scipy.stats import spearmanr
 
-from ragcun.retrieve.collection import gaussian_probabilities  # noqa: F401  (re-exported)
+from ragcun.retrieve.base import gaussian_probabilities  # noqa: F401  (re-exported)
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 from ragcun.rag.config import RAGConfig
 from ragcun.rag.generator import NO_CONTEXT_ANSWER, Generator
-from ragcun.rag.retriever import RetrievedDoc, Retriever, check_top_k, require_text
+from ragcun.rag.retriever import RetrievedDoc, Retriever
+from ragcun.validation import check_top_k, require_text
 
 logger = logging.getLogger(__name__)
 

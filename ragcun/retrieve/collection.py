@@ -3,49 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ragcun.catalog.ops import require_collection
-from ragcun.errors import ModelMismatchError
+from ragcun.catalog.ops import collection_counts, require_collection
+from ragcun.errors import InvalidInputError, ModelMismatchError
+from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
 
 
-@dataclass(frozen=True)
-class Hit:
-    chunk_id: str
-    doc_id: str
-    distance: float
-    norm: float
-    text: str
-    source: str | None
-    chunk: int
-    title: str | None = None
-    query_norm: float | None = None
-    # softmax of −distance² / (2σ²) over the returned hits; σ from `ragcun calibrate`, else 1.
-    probability: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def search(ws: Workspace, collection_name: str, query: str, top_k: int = 10, embedder=None,
+def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: int = 10, embedder=None,
            hnsw_ef: int | None = None, exact: bool = False, plus: Sequence[str] = (),
-           minus: Sequence[str] = ()) -> list[Hit]:
+           minus: Sequence[str] = (), sigma: float | None = None) -> list[Hit]:
     """The ``top_k`` chunks nearest to ``query`` by true L2 distance, nearest first.
 
     The query is embedded by the collection's own model version; passing an ``embedder`` of
     another version is refused rather than silently mixing vector spaces. Query arithmetic: the
-    searched vector is e(query) + Σ e(plus) − Σ e(minus); ``query`` may be empty when ``plus`` is not.
+    searched vector is e(query) + Σ e(plus) − Σ e(minus), where ``query`` is a text or already a
+    vector of the collection's model (see :func:`ragcun.retrieve.base.query_vector`); it may be
+    an empty text when ``plus`` is not. ``sigma``: the scale behind each hit's probability
+    (``None``: the collection's calibrated σ, else 1).
     """
-    has_query = isinstance(query, str) and bool(query.strip())
-    if not has_query and not plus:
-        raise ValueError("query must be a non-empty string")
-    if any(not isinstance(t, str) or not t.strip() for t in (*plus, *minus)):
-        raise ValueError("plus and minus terms must be non-empty strings")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    top_k = check_top_k(top_k)
     with ws.catalog.session() as session:
         collection = require_collection(session, collection_name)
         expected = collection.model_version.fingerprint
@@ -56,34 +36,65 @@ def search(ws: Workspace, collection_name: str, query: str, top_k: int = 10, emb
                                      f"refusing to search it with model {embedder.fingerprint[:12]}")
         physical = collection.physical_name
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
-        sigma = float(collection.settings.get("sigma", 1.0))
-    texts = [query, *plus, *minus] if has_query else [*plus, *minus]
-    signs = np.array([1.0] * (len(texts) - len(minus)) + [-1.0] * len(minus))
-    vector = (signs[:, None] * embedder.encode(texts).astype(np.float64)).sum(axis=0).astype(np.float32)
-    return search_vector(ws, physical, vector, top_k, hnsw_ef=hnsw_ef, exact=exact, sigma=sigma)
+        sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
+    vector = query_vector(embedder, query, plus, minus)
+    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact)
 
 
-def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
-    """Softmax over the candidates (last axis) of −distance² / (2σ²): each candidate's posterior
-    share if the query were drawn from an isotropic Gaussian of scale σ around one of them."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
-    logits = -np.square(np.asarray(distances, dtype=np.float64)) / (2.0 * sigma**2)
-    if logits.size == 0:
-        return logits
-    logits -= logits.max(axis=-1, keepdims=True)  # shift-invariant; avoids every weight underflowing to 0
-    weights = np.exp(logits)
-    return weights / weights.sum(axis=-1, keepdims=True)
+class CollectionRetriever:
+    """A persistent collection with the methods of :class:`ragcun.GaussianRetriever` that reading needs.
 
+    Every search looks the collection up again, so it follows a reindex or a new calibrated σ.
 
-def search_vector(ws: Workspace, physical_name: str, vector: np.ndarray, top_k: int,
-                  hnsw_ef: int | None = None, exact: bool = False, sigma: float = 1.0) -> list[Hit]:
-    points = ws.store.search(physical_name, vector, limit=top_k, hnsw_ef=hnsw_ef, exact=exact)
-    query_norm = float(np.linalg.norm(np.asarray(vector, dtype=np.float64)))
-    probabilities = gaussian_probabilities([float(p.score) for p in points], sigma)
-    return [
-        Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=float(p.score), norm=p.payload["norm"],
-            text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
-            title=p.payload.get("title"), query_norm=query_norm, probability=float(prob))
-        for p, prob in zip(points, probabilities)
-    ]
+    Args:
+        collection: The logical collection's name.
+        workspace: An open workspace; ``None`` opens one from the environment on first use (closed
+            by :meth:`close`).
+        embedder: The collection's model, already loaded; checked against the catalog at each search.
+    """
+
+    def __init__(self, collection: str, *, workspace: Workspace | None = None, embedder=None):
+        self.collection = require_text(collection, "collection")
+        self._workspace = workspace
+        self._owns_workspace = workspace is None
+        self._embedder = embedder  # None until first use: the collection's own model
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from ragcun.settings import Settings
+
+            self._workspace = Workspace(Settings.from_env())
+        return self._workspace
+
+    @property
+    def embedder(self):
+        """The model version that built the collection."""
+        if self._embedder is None:
+            with self.workspace.catalog.session() as session:
+                self._embedder = self.workspace.embedder_for(require_collection(session, self.collection))
+        return self._embedder
+
+    def __len__(self) -> int:
+        with self.workspace.catalog.session() as session:
+            return collection_counts(session, require_collection(session, self.collection))["chunks"]
+
+    def add_documents(self, documents: Sequence[str], **_) -> None:
+        raise InvalidInputError(f"collection {self.collection!r} is persistent: add documents with "
+                                f"`ragcun ingest PATH -c {self.collection}`")
+
+    def embed(self, text: str) -> np.ndarray:
+        """The collection model's embedding of one text."""
+        return query_vector(self.embedder, require_text(text, "text"))
+
+    def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
+               plus: Sequence[str] = (), minus: Sequence[str] = ()) -> list[Hit]:
+        """See :func:`search`; ``sigma=None`` is the collection's calibrated σ."""
+        return search(self.workspace, self.collection, query, top_k, embedder=self.embedder, plus=plus,
+                      minus=minus, sigma=sigma)
+
+    def close(self) -> None:
+        """Close the workspace this retriever opened itself (not one that was passed in)."""
+        if self._owns_workspace and self._workspace is not None:
+            self._workspace.close()
+            self._workspace = None

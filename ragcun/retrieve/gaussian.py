@@ -7,43 +7,31 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from ragcun.errors import ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
+from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.store.base import CollectionParams
+from ragcun.store.memory import POINTS_FILE, VECTORS_FILE, MemoryStore
+from ragcun.validation import check_documents, check_same_length, check_top_k, require_text
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "retriever.json"
-VECTORS_FILE = "vectors.npy"
 MODEL_DIR = "model"
-
-
-def _flat_l2_index(dim: int) -> faiss.Index:
-    """An exact L2 index, on the GPU when faiss was built with CUDA and a GPU is visible."""
-    index = faiss.IndexFlatL2(dim)
-    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        logger.info("FAISS: exact search on GPU")
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    return index
-
-
-def check_documents(documents: Sequence[str], name: str = "documents") -> list[str]:
-    """Validate a batch of documents: a list of non-blank strings (``name`` names it in errors)."""
-    if isinstance(documents, str):
-        raise TypeError(f"{name} must be a list of strings, not a single string")
-    documents = list(documents)
-    for i, doc in enumerate(documents):
-        if not isinstance(doc, str):
-            raise TypeError(f"{name}[{i}] is {type(doc).__name__}, expected str")
-        if not doc.strip():
-            raise ValueError(f"{name}[{i}] is empty")
-    return documents
+# The one collection of a retriever's store. Point ids are positions: "0", "1", … in the order added.
+COLLECTION = "documents"
+# 2: the store's own files (vectors.npy, points.json). 1 (no "format" key): the texts in
+# retriever.json beside vectors.npy; still read, and written as 2 by the next save.
+FORMAT = 2
 
 
 class GaussianRetriever:
     """Embed documents with a Gaussian model and retrieve them by true L2 distance.
+
+    Documents live in a :class:`~ragcun.store.memory.MemoryStore` (:attr:`store`) and are searched
+    through :func:`ragcun.retrieve.base.search_vector`, the same path as a persistent collection.
 
     Args:
         model_path: A ragcun model directory; ``None`` uses the shipped default model
@@ -55,31 +43,67 @@ class GaussianRetriever:
         if embedder is None:
             embedder = GaussianEmbedder.load(model_path if model_path is not None else default_model_path())
         self.embedder = embedder
-        self.documents: list[str] = []
-        self._vectors = np.empty((0, embedder.dim), dtype=np.float32)
-        self._index = _flat_l2_index(embedder.dim)
+        self.store = MemoryStore()
+        self.store.create_collection(COLLECTION, CollectionParams(dim=embedder.dim))
 
     def __len__(self) -> int:
-        return len(self.documents)
+        return self.store.count(COLLECTION)
 
-    def add_documents(self, documents: Sequence[str], batch_size: int = 32) -> None:
-        """Embed and index documents; they are appended to those already added."""
+    @property
+    def documents(self) -> list[str]:
+        """The documents' texts, in the order they were added."""
+        return [record.payload["text"] for record in self.store.scroll(COLLECTION)]
+
+    def add_documents(self, documents: Sequence[str], batch_size: int = 32, *, ids: Sequence[str] | None = None,
+                      sources: Sequence[str | None] | None = None,
+                      titles: Sequence[str | None] | None = None) -> None:
+        """Embed and index documents; they are appended to those already added.
+
+        Args:
+            documents: Non-empty strings.
+            batch_size: Texts embedded at once.
+            ids: One id per document, reported as each hit's ``doc_id`` (default: its position
+                among all documents added).
+            sources: One source per document (a file name, a URL…), reported with each hit.
+            titles: One title per document, reported with each hit.
+        """
         documents = check_documents(documents)
+        check_same_length(documents, ids=ids, sources=sources, titles=titles)
         if not documents:
             return
         vectors = self.embedder.encode(documents, batch_size=batch_size)
-        self._append(documents, vectors)
+        self._append(documents, vectors, ids, sources, titles)
 
-    def _append(self, documents: list[str], vectors: np.ndarray) -> None:
-        self._index.add(vectors)
-        self._vectors = np.concatenate([self._vectors, vectors])
-        self.documents.extend(documents)
+    def _append(self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None) -> None:
+        start = len(self)
+        positions = [str(start + i) for i in range(len(documents))]
+        ids = positions if ids is None else [str(i) for i in ids]
+        sources = sources if sources is not None else [None] * len(documents)
+        titles = titles if titles is not None else [None] * len(documents)
+        norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+        payloads = [{"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source,
+                     "title": title}
+                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles)]
+        self.store.upsert(COLLECTION, positions, vectors, payloads)
 
     def embed(self, text: str) -> np.ndarray:
         """The Gaussian embedding of one text."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("text must be a non-empty string")
-        return self.embedder.encode([text])[0]
+        return query_vector(self.embedder, require_text(text, "text"))
+
+    def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
+               plus: Sequence[str] = (), minus: Sequence[str] = ()) -> list[Hit]:
+        """The ``top_k`` nearest documents as :class:`~ragcun.retrieve.base.Hit`, nearest first.
+
+        Args:
+            query: A text, or a vector of the model's dim (query arithmetic: ``embed(a) - embed(b)``).
+            top_k: How many hits at most; beyond the corpus size, every document.
+            sigma: Scale of the Gaussian likelihood behind each hit's probability (``None``: 1).
+            plus: Texts whose embeddings are added to the query vector.
+            minus: Texts whose embeddings are subtracted from it.
+        """
+        top_k = check_top_k(top_k)
+        vector = query_vector(self.embedder, query, plus, minus)
+        return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma)
 
     def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.
@@ -87,48 +111,36 @@ class GaussianRetriever:
         The distance is the true Euclidean distance (not squared). A ``top_k`` beyond the corpus
         size returns every document; an empty retriever returns ``[]``.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError("query must be a non-empty string")
-        return self.retrieve_vector(self.embedder.encode([query])[0], top_k)
+        return [(hit.text, hit.distance) for hit in self.search(query, top_k)]
 
     def retrieve_vector(self, vector: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """Like :meth:`retrieve`, from an embedding instead of a text."""
-        ids, distances = self.nearest(vector, top_k)
-        return [(self.documents[i], float(d)) for i, d in zip(ids, distances)]
+        return self.retrieve(vector, top_k)
 
     def nearest(self, vector: np.ndarray, top_k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
-        distances, nearest first (for callers that keep their own per-document ids)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        if vector.shape[1] != self.embedder.dim:
-            raise ValueError(f"vector has dim {vector.shape[1]}, the model's is {self.embedder.dim}")
-        if not self.documents:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        k = min(int(top_k), len(self.documents))
-        _, ids = self._index.search(vector, k)
-        ids = ids[0]
-        # FAISS ranks by ||x||² + ||q||² - 2x·q in float32; recompute the k winners exactly so the
-        # reported distance is the true L2 norm, then re-sort in case rounding swapped near ties.
-        distances = np.linalg.norm(self._vectors[ids].astype(np.float64) - vector.astype(np.float64), axis=1)
-        order = np.argsort(distances, kind="stable")
-        return ids[order], distances[order]
+        distances, nearest first."""
+        hits = self.search(vector, top_k)
+        return (np.array([int(hit.chunk_id) for hit in hits], dtype=np.int64),
+                np.array([hit.distance for hit in hits], dtype=np.float64))
+
+    def close(self) -> None:
+        """Nothing to release (a persistent :class:`~ragcun.retrieve.CollectionRetriever` closes its workspace)."""
 
     # ---- persistence --------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write the model, vectors and documents to a directory (JSON and .npy, no pickle)."""
+        """Write the model and the store to a directory (JSON and .npy, no pickle)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         fingerprint = self.embedder.save(path / MODEL_DIR)
-        np.save(path / VECTORS_FILE, self._vectors, allow_pickle=False)
-        state = {"model_version": fingerprint, "count": len(self.documents), "documents": self.documents}
-        (path / STATE_FILE).write_text(json.dumps(state, ensure_ascii=False))
+        self.store.save(COLLECTION, path)
+        state = {"format": FORMAT, "model_version": fingerprint, "count": len(self)}
+        (path / STATE_FILE).write_text(json.dumps(state))
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianRetriever:
-        """Load a directory written by :meth:`save`."""
+        """Load a directory written by :meth:`save` (by this version, or by one that wrote format 1)."""
         path = Path(path)
         state_path = path / STATE_FILE
         if not state_path.is_file():
@@ -138,8 +150,21 @@ class GaussianRetriever:
         if retriever.embedder.fingerprint != state["model_version"]:
             raise ModelLoadError(f"{state_path}: vectors were built by model {state['model_version'][:12]}…, "
                                  f"but {path / MODEL_DIR} is {retriever.embedder.fingerprint[:12]}…")
-        vectors = np.load(path / VECTORS_FILE, allow_pickle=False)
-        if vectors.shape != (state["count"], retriever.embedder.dim) or len(state["documents"]) != state["count"]:
-            raise ValueError(f"{path / VECTORS_FILE}: shape {vectors.shape} does not match {state['count']} documents")
-        retriever._append(list(state["documents"]), vectors.astype(np.float32, copy=False))
+        if state.get("format") == FORMAT:
+            retriever.store.drop_collection(COLLECTION)
+            retriever.store.load(COLLECTION, path)
+        elif "format" not in state and not (path / POINTS_FILE).exists():
+            retriever._load_format_1(path, state)
+        else:
+            raise ModelLoadError(f"{state_path}: unknown format {state.get('format')!r}; this ragcun reads "
+                                 f"1 and {FORMAT}")
+        if len(retriever) != state["count"]:
+            raise ModelLoadError(f"{path}: {len(retriever)} documents stored, {state['count']} expected")
         return retriever
+
+    def _load_format_1(self, path: Path, state: dict) -> None:
+        vectors = np.load(path / VECTORS_FILE, allow_pickle=False)
+        if vectors.shape != (state["count"], self.embedder.dim) or len(state["documents"]) != state["count"]:
+            raise ValueError(f"{path / VECTORS_FILE}: shape {vectors.shape} does not match {state['count']} documents")
+        logger.info("%s: format 1; the next save writes format %d", path, FORMAT)
+        self._append(list(state["documents"]), vectors.astype(np.float32, copy=False))

@@ -6,6 +6,7 @@ from ragcun.settings import Settings
 from ragcun.store.base import CollectionParams, CollectionShape, VectorStore
 from ragcun.store.client import ClientStore
 from ragcun.store.edge import EdgeStore
+from ragcun.store.memory import MemoryStore
 
 
 def open_store(settings: Settings) -> VectorStore:
@@ -15,4 +16,4 @@ def open_store(settings: Settings) -> VectorStore:
     return EdgeStore(settings.store_path)
 
 
-__all__ = ["ClientStore", "CollectionParams", "CollectionShape", "EdgeStore", "VectorStore", "open_store"]
+__all__ = ["ClientStore", "CollectionParams", "CollectionShape", "EdgeStore", "MemoryStore", "VectorStore", "open_store"]

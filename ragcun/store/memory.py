@@ -1,0 +1,196 @@
+"""The in-memory engine: exact L2 search over vectors held in a numpy array, payloads alongside.
+
+It backs :class:`ragcun.GaussianRetriever` and the in-memory :class:`ragcun.Retriever`, so they
+search through the same :class:`VectorStore` interface, and the same hit-building code, as a
+persistent collection. Search is a BLAS matrix product and ``np.argpartition``:
+``benchmarks/exact.py`` measures it against FAISS ``IndexFlatL2``.
+
+:meth:`MemoryStore.save` writes one folder per collection (``vectors.npy`` and ``points.json``, no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from qdrant_client import models
+
+from ragcun.errors import CollectionNotFound
+from ragcun.store.base import CollectionParams, CollectionShape, VectorStore, as_point_ids, check_vectors
+
+VECTORS_FILE = "vectors.npy"
+POINTS_FILE = "points.json"
+FORMAT = 1
+
+
+def exact_nearest(vectors: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``vectors`` nearest to each query by L2, and their true distances, nearest first.
+
+    Args:
+        vectors: (n, dim) float32.
+        sq_norms: (n,) squared norms of ``vectors``, kept with them so a search does not recompute them.
+        queries: (b, dim) float32.
+        k: Neighbours per query, at most ``n``.
+
+    Returns:
+        (b, k) row indices and (b, k) float64 distances.
+    """
+    # Rank by ‖x‖² − 2x·q (‖q‖² is the same for every row): one BLAS product and a linear-time partition.
+    scores = sq_norms[None, :] - 2.0 * (queries @ vectors.T)
+    if k < scores.shape[1]:
+        candidates = np.argpartition(scores, k - 1, axis=1)[:, :k]
+    else:
+        candidates = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    return rerank_exact(vectors, queries, candidates)
+
+
+def rerank_exact(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``candidates`` (b, k rows of ``vectors``) sorted by their true L2 distance to each query, with it.
+
+    The expansion ‖x‖² − 2x·q loses precision in float32, so the winners' distances are recomputed
+    in float64 and re-sorted in case rounding swapped near ties.
+    """
+    diffs = np.subtract(vectors[candidates], queries[:, None, :], dtype=np.float64)
+    distances = np.sqrt(np.einsum("bkd,bkd->bk", diffs, diffs))
+    order = np.argsort(distances, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(distances, order, axis=1)
+
+
+class _Points:
+    """One collection: ids, vectors and payloads in insertion order."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.ids: list[str] = []
+        self.row: dict[str, int] = {}
+        self.vectors = np.empty((0, dim), dtype=np.float32)
+        self.sq_norms = np.empty(0, dtype=np.float32)
+        self.payloads: list[dict] = []
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        if vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors have dim {vectors.shape[1]}, the collection's is {self.dim}")
+        new: list[tuple[str, np.ndarray, dict]] = []
+        for point_id, vector, payload in zip(ids, vectors, payloads):
+            row = self.row.get(point_id)
+            if row is None:
+                self.row[point_id] = len(self.ids) + len(new)
+                new.append((point_id, vector, dict(payload)))
+            elif row >= len(self.ids):  # repeated within this batch: the last one wins, as in Qdrant
+                new[row - len(self.ids)] = (point_id, vector, dict(payload))
+            else:
+                self.vectors[row], self.payloads[row] = vector, dict(payload)
+                self.sq_norms[row] = vector @ vector
+        if new:
+            added = np.stack([vector for _, vector, _ in new])
+            self.ids.extend(point_id for point_id, _, _ in new)
+            self.vectors = np.concatenate([self.vectors, added])
+            self.sq_norms = np.concatenate([self.sq_norms, np.einsum("nd,nd->n", added, added)])
+            self.payloads.extend(payload for _, _, payload in new)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        rows = sorted({self.row[i] for i in ids if i in self.row})
+        if not rows:
+            return
+        keep = np.ones(len(self.ids), dtype=bool)
+        keep[rows] = False
+        self.vectors, self.sq_norms = self.vectors[keep], self.sq_norms[keep]
+        self.ids = [i for i, k in zip(self.ids, keep) if k]
+        self.payloads = [p for p, k in zip(self.payloads, keep) if k]
+        self.row = {point_id: row for row, point_id in enumerate(self.ids)}
+
+    def record(self, row: int, with_vectors: bool) -> models.Record:
+        vector = self.vectors[row].tolist() if with_vectors else None
+        return models.Record(id=self.ids[row], payload=self.payloads[row], vector=vector)
+
+
+class MemoryStore(VectorStore):
+    """Collections held in this process's memory; exact search whatever ``hnsw_ef`` or ``exact`` say."""
+
+    engine = "memory"
+
+    def __init__(self):
+        self._collections: dict[str, _Points] = {}
+
+    def _get(self, name: str) -> _Points:
+        points = self._collections.get(name)
+        if points is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist in memory")
+        return points
+
+    def create_collection(self, name: str, params: CollectionParams) -> None:
+        if name in self._collections:
+            raise ValueError(f"collection {name!r} already exists")
+        self._collections[name] = _Points(params.dim)
+
+    def drop_collection(self, name: str) -> None:
+        self._collections.pop(name, None)
+
+    def list_collections(self) -> list[str]:
+        return sorted(self._collections)
+
+    def shape(self, name: str) -> CollectionShape:
+        points = self._get(name)
+        return CollectionShape(dim=points.dim, distance=models.Distance.EUCLID, points=len(points.ids))
+
+    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        vectors = check_vectors(vectors, len(ids))
+        if len(payloads) != len(ids):
+            raise ValueError(f"{len(ids)} ids but {len(payloads)} payloads")
+        self._get(name).upsert(as_point_ids(ids), vectors, payloads)
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        self._get(name).delete(as_point_ids(ids))
+
+    def search(
+        self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
+    ) -> list[models.ScoredPoint]:
+        points = self._get(name)
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != points.dim:
+            raise ValueError(f"query vector has dim {query.shape[1]}, the collection's is {points.dim}")
+        k = min(int(limit), len(points.ids))
+        if k == 0:
+            return []
+        rows, distances = exact_nearest(points.vectors, points.sq_norms, query, k)
+        return [models.ScoredPoint(id=points.ids[row], version=0, score=float(distance), payload=points.payloads[row])
+                for row, distance in zip(rows[0], distances[0])]
+
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
+        points = self._get(name)
+        return [points.record(points.row[i], with_vectors) for i in as_point_ids(ids) if i in points.row]
+
+    def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
+        points = self._get(name)
+        for row in range(len(points.ids)):
+            yield points.record(row, with_vectors)
+
+    def close(self) -> None:
+        """Nothing to release: the collections live as long as the object."""
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def save(self, name: str, folder: str | Path) -> None:
+        """Write collection ``name`` to ``folder``: ``vectors.npy`` and ``points.json`` (ids and payloads)."""
+        points = self._get(name)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / VECTORS_FILE, points.vectors, allow_pickle=False)
+        state = {"format": FORMAT, "dim": points.dim, "ids": points.ids, "payloads": points.payloads}
+        (folder / POINTS_FILE).write_text(json.dumps(state, ensure_ascii=False))
+
+    def load(self, name: str, folder: str | Path) -> None:
+        """Create collection ``name`` from a folder written by :meth:`save`."""
+        folder = Path(folder)
+        state = json.loads((folder / POINTS_FILE).read_text())
+        if state.get("format") != FORMAT:
+            raise ValueError(f"{folder / POINTS_FILE}: unknown format {state.get('format')!r}, expected {FORMAT}")
+        vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+        if vectors.shape != (len(state["ids"]), state["dim"]) or len(state["payloads"]) != len(state["ids"]):
+            raise ValueError(f"{folder / VECTORS_FILE}: shape {vectors.shape} does not match "
+                             f"{len(state['ids'])} points of dim {state['dim']}")
+        self.create_collection(name, CollectionParams(dim=state["dim"]))
+        self.upsert(name, state["ids"], vectors, state["payloads"])
