@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragcun.errors import InvalidInputError
+
 SAMPLE_DIR = Path(__file__).parent / "data" / "adi"
 
 
@@ -40,7 +42,7 @@ def read_jsonl(path: Path, parse, expected: str) -> list:
             try:
                 rows.append(parse(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: expected {expected}: {exc!r}") from exc
+                raise InvalidInputError(f"{path}:{line_no}: expected {expected}: {exc!r}") from exc
     return rows
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ragcun.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class ChunkText:
@@ -26,9 +28,9 @@ class Chunker:
 
     def __init__(self, tokenizer, max_tokens: int, overlap: int = 32):
         if max_tokens <= 0:
-            raise ValueError(f"chunk size must be positive, got {max_tokens}")
+            raise InvalidInputError(f"chunk size must be positive, got {max_tokens}")
         if not 0 <= overlap < max_tokens:
-            raise ValueError(f"chunk overlap must be in [0, {max_tokens}), got {overlap}")
+            raise InvalidInputError(f"chunk overlap must be in [0, {max_tokens}), got {overlap}")
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.overlap = overlap

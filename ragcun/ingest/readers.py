@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragcun.beir import join_title
+from ragcun.errors import InvalidInputError
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -72,13 +73,13 @@ def discover(paths: Sequence[str | Path], include: Sequence[str] = (), exclude: 
     """Supported files under ``paths``, filtered by glob patterns on the path relative to its root.
 
     Raises:
-        FileNotFoundError: if an input path does not exist.
+        InvalidInputError: if an input path does not exist.
     """
     found: dict[Path, None] = {}
     for raw in paths:
         root = Path(raw).expanduser()
         if not root.exists():
-            raise FileNotFoundError(f"{root}: no such file or directory")
+            raise InvalidInputError(f"{root}: no such file or directory")
         candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in candidates:
             relative = path.name if path == root else path.relative_to(root).as_posix()

@@ -27,7 +27,7 @@ from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
-from ragcun.errors import ModelLoadError
+from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model.head import HeadSpec, build_head
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class GaussianEmbedder:
         base_dim = dimension_of()
         if isinstance(head, HeadSpec):
             if head.in_dim != base_dim:
-                raise ValueError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
+                raise InvalidInputError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
             self.head_spec = head
         else:
             width = out_dim or base_dim
@@ -176,7 +176,7 @@ class GaussianEmbedder:
         if isinstance(texts, str):
             texts = [texts]
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
