@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ragcun import __version__
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, IngestRun, utcnow
 from ragcun.catalog.ops import register_model_version, require_collection, stored_chunk_payload
-from ragcun.errors import RagcunError, VerificationError
+from ragcun.errors import InvalidInputError, RagcunError, VerificationError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
@@ -198,7 +198,7 @@ def gc(ws: Workspace, name: str | None = None, older_than_days: float | None = N
        dry_run: bool = False) -> list[dict]:
     """Drop retired physical collections older than an age, or beyond the ``keep`` most recent per name."""
     if older_than_days is None and keep is None:
-        raise ValueError("say what to collect: an age (--older-than) or a count to keep (--keep)")
+        raise InvalidInputError("say what to collect: an age (--older-than) or a count to keep (--keep)")
     with ws.catalog.session() as session:
         query = select(Collection).where(Collection.status == "retired")
         if name:

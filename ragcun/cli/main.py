@@ -76,7 +76,8 @@ class RagcunGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     """ragcun: retrieval with isotropic Gaussian embeddings and Euclidean distance."""
-    ctx.obj = AppContext(settings=Settings.from_env(home=home), debug=debug)
+    # Only the command line reads ./.env: the library never depends on the folder it runs from.
+    ctx.obj = AppContext(settings=Settings.from_env(home=home, env_file=".env"), debug=debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 

@@ -202,7 +202,9 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
                 base = (query_vectors, points.vectors)  # an identity head stores the base encoder's own vectors
             elif base is None:
                 # The base-embedding cache the trainer shares ($RAGCUN_CACHE): texts it already embedded are reused.
-                base = (base_embeddings(embedder, judged.texts).numpy(), base_embeddings(embedder, points.texts).numpy())
+                cache = ws.settings.cache_dir
+                base = (base_embeddings(embedder, judged.texts, cache).numpy(),
+                        base_embeddings(embedder, points.texts, cache).numpy())
             if method == "base-cosine":
                 # σ = 1 on the unit sphere is uncalibrated: the ECE shown is what an untuned σ gives.
                 results.append(score_vectors(method, unit(base[0]), unit(base[1]), judged, points, 1.0,

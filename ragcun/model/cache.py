@@ -18,7 +18,10 @@ logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("RAGCUN_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ragcun"))
+    """``RAGCUN_CACHE``, else ``cache/`` under the ragcun home (:class:`ragcun.settings.Settings`)."""
+    from ragcun.settings import Settings
+
+    return Settings.from_env().cache_dir
 
 
 def _text_hash(text: str) -> bytes:
@@ -35,7 +38,7 @@ def base_embeddings(embedder, texts: list[str], cache_dir: str | Path | None = N
     Args:
         embedder: A :class:`ragcun.model.GaussianEmbedder`; only its ``base`` is used.
         texts: The texts, in the order the rows are returned.
-        cache_dir: Cache folder; ``None`` uses ``$RAGCUN_CACHE`` or ``~/.cache/ragcun``.
+        cache_dir: Cache folder; ``None`` uses ``$RAGCUN_CACHE``, else ``$RAGCUN_HOME/cache``.
 
     Returns:
         float32 tensor ``(len(texts), base_dim)``.

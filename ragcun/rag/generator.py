@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragcun.errors import GenerationError
+from ragcun.errors import GenerationError, InvalidInputError
 from ragcun.rag.config import RAGConfig
 from ragcun.rag.retriever import require_text
 
@@ -55,7 +55,7 @@ def check_template(template: str) -> str:
     """Refuse a prompt template without both ``{context}`` and ``{question}``."""
     missing = [p for p in ("{context}", "{question}") if p not in template]
     if missing:
-        raise ValueError(f"prompt template lacks {' and '.join(missing)}")
+        raise InvalidInputError(f"prompt template lacks {' and '.join(missing)}")
     return template
 
 
@@ -86,7 +86,7 @@ class ExtractiveBackend:
 
     def __init__(self, embedder=None, embedding_model: str | None = None, max_sentences: int = 3):
         if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences <= 0:
-            raise ValueError(f"max_sentences must be a positive integer, got {max_sentences!r}")
+            raise InvalidInputError(f"max_sentences must be a positive integer, got {max_sentences!r}")
         self.embedder = embedder
         self.embedding_model = embedding_model
         self.max_sentences = max_sentences
@@ -413,10 +413,15 @@ class Generator:
         self.config = config
         spec = model_name if model_name is not None else config.model_name
         if not isinstance(spec, str) or not spec.strip():
-            raise ValueError("generator name must be a non-empty string")
+            raise InvalidInputError("generator name must be a non-empty string")
         self.model_name = spec.strip()
         if prompt_template is None and config.prompt_template_file:
-            prompt_template = Path(config.prompt_template_file).expanduser().read_text(encoding="utf-8")
+            path = Path(config.prompt_template_file).expanduser()
+            try:
+                prompt_template = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInputError(f"{path}: cannot read the prompt template (PROMPT_TEMPLATE_FILE): "
+                                        f"{getattr(exc, 'strerror', None) or exc}") from None
         self.prompt_template = check_template(prompt_template or DEFAULT_PROMPT_TEMPLATE)
         self.backend = _make_backend(self.model_name, config, embedder, backoff)
 
@@ -463,4 +468,4 @@ def _make_backend(spec: str, config: RAGConfig, embedder, backoff: float):
                              config.openai_max_retries, backoff, config.max_tokens, config.temperature)
     if kind == "hf" and argument.strip():
         return HFBackend(argument.strip(), config.max_tokens, config.temperature)
-    raise ValueError(f"unknown generator {spec!r}: use extractive, openai:MODEL or hf:PATH")
+    raise InvalidInputError(f"unknown generator {spec!r}: use extractive, openai:MODEL or hf:PATH")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragcun.errors import RagcunError
+from ragcun.errors import InvalidInputError, RagcunError
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,13 @@ class RetrievedDoc:
 
 def require_text(value, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string")
+        raise InvalidInputError(f"{name} must be a non-empty string")
     return value
 
 
 def check_top_k(top_k) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        raise InvalidInputError(f"top_k must be a positive integer, got {top_k!r}")
     return int(top_k)
 
 
@@ -75,7 +75,7 @@ class Retriever:
     def __init__(self, embedding_model: str | Path | None = None, *, collection: str | None = None,
                  workspace=None, embedder=None, sigma: float | None = None):
         if sigma is not None and not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma!r}")
+            raise InvalidInputError(f"sigma must be positive, got {sigma!r}")
         self.sigma = sigma
         self.collection = collection
         self._ids: list[str] = []
@@ -89,7 +89,7 @@ class Retriever:
             self._embedder = self._memory.embedder
         else:
             if not isinstance(collection, str) or not collection.strip():
-                raise ValueError("collection must be a non-empty name")
+                raise InvalidInputError("collection must be a non-empty name")
             self._memory = None
             self._workspace = workspace
             self._owns_workspace = workspace is None
@@ -121,7 +121,7 @@ class Retriever:
         ids = [str(start + i) for i in range(len(documents))] if ids is None else [str(i) for i in ids]
         sources = [None] * len(documents) if sources is None else list(sources)
         if len(ids) != len(documents) or len(sources) != len(documents):
-            raise ValueError(f"{len(documents)} documents but {len(ids)} ids and {len(sources)} sources")
+            raise InvalidInputError(f"{len(documents)} documents but {len(ids)} ids and {len(sources)} sources")
         self._memory.add_documents(documents)
         self._ids.extend(ids)
         self._sources.extend(sources)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ragcun.catalog.ops import require_collection
-from ragcun.errors import ModelMismatchError
+from ragcun.errors import InvalidInputError, ModelMismatchError
 from ragcun.workspace import Workspace
 
 
@@ -41,11 +41,11 @@ def search(ws: Workspace, collection_name: str, query: str, top_k: int = 10, emb
     """
     has_query = isinstance(query, str) and bool(query.strip())
     if not has_query and not plus:
-        raise ValueError("query must be a non-empty string")
+        raise InvalidInputError("query must be a non-empty string")
     if any(not isinstance(t, str) or not t.strip() for t in (*plus, *minus)):
-        raise ValueError("plus and minus terms must be non-empty strings")
+        raise InvalidInputError("plus and minus terms must be non-empty strings")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        raise InvalidInputError(f"top_k must be a positive integer, got {top_k!r}")
     with ws.catalog.session() as session:
         collection = require_collection(session, collection_name)
         expected = collection.model_version.fingerprint
@@ -67,7 +67,7 @@ def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
     """Softmax over the candidates (last axis) of −distance² / (2σ²): each candidate's posterior
     share if the query were drawn from an isotropic Gaussian of scale σ around one of them."""
     if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
+        raise InvalidInputError(f"sigma must be positive, got {sigma!r}")
     logits = -np.square(np.asarray(distances, dtype=np.float64)) / (2.0 * sigma**2)
     if logits.size == 0:
         return logits

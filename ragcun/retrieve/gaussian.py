@@ -10,7 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ragcun.errors import ModelLoadError
+from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def check_documents(documents: Sequence[str], name: str = "documents") -> list[s
         if not isinstance(doc, str):
             raise TypeError(f"{name}[{i}] is {type(doc).__name__}, expected str")
         if not doc.strip():
-            raise ValueError(f"{name}[{i}] is empty")
+            raise InvalidInputError(f"{name}[{i}] is empty")
     return documents
 
 
@@ -78,7 +78,7 @@ class GaussianRetriever:
     def embed(self, text: str) -> np.ndarray:
         """The Gaussian embedding of one text."""
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("text must be a non-empty string")
+            raise InvalidInputError("text must be a non-empty string")
         return self.embedder.encode([text])[0]
 
     def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
@@ -88,7 +88,7 @@ class GaussianRetriever:
         size returns every document; an empty retriever returns ``[]``.
         """
         if not isinstance(query, str) or not query.strip():
-            raise ValueError("query must be a non-empty string")
+            raise InvalidInputError("query must be a non-empty string")
         return self.retrieve_vector(self.embedder.encode([query])[0], top_k)
 
     def retrieve_vector(self, vector: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
@@ -100,10 +100,10 @@ class GaussianRetriever:
         """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
         distances, nearest first (for callers that keep their own per-document ids)."""
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+            raise InvalidInputError(f"top_k must be a positive integer, got {top_k!r}")
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if vector.shape[1] != self.embedder.dim:
-            raise ValueError(f"vector has dim {vector.shape[1]}, the model's is {self.embedder.dim}")
+            raise InvalidInputError(f"vector has dim {vector.shape[1]}, the model's is {self.embedder.dim}")
         if not self.documents:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         k = min(int(top_k), len(self.documents))
@@ -132,7 +132,7 @@ class GaussianRetriever:
         path = Path(path)
         state_path = path / STATE_FILE
         if not state_path.is_file():
-            raise FileNotFoundError(f"{state_path}: missing; is {path} a saved GaussianRetriever?")
+            raise InvalidInputError(f"{state_path}: missing; is {path} a saved GaussianRetriever?")
         state = json.loads(state_path.read_text())
         retriever = cls(model_path=path / MODEL_DIR)
         if retriever.embedder.fingerprint != state["model_version"]:
@@ -140,6 +140,6 @@ class GaussianRetriever:
                                  f"but {path / MODEL_DIR} is {retriever.embedder.fingerprint[:12]}…")
         vectors = np.load(path / VECTORS_FILE, allow_pickle=False)
         if vectors.shape != (state["count"], retriever.embedder.dim) or len(state["documents"]) != state["count"]:
-            raise ValueError(f"{path / VECTORS_FILE}: shape {vectors.shape} does not match {state['count']} documents")
+            raise InvalidInputError(f"{path / VECTORS_FILE}: shape {vectors.shape} does not match {state['count']} documents")
         retriever._append(list(state["documents"]), vectors.astype(np.float32, copy=False))
         return retriever
