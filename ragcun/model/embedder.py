@@ -124,6 +124,7 @@ class GaussianEmbedder:
             )
         self.head = build_head(self.head_spec, seed=seed).to(self.base.device)
         self.head.eval()
+        self._fingerprint: str | None = None  # set by load and save; computed on first use otherwise
 
     @property
     def dim(self) -> int:
@@ -219,8 +220,15 @@ class GaussianEmbedder:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the serialized config and weights: the model version's identity."""
-        return fingerprint_of(*self._serialized())
+        """sha256 of the serialized config and weights: the model version's identity.
+
+        Hashed once (at load, at save, or on first use of a model built in memory) rather than on every
+        access, since every persistent search reads it: code that changes the head in place, as the
+        trainer does, calls :meth:`save`, which hashes again.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(*self._serialized())
+        return self._fingerprint
 
     def save(self, path: str | Path) -> str:
         """Write the model directory and return its fingerprint."""
@@ -231,6 +239,7 @@ class GaussianEmbedder:
         (path / CONFIG_FILE).write_bytes(config_bytes)
         (path / WEIGHTS_FILE).write_bytes(weights_bytes)
         (path / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+        self._fingerprint = fingerprint
         return fingerprint
 
     @classmethod
@@ -285,6 +294,7 @@ class GaussianEmbedder:
         except RuntimeError as exc:
             first_line = str(exc).strip().splitlines()[-1].strip()
             raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+        model._fingerprint = actual
         return model
 
     # ---- interoperability ----------------------------------------------------------------------
