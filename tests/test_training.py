@@ -246,14 +246,17 @@ def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
 # ---- command lines --------------------------------------------------------------------------------
 
 
-def test_ragcun_train_command(tmp_path, cache_dir):
+def test_ragcun_train_command(tmp_path, monkeypatch):
     out = tmp_path / "m"
-    args = ["train", "--data", str(SAMPLE_DIR), "--split", "test", "--out", str(out), "--epochs", "1",
-            "--out-dim", "16", "--hidden-dim", "64", "--sigreg-slices", "32", "--cache-dir", str(cache_dir)]
+    monkeypatch.delenv("RAGCUN_CACHE", raising=False)
+    args = ["--home", str(tmp_path / "home"), "train", "--data", str(SAMPLE_DIR), "--split", "test", "--out", str(out),
+            "--epochs", "1", "--out-dim", "16", "--hidden-dim", "64", "--sigreg-slices", "32"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert f"model written to {out}" in result.output
     assert GaussianEmbedder.load(out).dim == 16
+    # without --cache-dir, the base embeddings are cached under the home ragcun was given
+    assert list((tmp_path / "home" / "cache" / "base-embeddings").glob("*/*.safetensors"))
 
     missing = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "absent"), "--out", str(out)])
     assert missing.exit_code == 1

@@ -43,5 +43,8 @@ def train(ctx: click.Context, **fields) -> None:
     # Training is long: show its per-epoch lines even without `ragcun --debug` (the group's handler is on
     # the root logger, which passes on every record a child logger lets through).
     logging.getLogger("ragcun.training").setLevel(logging.INFO)
+    settings = getattr(ctx.find_root().obj, "settings", None)  # `ragcun train`: the home (and .env) it was given
+    if fields["cache_dir"] is None and settings is not None:
+        fields["cache_dir"] = str(settings.cache_dir)
     out = run_training(TrainConfig(**fields))
     click.echo(f"model written to {out}")
