@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from ragcun.beir import read_corpus, read_qrels, read_queries
+from ragcun.evaluation.isotropy import isotropy
+from ragcun.evaluation.metrics import rank, retrieval_metrics, run_from_scores
 from ragcun.model import DEFAULT_BASE_MODEL, GaussianEmbedder, default_model_path, load_base_encoder
-from training.config import TrainConfig
-from training.data import base_embeddings
-from training.evaluate import isotropy, rank, retrieval_metrics, run_from_scores
-from training.train import train
+from ragcun.model.cache import base_embeddings
+from ragcun.training.config import TrainConfig
+from ragcun.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragcun.errors import InvalidInputError
+
 SAMPLE_DIR = Path(__file__).parent / "data" / "adi"
 
 
@@ -26,21 +28,29 @@ def join_title(title: str | None, text: str) -> str:
     return f"{title}. {text}" if title else text
 
 
+def open_text(path: Path, **options):
+    """``path`` opened for reading as UTF-8; a missing or unreadable file is the caller's input error."""
+    try:
+        return path.open(encoding="utf-8", **options)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def read_jsonl(path: Path, parse, expected: str) -> list:
     """``parse`` applied to the JSON object of every non-blank line of ``path``.
 
     A line that is not JSON, or that ``parse`` cannot read (a missing key, a wrong type), raises
-    ``ValueError`` naming the file, the line number and ``expected``.
+    :class:`InvalidInputError` naming the file, the line number and ``expected``.
     """
     rows = []
-    with path.open(encoding="utf-8") as lines:
+    with open_text(path) as lines:
         for line_no, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 rows.append(parse(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: expected {expected}: {exc!r}") from exc
+                raise InvalidInputError(f"{path}:{line_no}: expected {expected}: {exc!r}") from exc
     return rows
 
 
@@ -58,14 +68,14 @@ def read_queries(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.is_dir():
         path = path / "queries.jsonl"
-    with path.open(encoding="utf-8") as lines:
+    with open_text(path) as lines:
         return {str(row["_id"]): row["text"] for row in map(json.loads, filter(str.strip, lines))}
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """Read a BEIR qrels TSV (header ``query-id corpus-id score``) as ``{query_id: {doc_id: grade}}``."""
     qrels: dict[str, dict[str, int]] = {}
-    with Path(path).open(encoding="utf-8", newline="") as handle:
+    with open_text(Path(path), newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
     return qrels

@@ -1,19 +1,38 @@
-"""Where ragcun keeps its state, read from the environment in one place.
+"""Every setting ragcun reads, in one object read once: the environment, then a ``.env`` file, then defaults.
 
-==================  ====================================================================
-``RAGCUN_HOME``     folder of the embedded store and the default catalog (``~/.ragcun``)
-``RAGCUN_DB``       any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
-``QDRANT_URL``      a Qdrant server or cluster; unset means the embedded engine
-``QDRANT_API_KEY``  API key for that server
-``QDRANT_GRPC``     ``1`` to talk gRPC (port 6334) instead of REST
-==================  ====================================================================
+Only the command line asks for a ``.env`` (the one in the folder it runs from); library code reads the
+environment alone unless given a file, so importing ragcun never depends on the working directory.
+
+========================  ===========================================================================
+``RAGCUN_HOME``           folder of the embedded store, the default catalog and caches (``~/.ragcun``)
+``RAGCUN_DB``             any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
+``RAGCUN_CACHE``          the base-embedding cache (``$RAGCUN_HOME/cache``)
+``QDRANT_URL``            a Qdrant server or cluster; unset means the embedded engine
+``QDRANT_API_KEY``        API key for that server
+``QDRANT_GRPC``           ``1`` to talk gRPC (port 6334) instead of REST
+``EMBEDDING_MODEL``       ragcun model directory of the in-memory RAG retriever (default model)
+``MODEL_NAME``            RAG generator: ``extractive``, ``openai:MODEL`` or ``hf:PATH``
+``TOP_K``                 contexts retrieved per question (5)
+``OPENAI_BASE_URL``       OpenAI-compatible API root, ending in ``/v1``
+``OPENAI_API_KEY``        its key (unset sends none)
+``OPENAI_TIMEOUT``        seconds to wait for each network read (60)
+``OPENAI_MAX_RETRIES``    retries on 429, 5xx, timeouts and refused connections (2)
+``PROMPT_TEMPLATE_FILE``  a prompt template with ``{context}`` and ``{question}``
+``MAX_TOKENS``            most tokens an LLM may generate (OpenAI: the server's default; hf: 512)
+``TEMPERATURE``           sampling temperature for LLM backends (the backend's default)
+========================  ===========================================================================
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ragcun.errors import InvalidInputError
 
 # HNSW defaults for new collections, wider than Qdrant's (m=16, ef_construct=100) for a margin on
 # data harder than ours: benchmarks/search.py measured recall@10 1.000 at ef 256 on 100,000 and
@@ -23,14 +42,74 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCT = 256
 HNSW_EF = 256
 
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    db_url: str
-    qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
-    qdrant_grpc: bool = False
+
+def _env(name: str, default: Any = None) -> Any:
+    return Field(default, validation_alias=name)
+
+
+class Settings(BaseSettings):
+    """ragcun's settings; build it with :meth:`from_env`. Field names are the variables', lower-cased."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".ragcun", validation_alias="RAGCUN_HOME")
+    db: str | None = _env("RAGCUN_DB")
+    cache: Path | None = _env("RAGCUN_CACHE")
+    qdrant_url: str | None = _env("QDRANT_URL")
+    qdrant_api_key: str | None = _env("QDRANT_API_KEY")
+    qdrant_grpc: bool = _env("QDRANT_GRPC", False)
+    embedding_model: str | None = _env("EMBEDDING_MODEL")
+    model_name: str = _env("MODEL_NAME", "extractive")
+    top_k: int = _env("TOP_K", 5)
+    openai_base_url: str = _env("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL)
+    openai_api_key: str | None = _env("OPENAI_API_KEY")
+    openai_timeout: float = _env("OPENAI_TIMEOUT", 60.0)
+    openai_max_retries: int = _env("OPENAI_MAX_RETRIES", 2)
+    prompt_template_file: str | None = _env("PROMPT_TEMPLATE_FILE")
+    max_tokens: int | None = _env("MAX_TOKENS")
+    temperature: float | None = _env("TEMPERATURE")
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                 env_file: str | Path | None = None) -> Settings:
+        """Read the settings once.
+
+        Args:
+            home: Overrides ``RAGCUN_HOME`` (the CLI's ``--home``).
+            environ: The environment to read; ``None`` is ``os.environ``. Tests pass ``{}`` to read none.
+            env_file: A ``.env`` file read under the environment (python-dotenv syntax); a missing file
+                is skipped, ``None`` reads none.
+
+        Raises:
+            InvalidInputError: naming the variable whose value does not parse.
+        """
+        env_file = env_file if env_file is not None and Path(env_file).is_file() else None
+        try:
+            if environ is None:
+                settings = cls(_env_file=env_file)
+            else:
+                from dotenv import dotenv_values
+
+                values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v}
+                values.update({k: v for k, v in environ.items() if v and v.strip()})
+                settings = cls.model_construct(**dict(_Given(**values)))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise InvalidInputError(f"{_variable(error['loc'])} must be {_kind(error)}, got "
+                                    f"{error.get('input')!r}") from None
+        home_path = Path(home or settings.home).expanduser().resolve()
+        return settings.model_copy(update={"home": home_path})
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{self.home / 'catalog.sqlite'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """The base-embedding cache: ``RAGCUN_CACHE``, else ``cache/`` under the home."""
+        return Path(self.cache).expanduser() if self.cache else self.home / "cache"
 
     @property
     def engine(self) -> str:
@@ -41,14 +120,20 @@ class Settings:
     def store_path(self) -> Path:
         return self.home / "qdrant"
 
+
+class _Given(Settings):
+    """Settings from the values passed in alone: the process environment is not read."""
+
     @classmethod
-    def from_env(cls, home: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        home_path = Path(home or env.get("RAGCUN_HOME") or Path.home() / ".ragcun").expanduser().resolve()
-        return cls(
-            home=home_path,
-            db_url=env.get("RAGCUN_DB") or f"sqlite:///{home_path / 'catalog.sqlite'}",
-            qdrant_url=env.get("QDRANT_URL") or None,
-            qdrant_api_key=env.get("QDRANT_API_KEY") or None,
-            qdrant_grpc=env.get("QDRANT_GRPC", "").lower() in {"1", "true", "yes"},
-        )
+    def settings_customise_sources(cls, settings_cls, init_settings, **sources):
+        return (init_settings,)
+
+
+def _variable(loc: tuple) -> str:
+    name = str(loc[0]) if loc else "setting"
+    return name.upper() if name.lower() in Settings.model_fields else name
+
+
+def _kind(error: dict) -> str:
+    kinds = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false (1 or 0)"}
+    return kinds.get(error["type"], error["msg"].removeprefix("Input should be ").rstrip("."))

@@ -18,7 +18,7 @@ from ragcun.evaluation import expected_calibration_error, gaussian_probabilities
 from ragcun.evaluation.metrics import per_query_metrics
 from ragcun.evaluation.stats import sample_lid
 from ragcun.retrieve import GaussianRetriever
-from training.evaluate import rank, retrieval_metrics, run_from_scores
+from ragcun.evaluation.metrics import rank, retrieval_metrics, run_from_scores
 
 ADI_QUERIES = str(SAMPLE_DIR / "queries.jsonl")
 ADI_QRELS = str(SAMPLE_DIR / "qrels" / "test.tsv")

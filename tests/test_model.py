@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 from sentence_transformers import SentenceTransformer
 
@@ -57,6 +58,19 @@ def test_fingerprint_tracks_the_weights(base_encoder):
     b = GaussianEmbedder(head="linear", out_dim=32, seed=2, base_encoder=base_encoder)
     assert a.fingerprint != b.fingerprint
     assert len(a.fingerprint) == 64
+
+
+def test_fingerprint_is_hashed_once_and_again_at_save(tmp_path, base_encoder):
+    model = GaussianEmbedder(head="linear", out_dim=32, seed=1, base_encoder=base_encoder)
+    before = model.fingerprint
+    with torch.no_grad():
+        model.head[0].weight.add_(1.0)  # an in-place change, as training makes
+    assert model.fingerprint == before  # not re-serialised on every access
+    saved = model.save(tmp_path / "m")
+    assert saved != before and model.fingerprint == saved
+    assert GaussianEmbedder.load(tmp_path / "m", base_encoder=base_encoder).fingerprint == saved
+    assert saved == fingerprint_of((tmp_path / "m" / "config.json").read_bytes(),
+                                   (tmp_path / "m" / "head.safetensors").read_bytes())
 
 
 def test_tampered_weights_are_refused(tmp_path, mlp_embedder):

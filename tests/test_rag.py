@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ragcun.beir import SAMPLE_DIR, read_corpus, read_qrels, read_queries
-from ragcun.errors import CollectionNotFound, GenerationError, RagcunError
+from ragcun.errors import CollectionNotFound, GenerationError, InvalidInputError, RagcunError
 from ragcun.rag import (
     DEFAULT_PROMPT_TEMPLATE,
     NO_CONTEXT_ANSWER,
@@ -18,7 +18,6 @@ from ragcun.rag import (
     RAGConfig,
     RAGPipeline,
     Retriever,
-    read_env_file,
 )
 from ragcun.retrieve import GaussianRetriever, Hit, gaussian_probabilities, search
 
@@ -197,16 +196,15 @@ def test_generator_input_errors(identity_embedder):
 # ---- settings -------------------------------------------------------------------------------------
 
 
-def test_env_file_parsing(tmp_path):
+def test_env_file_parsing_is_python_dotenvs(tmp_path):
+    """What python-dotenv accepts is accepted: comments, export, quotes, and lines that are no assignment."""
     env = tmp_path / "x.env"
     env.write_text('# comment\n\nexport MODEL_NAME="openai:llama3"\nTOP_K=3  # three\n'
-                   "OPENAI_BASE_URL=http://localhost:11434/v1#frag\nOPENAI_API_KEY='sk #1'\nEMPTY=\n")
-    assert read_env_file(env) == {"MODEL_NAME": "openai:llama3", "TOP_K": "3",
-                                  "OPENAI_BASE_URL": "http://localhost:11434/v1#frag", "OPENAI_API_KEY": "sk #1",
-                                  "EMPTY": ""}
-    env.write_text("TOP_K=3\nthis is not an assignment\n")
-    with pytest.raises(ValueError, match=r"x.env:2: expected KEY=value"):
-        read_env_file(env)
+                   "OPENAI_BASE_URL=http://localhost:11434/v1#frag\nOPENAI_API_KEY='sk #1'\nEMPTY=\n"
+                   "this is not an assignment\n")
+    config = RAGConfig.from_env(env, environ={})
+    assert (config.model_name, config.top_k, config.openai_base_url, config.openai_api_key) == \
+        ("openai:llama3", 3, "http://localhost:11434/v1#frag", "sk #1")
 
 
 def test_precedence_arguments_then_environment_then_env_file(tmp_path):
@@ -218,7 +216,7 @@ def test_precedence_arguments_then_environment_then_env_file(tmp_path):
     config = RAGConfig.from_env(env, environ={"MODEL_NAME": "hf:/from/env"}, top_k=9, model_name="extractive")
     assert (config.top_k, config.model_name) == (9, "extractive")
     assert RAGConfig.from_env(tmp_path / "missing.env", environ={}) == RAGConfig()
-    with pytest.raises(ValueError, match="TOP_K must be an integer, got 'five'"):
+    with pytest.raises(InvalidInputError, match="TOP_K must be an integer, got 'five'"):
         RAGConfig.from_env(None, environ={"TOP_K": "five"})
     with pytest.raises(ValueError, match="top_k must be a positive integer, got 0"):
         RAGConfig.from_env(None, environ={"TOP_K": "0"})
@@ -231,10 +229,12 @@ def test_example_env_file_documents_the_defaults():
     assert RAGConfig.from_env(example, environ={}) == RAGConfig()
 
 
-def test_dot_env_in_working_directory_configures_the_pipeline(tmp_path, adi_retriever):
+def test_a_dot_env_configures_the_pipeline_only_when_asked_for(tmp_path, adi_retriever):
     (tmp_path / "prompt.txt").write_text("Context:\n{context}\nQ: {question}")
     (tmp_path / ".env").write_text(f"TOP_K=2\nMODEL_NAME=extractive\nPROMPT_TEMPLATE_FILE={tmp_path / 'prompt.txt'}\n")
-    pipeline = RAGPipeline(adi_retriever)
+    # the working directory holds the .env, but the library never reads one on its own
+    assert RAGPipeline(adi_retriever).top_k == 5 and RAGConfig.from_env() == RAGConfig()
+    pipeline = RAGPipeline(adi_retriever, config=RAGConfig.from_env(".env"))
     assert pipeline.top_k == 2 and pipeline.generator.model_name == "extractive"
     assert pipeline.generator.prompt_template.startswith("Context:")
     assert len(pipeline.query(DEFINITION_QUERY).contexts) == 2

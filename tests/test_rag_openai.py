@@ -38,7 +38,7 @@ def sse(*deltas: str, done: bool = True) -> list[str]:
 class ChatServer:
     """A chat-completions server that plays a script: one planned reply per request, in order.
 
-    A reply is ``("json", status, body)`` (a dict is sent as JSON, a str as is), ``("sse", lines)``,
+    A reply is ``("json", status, body[, headers])`` (a dict is sent as JSON, a str as is), ``("sse", lines)``,
     ``("raw", bytes)`` or ``("sleep", seconds)`` (answer nothing for that long). Requests are recorded in ``requests``.
     """
 
@@ -53,7 +53,8 @@ class ChatServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                server.requests.append({"path": self.path, "headers": dict(self.headers),
+                # the headers as received: case-insensitive, as HTTP names are (the SDK sends lower-case ones)
+                server.requests.append({"path": self.path, "headers": self.headers,
                                         "body": json.loads(self.rfile.read(length))})
                 kind, *args = server.script.pop(0) if server.script else ("json", 500, {"error": "no reply planned"})
                 try:
@@ -71,9 +72,11 @@ class ChatServer:
                             self.wfile.write(f"{line}\n\n".encode())
                             self.wfile.flush()
                         return
-                    status, body = args
+                    status, body, *headers = args
                     payload = (json.dumps(body) if isinstance(body, dict) else body).encode()
                     self.send_response(status)
+                    for name, value in (headers[0] if headers else {}).items():
+                        self.send_header(name, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
@@ -112,7 +115,7 @@ def clean_environment(monkeypatch, tmp_path):
 
 
 def openai(server: ChatServer, **options) -> Generator:
-    options = {"api_key": "sk-test", "timeout": 2.0, "max_retries": 0, "backoff": 0.01, **options}
+    options = {"api_key": "sk-test", "timeout": 2.0, "max_retries": 0, **options}
     return Generator("openai:test-model", base_url=server.base_url, **options)
 
 
@@ -209,6 +212,19 @@ def test_5xx_is_retried_with_backoff(server):
     assert "server error HTTP 500 (boom)" in message and "after 2 attempts" in message
 
 
+def test_429_is_retried_after_what_retry_after_asks(server):
+    server.script = [("json", 429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}),
+                     ("json", 200, completion("patient [1]"))]
+    started = time.perf_counter()
+    assert openai(server, max_retries=1).generate(QUESTION, THREE_DOCS) == "patient [1]"
+    assert time.perf_counter() - started >= 0.95  # the SDK's own first backoff is at most 0.5 s
+    assert len(server.requests) == 2
+    server.requests.clear()
+    server.script = [("json", 429, {"error": {"message": "slow down"}}, {"Retry-After": "0.1"})] * 2
+    message = one_line_error(lambda: openai(server, max_retries=1).generate(QUESTION, THREE_DOCS))
+    assert "HTTP 429" in message and "(slow down)" in message and "gave up after 2 attempts" in message
+
+
 def test_timeout(server):
     server.script = [("sleep", 1.5), ("sleep", 1.5)]
     started = time.perf_counter()
@@ -229,7 +245,7 @@ def test_response_cut_off_is_retried(server):
     server.script = [("raw", cut), ("json", 200, completion("whole [1]")), ("raw", cut), ("raw", cut)]
     assert openai(server, max_retries=1).generate(QUESTION, THREE_DOCS) == "whole [1]"
     message = one_line_error(lambda: openai(server, max_retries=1).generate(QUESTION, THREE_DOCS))
-    assert "connection failed (IncompleteRead" in message and "gave up after 2 attempts" in message
+    assert "connection failed (" in message and "gave up after 2 attempts" in message
 
 
 def test_connection_refused():
@@ -238,8 +254,7 @@ def test_connection_refused():
     with socket.socket() as probe:  # a port that nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    generator = Generator("openai:m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, backoff=0.01,
-                          config=RAGConfig())
+    generator = Generator("openai:m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, config=RAGConfig())
     message = one_line_error(lambda: generator.generate(QUESTION, THREE_DOCS))
     assert "cannot connect" in message and "after 2 attempts" in message
 

@@ -1,4 +1,4 @@
-"""SIGReg and the Epps–Pulley statistic against values that follow from the math (see training/sigreg.py)."""
+"""SIGReg and the Epps–Pulley statistic against values that follow from the math (see ragcun/model/sigreg.py)."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from training.sigreg import epps_pulley, sigreg
+from ragcun.model.sigreg import epps_pulley, sigreg
 
 
 def reference_constant_column(n: int) -> float:

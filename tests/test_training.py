@@ -6,6 +6,8 @@ shipped in ``ragcun/data/adi`` (its only qrels split is ``test``, so it stands i
 
 import copy
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,13 +19,15 @@ from safetensors.torch import load_file
 
 from ragcun.beir import SAMPLE_DIR, read_corpus
 from ragcun.cli import cli
+from ragcun.errors import InvalidInputError
 from ragcun.model import GaussianEmbedder
-from training.__main__ import parse
-from training.checkpoint import latest_checkpoint
-from training.config import TrainConfig
-from training.data import NO_NEGATIVE, base_embeddings, load_training_data
-from training.loss import GaussianLoss, info_nce, neighbourhood_kl
-from training.train import lr_multiplier, pca_init, sigreg_weight, train
+from ragcun.model.cache import base_embeddings
+from ragcun.training.checkpoint import latest_checkpoint
+from ragcun.training.cli import train as train_command
+from ragcun.training.config import TrainConfig, options
+from ragcun.training.data import NO_NEGATIVE, load_training_data
+from ragcun.training.loss import GaussianLoss, info_nce, neighbourhood_kl
+from ragcun.training.train import lr_multiplier, pca_init, sigreg_weight, train
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +181,7 @@ def test_frozen_run_writes_a_model_selected_on_dev(tmp_path, base_encoder, cache
     best = max(history, key=lambda h: h["dev_ndcg@10"])
     assert run["metrics"]["best"] == best and run["selected_by"] == "dev_ndcg@10"
     # the directory holds the best epoch's weights: its dev nDCG is reproduced from the saved model
-    from training.train import Texts, Trainable, evaluate_dev
+    from ragcun.training.train import Texts, Trainable, evaluate_dev
 
     train_set, dev = load_training_data(SAMPLE_DIR, "test", 0.3, config.seed)
     reloaded = Trainable(model, GaussianLoss(32), full=False)
@@ -205,9 +209,18 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, base_encoder, cache_d
 
 
 def test_resume_refuses_another_architecture(tmp_path, base_encoder, cache_dir):
-    train(adi_config(tmp_path, cache_dir, epochs=1, dev_fraction=0.0), base_encoder=base_encoder)
-    with pytest.raises(RuntimeError, match="size mismatch"):
-        train(adi_config(tmp_path, cache_dir, epochs=2, dev_fraction=0.0, out_dim=16, resume=True), base_encoder=base_encoder)
+    config = adi_config(tmp_path, cache_dir, epochs=1, dev_fraction=0.0)
+    train(config, base_encoder=base_encoder)
+    with pytest.raises(InvalidInputError, match=r"cannot resume, the checkpoint was trained with out_dim \d+ \(now 16\)"):
+        train(replace(config, epochs=2, out_dim=16, resume=True), base_encoder=base_encoder)
+    # the command line says so in one line, not with a torch traceback
+    args = ["train", "--data", config.data, "--split", config.split, "--out", config.out, "--epochs", "2",
+            "--out-dim", "16", "--head", config.head, "--hidden-dim", str(config.hidden_dim), "--resume",
+            "--cache-dir", str(cache_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and "cannot resume" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
@@ -233,14 +246,17 @@ def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
 # ---- command lines --------------------------------------------------------------------------------
 
 
-def test_ragcun_train_command(tmp_path, cache_dir):
+def test_ragcun_train_command(tmp_path, monkeypatch):
     out = tmp_path / "m"
-    args = ["train", "--data", str(SAMPLE_DIR), "--split", "test", "--out", str(out), "--epochs", "1",
-            "--out-dim", "16", "--hidden-dim", "64", "--sigreg-slices", "32", "--cache-dir", str(cache_dir)]
+    monkeypatch.delenv("RAGCUN_CACHE", raising=False)
+    args = ["--home", str(tmp_path / "home"), "train", "--data", str(SAMPLE_DIR), "--split", "test", "--out", str(out),
+            "--epochs", "1", "--out-dim", "16", "--hidden-dim", "64", "--sigreg-slices", "32"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert f"model written to {out}" in result.output
     assert GaussianEmbedder.load(out).dim == 16
+    # without --cache-dir, the base embeddings are cached under the home ragcun was given
+    assert list((tmp_path / "home" / "cache" / "base-embeddings").glob("*/*.safetensors"))
 
     missing = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "absent"), "--out", str(out)])
     assert missing.exit_code == 1
@@ -249,13 +265,27 @@ def test_ragcun_train_command(tmp_path, cache_dir):
     assert bad.exit_code == 2
 
 
-def test_python_m_training_parses_every_field():
-    config = parse(["--data", "d", "--out", "o", "--recipe", "full", "--no-learn-temperature", "--out-dim", "64",
-                    "--sigreg-on", "separate", "--cache-dir", "/tmp/c"])
+def test_the_training_command_parses_every_field():
+    args = ["--data", "d", "--out", "o", "--recipe", "full", "--no-learn-temperature", "--out-dim", "64",
+            "--sigreg-on", "separate", "--cache-dir", "/tmp/c"]
+    config = TrainConfig(**train_command.make_context("train", args).params)
+    assert {name for name, _, _ in options()} == set(train_command.make_context("train", args).params)
     assert config == TrainConfig(data="d", out="o", recipe="full", learn_temperature=False, out_dim=64,
                                  sigreg_on="separate", cache_dir="/tmp/c")
     with pytest.raises(ValueError, match="recipe"):
         TrainConfig(recipe="half")
+
+
+def test_python_m_ragcun_training_is_the_same_command(tmp_path):
+    """``python -m ragcun.training`` runs the Click command ``ragcun train`` runs, one-line errors included."""
+    run = subprocess.run([sys.executable, "-m", "ragcun.training", "--data", str(tmp_path / "absent"), "--out",
+                          str(tmp_path / "m")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == f"Error: {tmp_path / 'absent'}: no such training data"
+    usage = subprocess.run([sys.executable, "-m", "ragcun.training", "--help"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+    assert usage.returncode == 0 and "Usage: python -m ragcun.training" in usage.stdout
+    assert "--sigreg-lambda" in usage.stdout
 
 
 # ---- the shipped default ------------------------------------------------------------------------------

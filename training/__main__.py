@@ -1,30 +1,21 @@
-"""``python -m training --data DIR --out DIR [--recipe frozen] [--<any TrainConfig field> VALUE]``."""
+"""``python -m ragcun.training --data DIR --out DIR [...]``: the same command as ``ragcun train``."""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import sys
 
-from training.config import TrainConfig, options
-from training.train import train
+import click
 
-
-def parse(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(prog="python -m training", description="Train a Gaussian head (SIGReg + InfoNCE).")
-    for name, kind, default in options():
-        flag = "--" + name.replace("_", "-")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            parser.add_argument(flag, type=kind, default=default, required=name in ("data", "out"))
-    return TrainConfig(**vars(parser.parse_args(argv)))
+from ragcun.errors import RagcunError
+from ragcun.training.cli import train
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = parse(argv)
-    out = train(config)
-    logging.getLogger("training").info("model written to %s", out)
+    try:
+        train.main(argv, prog_name="python -m ragcun.training")
+    except RagcunError as exc:  # the same one-line error `ragcun train` prints
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_state(path: str | Path) -> dict:
+    """The JSON run state of a checkpoint (config, step, epoch…), without reading its tensors."""
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["ragcun_checkpoint"])
+
+
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator) -> dict:
     """Restore weights, optimizer, RNG states in place (strictly); return the JSON run state."""

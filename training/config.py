@@ -5,6 +5,8 @@ from __future__ import annotations
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields
 
+from ragcun.errors import InvalidInputError
+
 RECIPES = ("frozen", "full")
 
 
@@ -55,14 +57,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+            raise InvalidInputError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.init not in ("default", "pca", "whiten"):
-            raise ValueError(f"init must be default, pca or whiten, got {self.init!r}")
+            raise InvalidInputError(f"init must be default, pca or whiten, got {self.init!r}")
         if not 0.0 <= self.dev_fraction < 1.0:
-            raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+            raise InvalidInputError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
         for name in ("epochs", "batch_size", "grad_accum", "out_dim", "sigreg_slices"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise InvalidInputError(f"{name} must be positive, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,8 +74,18 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+            raise InvalidInputError(f"unknown training options: {', '.join(unknown)}")
         return cls(**data)
+
+
+def architecture(config: dict) -> dict:
+    """The options that decide which tensors a run trains: a checkpoint resumes only under the same ones."""
+    return {
+        "recipe": config["recipe"], "base_model": config["base_model"], "head": config["head"],
+        "out_dim": config["out_dim"], "hidden_dim": config["hidden_dim"] if config["head"] == "mlp" else None,
+        "learn_temperature": config["learn_temperature"],
+        "jepa_weight > 0": config["jepa_weight"] > 0, "distill_weight > 0": config["distill_weight"] > 0,
+    }
 
 
 def options() -> list[tuple[str, type, object]]:

@@ -8,24 +8,19 @@ Sources, detected from the path:
   file of one document per line): self-supervised views, two random spans of the same document.
 
 Pairs are stored as indices into one de-duplicated text list, so the frozen recipe embeds every text
-once through the base encoder and caches the result on disk.
+once through the base encoder and caches the result on disk (:mod:`ragcun.model.cache`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
 from ragcun.beir import read_corpus, read_jsonl, read_qrels, read_queries
+from ragcun.errors import InvalidInputError
 
-logger = logging.getLogger(__name__)
 
 NO_NEGATIVE = -1
 
@@ -75,7 +70,7 @@ def load_beir_pairs(folder: Path, split: str = "train", dev_fraction: float = 0.
     """
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
-        raise FileNotFoundError(f"{qrels_path}: missing; a BEIR training folder needs qrels/{split}.tsv")
+        raise InvalidInputError(f"{qrels_path}: missing; a BEIR training folder needs qrels/{split}.tsv")
     corpus = read_corpus(folder)
     queries = read_queries(folder)
     qrels = {qid: {d: g for d, g in docs.items() if g > 0} for qid, docs in read_qrels(qrels_path).items()}
@@ -174,7 +169,7 @@ def load_training_data(path: str | Path, split: str = "train", dev_fraction: flo
     path = Path(path)
     dev = None
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such training data")
+        raise InvalidInputError(f"{path}: no such training data")
     if path.is_dir() and (path / "qrels" / f"{split}.tsv").is_file():
         train, dev = load_beir_pairs(path, split, dev_fraction, seed)
         if span_views:
@@ -188,7 +183,7 @@ def load_training_data(path: str | Path, split: str = "train", dev_fraction: flo
     elif path.suffix == ".txt":
         documents = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
-        raise ValueError(f"{path}: not a BEIR folder, a pairs .jsonl, a corpus.jsonl or a .txt corpus")
+        raise InvalidInputError(f"{path}: not a BEIR folder, a pairs .jsonl, a corpus.jsonl or a .txt corpus")
     return span_pairs(documents, max(span_views, 2), seed=seed, source=str(path)), None
 
 
@@ -200,57 +195,3 @@ def fingerprint(pairs: PairSet) -> str:
             digest.update((pairs.texts[i] if i != NO_NEGATIVE else "").encode())
             digest.update(b"\x00")
     return digest.hexdigest()
-
-
-# ---- the base-embedding cache (frozen recipe) ---------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RAGCUN_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ragcun"))
-
-
-def _text_hash(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
-
-
-def base_embeddings(embedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64) -> torch.Tensor:
-    """Base-encoder embeddings (no Normalize, no head) of ``texts``, read from or added to the cache.
-
-    The cache is content-addressed: one folder per (base model, max_seq_length), holding shards of
-    rows keyed by the sha256 of each text, so any text list (train split, dev split, benchmark
-    corpus) reuses every text already embedded and only encodes the new ones.
-
-    Args:
-        embedder: A :class:`ragcun.model.GaussianEmbedder`; only its ``base`` is used.
-        texts: The texts, in the order the rows are returned.
-        cache_dir: Cache folder; ``None`` uses ``$RAGCUN_CACHE`` or ``~/.cache/ragcun``.
-
-    Returns:
-        float32 tensor ``(len(texts), base_dim)``.
-    """
-    from ragcun.model import GaussianEmbedder
-
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    model_key = hashlib.sha256(f"{embedder.base_model}\x00{embedder.max_seq_length}".encode()).hexdigest()[:16]
-    folder = cache_dir / "base-embeddings" / model_key
-    rows: dict[bytes, torch.Tensor] = {}
-    for shard in sorted(folder.glob("*.safetensors")):
-        table = load_file(shard)
-        rows.update(zip(map(bytes, table["hashes"].numpy()), table["embeddings"]))
-    hashes = [_text_hash(text) for text in texts]
-    missing = list(dict.fromkeys(h for h in hashes if h not in rows))
-    if missing:
-        by_hash = dict(zip(hashes, texts))
-        plain = GaussianEmbedder(embedder.base_model, head="identity", base_encoder=embedder.base)
-        new = torch.from_numpy(plain.encode([by_hash[h] for h in missing], batch_size=batch_size))
-        folder.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(b"".join(missing)).hexdigest()[:16]
-        tmp = folder / f"{name}.tmp{os.getpid()}"
-        hash_table = torch.frombuffer(bytearray(b"".join(missing)), dtype=torch.uint8).reshape(len(missing), 32)
-        save_file({"embeddings": new.contiguous(), "hashes": hash_table}, tmp, metadata={"base_model": embedder.base_model})
-        os.replace(tmp, folder / f"{name}.safetensors")  # a crash mid-write never leaves a truncated shard
-        rows.update(zip(missing, new))
-    logger.info("base embeddings: %d texts, %d newly encoded, cache %s", len(texts), len(missing), folder)
-    if not texts:
-        return torch.empty(0, embedder.head_spec.in_dim)
-    return torch.stack([rows[h] for h in hashes])

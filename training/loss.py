@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.sigreg import sigreg
+from ragcun.errors import InvalidInputError
+from ragcun.model.sigreg import sigreg
 
 SIGREG_VIEWS = ("both", "separate", "queries", "docs", "corpus")
 
@@ -80,9 +81,9 @@ class GaussianLoss(nn.Module):
                  distill_temperature: float = 0.05):
         super().__init__()
         if sigreg_on not in SIGREG_VIEWS:
-            raise ValueError(f"sigreg_on must be one of {', '.join(SIGREG_VIEWS)}, got {sigreg_on!r}")
+            raise InvalidInputError(f"sigreg_on must be one of {', '.join(SIGREG_VIEWS)}, got {sigreg_on!r}")
         if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise InvalidInputError(f"temperature must be positive, got {temperature}")
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)), requires_grad=learn_temperature)
         self.sigreg_on, self.num_slices, self.jepa_weight = sigreg_on, num_slices, jepa_weight
         self.predictor = nn.Linear(dim, dim) if jepa_weight > 0 else None
@@ -118,7 +119,7 @@ class GaussianLoss(nn.Module):
             "corpus": lambda: [corpus],
         }[self.sigreg_on]()
         if any(v is None for v in views):
-            raise ValueError("sigreg_on='corpus' needs a corpus batch")
+            raise InvalidInputError("sigreg_on='corpus' needs a corpus batch")
         terms["sigreg"] = torch.stack([sigreg(v, self.num_slices, seed) for v in views]).mean()
         loss = terms["nce"] + lam * terms["sigreg"]
         if self.predictor is not None:
@@ -128,7 +129,7 @@ class GaussianLoss(nn.Module):
             loss = loss + self.jepa_weight * terms["jepa"]
         if self.distill_weight > 0:
             if teacher is None or student is None:
-                raise ValueError("distill_weight > 0 needs teacher (base) and student (head) embeddings")
+                raise InvalidInputError("distill_weight > 0 needs teacher (base) and student (head) embeddings")
             terms["distill"] = neighbourhood_kl(teacher, student, self.distill_temperature, self.log_distill_temperature.exp())
             loss = loss + self.distill_weight * terms["distill"]
         terms["temperature"] = self.temperature.detach()

@@ -29,14 +29,17 @@ from torch import nn
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ragcun.errors import InvalidInputError
+from ragcun.evaluation.isotropy import isotropy
+from ragcun.evaluation.metrics import rank, retrieval_metrics, run_from_scores
 from ragcun.model import GaussianEmbedder
-from training import data as data_module
-from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from training.config import TrainConfig
-from training.data import NO_NEGATIVE, PairSet, base_embeddings, load_training_data
-from training.evaluate import isotropy, rank, retrieval_metrics, run_from_scores
-from training.loss import GaussianLoss
-from training.sigreg import sigreg
+from ragcun.model.cache import base_embeddings
+from ragcun.model.sigreg import sigreg
+from ragcun.training import data as data_module
+from ragcun.training.checkpoint import checkpoint_state, latest_checkpoint, load_checkpoint, save_checkpoint
+from ragcun.training.config import TrainConfig, architecture
+from ragcun.training.data import NO_NEGATIVE, PairSet, load_training_data
+from ragcun.training.loss import GaussianLoss
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def pca_init(head: nn.Sequential, x: torch.Tensor, whiten: bool = False) -> None
     first, last = head[0], head[-1]
     k = last.out_features
     if k > x.shape[1] or (len(head) > 1 and first.out_features < 2 * k):
-        raise ValueError(f"pca init needs out_dim <= base width and hidden_dim >= 2 * out_dim (out_dim {k})")
+        raise InvalidInputError(f"pca init needs out_dim <= base width and hidden_dim >= 2 * out_dim (out_dim {k})")
     mean = x.double().mean(0)
     eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov((x.double() - mean).T))  # ascending
     top = eigenvalues[-k:].flip(0).clamp_min(eigenvalues[-1] * 1e-6)  # a rank-deficient corpus must not blow up
@@ -130,6 +133,16 @@ def relevance_mask(positives: dict[int, set[int]], queries: list[int], candidate
 def state_is_fresh(config: TrainConfig) -> bool:
     """False when a checkpoint will be resumed (its weights replace any initialisation)."""
     return not (config.resume and latest_checkpoint(Path(config.checkpoint_dir or Path(config.out) / "checkpoints")))
+
+
+def check_resumable(path: Path, config: TrainConfig) -> None:
+    """Refuse, in one line, a checkpoint written under another architecture (before any tensor is loaded)."""
+    stored = architecture(checkpoint_state(path)["config"])
+    wanted = architecture(config.to_dict())
+    changed = [f"{k} {stored[k]!r} (now {wanted[k]!r})" for k in wanted if stored[k] != wanted[k]]
+    if changed:
+        raise InvalidInputError(f"{path}: cannot resume, the checkpoint was trained with {', '.join(changed)}: rerun "
+                                "with the checkpoint's options, or without --resume into another --out")
 
 
 def git_commit() -> dict:
@@ -207,7 +220,7 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         The model directory, holding the model files plus ``training_run.json``.
     """
     if not config.data or not config.out:
-        raise ValueError("training needs data and out")
+        raise InvalidInputError("training needs data and out")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -221,17 +234,21 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         device = torch.device("cpu")
     full = config.recipe == "full"
     torch.manual_seed(config.seed)
+    checkpoint_dir = Path(config.checkpoint_dir or Path(config.out) / "checkpoints")
+    resume_from = latest_checkpoint(checkpoint_dir) if config.resume else None
+    if resume_from is not None:
+        check_resumable(resume_from, config)
 
     train_set, dev_set = load_training_data(config.data, config.split, config.dev_fraction, config.seed, config.span_views)
     if len(train_set) == 0:
-        raise ValueError(f"{config.data}: no training pairs")
+        raise InvalidInputError(f"{config.data}: no training pairs")
     embedder = GaussianEmbedder(config.base_model, head=config.head, out_dim=config.out_dim,
                                 hidden_dim=config.hidden_dim if config.head == "mlp" else None,
                                 seed=config.seed, device=str(device), base_encoder=base_encoder)
     if base_encoder is not None:
         embedder.base.to(device)
     if full and config.distill_weight > 0:
-        raise ValueError("distill_weight needs the frozen recipe (the base embeddings are the teacher); "
+        raise InvalidInputError("distill_weight needs the frozen recipe (the base embeddings are the teacher); "
                          "with --recipe full pass --distill-weight 0")
     loss_fn = GaussianLoss(embedder.dim, config.temperature, config.learn_temperature, config.sigreg_on,
                            config.sigreg_slices, config.jepa_weight, config.distill_weight,
@@ -268,13 +285,12 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     generator = torch.Generator().manual_seed(config.seed)
-    checkpoint_dir = Path(config.checkpoint_dir or Path(config.out) / "checkpoints")
     state = {"epoch": 0, "history": [], "best": None}
     step = 0
-    if config.resume and (found := latest_checkpoint(checkpoint_dir)) is not None:
-        state = load_checkpoint(found, model, optimizer, generator)  # strict: another architecture is refused
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optimizer, generator)  # strict, after check_resumable
         step = state["step"]
-        logger.info("resumed from %s at epoch %d, step %d", found, state["epoch"], step)
+        logger.info("resumed from %s at epoch %d, step %d", resume_from, state["epoch"], step)
     if main:
         for group in optimizer.param_groups:
             logger.info("param group %s: %d tensors, peak lr %.2e, lr now %.2e", group["name"], len(group["params"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from alembic import command
@@ -13,15 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ragcun.errors import CatalogError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_PACKAGE = "ragcun.migrations"
 
 
-def _migrations_dir() -> Path:
-    if MIGRATIONS_DIR.is_dir():
-        return MIGRATIONS_DIR
-    import migrations  # installed as a package next to ragcun
+def migrations_dir() -> Path:
+    """The folder of the Alembic scripts, installed as ``ragcun.migrations`` (the repository's ``migrations/``).
 
-    return Path(migrations.__file__).parent
+    Located through the import system without importing it: the library never imports its migrations,
+    Alembic only reads them as files.
+    """
+    spec = importlib.util.find_spec(MIGRATIONS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise CatalogError(f"the catalog migrations ({MIGRATIONS_PACKAGE}) are not installed: reinstall ragcun")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def make_engine(url: str) -> Engine:
@@ -44,7 +49,7 @@ def make_engine(url: str) -> Engine:
 
 def alembic_config(url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(_migrations_dir()))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -18,7 +18,6 @@ from ragcun.cli import (  # noqa: F401  (registers commands)
     reindex,
     runs,
     search,
-    train,
 )
 from ragcun.cli.main import cli
 

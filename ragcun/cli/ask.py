@@ -26,7 +26,7 @@ def ask(app: AppContext, question, collection, top_k, generator_name, prompt_tem
 
     from ragcun.rag import Generator, RAGConfig, RAGPipeline, Retriever
 
-    config = RAGConfig.from_env(top_k=top_k, model_name=generator_name)
+    config = RAGConfig.from_settings(app.settings, top_k=top_k, model_name=generator_name)
     template = Path(prompt_template).read_text(encoding="utf-8") if prompt_template else None
     generator = Generator(config=config, prompt_template=template)
 

@@ -27,18 +27,45 @@ class AppContext:
         return Workspace(self.settings)
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class RagcunGroup(click.Group):
-    """Turns library errors into one-line ``Error: …`` messages instead of tracebacks."""
+    """Turns library errors into one-line ``Error: …`` messages, and finds plugin commands.
+
+    A :class:`RagcunError` is the user's to fix: its message is the whole output. Any other exception
+    is a bug and says so, with a hint to rerun with ``--debug`` (which shows the traceback). Commands
+    registered in the ``ragcun.commands`` entry-point group (``train``) load when first named.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from ragcun.plugins import command_names
+
+        return sorted({*super().list_commands(ctx), *command_names()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            from ragcun.plugins import load_command
+
+            command = load_command(name)
+        return command
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (RagcunError, ValueError, FileNotFoundError, OSError) as exc:
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
             app = ctx.obj if isinstance(ctx.obj, AppContext) else None
             if app is not None and app.debug:
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise click.ClickException(message) from exc
+            if isinstance(exc, RagcunError):
+                raise click.ClickException(first_line(exc)) from exc
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {first_line(exc)} (a bug: rerun with "
+                                       "--debug for the traceback and report it)") from exc
 
 
 @click.group(cls=RagcunGroup)
@@ -49,7 +76,8 @@ class RagcunGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     """ragcun: retrieval with isotropic Gaussian embeddings and Euclidean distance."""
-    ctx.obj = AppContext(settings=Settings.from_env(home=home), debug=debug)
+    # Only the command line reads ./.env: the library never depends on the folder it runs from.
+    ctx.obj = AppContext(settings=Settings.from_env(home=home, env_file=".env"), debug=debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 

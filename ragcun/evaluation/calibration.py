@@ -9,6 +9,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ragcun.catalog.ops import require_collection
+from ragcun.errors import InvalidInputError
 from ragcun.evaluation.corpus import doc_distances, exclude_self_hits, load_points, relevance_grades
 from ragcun.evaluation.data import EvaluationError, judged_queries, read_qrels_strict, read_queries_strict
 from ragcun.evaluation.metrics import expected_calibration_error, gaussian_probabilities
@@ -76,7 +77,7 @@ def calibrate(ws: Workspace, collection_name: str, queries_path: str | Path, qre
     Use a dev split (for SciFact, ``qrels/train.tsv``), never the test qrels you report on.
     """
     if top_k < 2:
-        raise ValueError(f"top_k must be at least 2 (a softmax over one candidate is always 1), got {top_k}")
+        raise InvalidInputError(f"top_k must be at least 2 (a softmax over one candidate is always 1), got {top_k}")
     points = load_points(ws, collection_name)
     judged = judged_queries(read_queries_strict(queries_path), read_qrels_strict(qrels_path), set(points.doc_ids))
     with ws.catalog.session() as session:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragcun.catalog.ops import require_collection
+from ragcun.evaluation.metrics import rank
 from ragcun.workspace import Workspace
-from training.evaluate import rank
 
 QUERY_BATCH = 256  # rows of the query × chunk distance matrix computed at once
 
@@ -72,7 +72,7 @@ def min_per_doc(chunk_values: np.ndarray, chunk_doc: np.ndarray, n_docs: int) ->
 def doc_distances(queries: np.ndarray, chunks: np.ndarray, chunk_doc: np.ndarray, n_docs: int) -> np.ndarray:
     """Exact L2 distance from each query to each document (its nearest chunk), shape (queries, docs).
 
-    Ranked by :func:`training.evaluate.rank` over every chunk, so it is the same exact search the
+    Ranked by :func:`ragcun.evaluation.metrics.rank` over every chunk, so it is the same exact search the
     trainer evaluates with, not the store's HNSW.
     """
     out = []

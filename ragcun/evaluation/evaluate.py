@@ -1,7 +1,7 @@
 """``ragcun eval``: retrieval quality and the Gaussian claims, for a collection's model and baselines.
 
 Evaluation is exact: the collection's stored vectors are scrolled and every query is compared with
-every point (:func:`training.evaluate.rank`), so HNSW recall never blurs a comparison. A document
+every point (:func:`ragcun.evaluation.metrics.rank`), so HNSW recall never blurs a comparison. A document
 scores as its best chunk. Baselines embed the same chunk texts:
 
 * ``base-cosine`` / ``base-l2``: the model's base encoder without its head (and without Normalize),
@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from ragcun.catalog.models import EvalResult, ModelVersion
 from ragcun.catalog.ops import active_collection, require_collection
+from ragcun.errors import InvalidInputError
 from ragcun.evaluation.corpus import (
     CollectionPoints,
     doc_distances,
@@ -174,7 +175,7 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
         An :class:`EvalReport`, the collection's own model first.
     """
     from ragcun.collections.versions import load_model_ref
-    from training.data import base_embeddings
+    from ragcun.model.cache import base_embeddings
 
     queries = read_queries_strict(queries_path)
     qrels = read_qrels_strict(qrels_path)
@@ -200,8 +201,10 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
             if base is None and embedder.head_spec.kind == "identity":
                 base = (query_vectors, points.vectors)  # an identity head stores the base encoder's own vectors
             elif base is None:
-                # The trainer's content-addressed cache ($RAGCUN_CACHE): texts it already embedded are reused.
-                base = (base_embeddings(embedder, judged.texts).numpy(), base_embeddings(embedder, points.texts).numpy())
+                # The base-embedding cache the trainer shares ($RAGCUN_CACHE): texts it already embedded are reused.
+                cache = ws.settings.cache_dir
+                base = (base_embeddings(embedder, judged.texts, cache).numpy(),
+                        base_embeddings(embedder, points.texts, cache).numpy())
             if method == "base-cosine":
                 # σ = 1 on the unit sphere is uncalibrated: the ECE shown is what an untuned σ gives.
                 results.append(score_vectors(method, unit(base[0]), unit(base[1]), judged, points, 1.0,
@@ -276,7 +279,7 @@ def evaluate_beir(ws: Workspace, folder: str | Path, embedder, collection_name: 
     qrels_path = folder / "qrels" / f"{split}.tsv"
     for needed in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
         if not needed.is_file():
-            raise FileNotFoundError(f"{needed}: missing; --beir needs a BEIR folder (corpus.jsonl, queries.jsonl, "
+            raise InvalidInputError(f"{needed}: missing; --beir needs a BEIR folder (corpus.jsonl, queries.jsonl, "
                                     f"qrels/{split}.tsv)")
     name = collection_name or f"beir-{folder.resolve().name}"
     with ws.catalog.session() as session:

@@ -8,11 +8,36 @@ from __future__ import annotations
 
 import numpy as np
 import pytrec_eval
+import torch
 from scipy.stats import spearmanr
 
+from ragcun.errors import InvalidInputError
 from ragcun.retrieve.base import gaussian_probabilities  # noqa: F401  (re-exported)
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+def rank(queries: np.ndarray, docs: np.ndarray, k: int = 100, metric: str = "l2") -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` document indices per query and their scores (higher is better), exact search.
+
+    ``metric``: ``l2`` ranks by −‖q − d‖² (the Gaussian space), ``cosine`` by the cosine.
+    """
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    d = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.float32))
+    if metric == "cosine":
+        scores = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
+    elif metric == "l2":
+        scores = -torch.cdist(q.double(), d.double()).pow(2)
+    else:
+        raise InvalidInputError(f"metric must be l2 or cosine, got {metric!r}")
+    top_ = scores.topk(min(k, d.shape[0]), dim=1)
+    return top_.indices.numpy(), top_.values.numpy()
+
+
+def run_from_scores(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict:
+    """A pytrec_eval run from :func:`rank`'s output."""
+    return {qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores)}
+            for qid, row, row_scores in zip(query_ids, indices, scores)}
 
 
 def top(run_row: dict[str, float], k: int) -> dict[str, float]:
@@ -23,12 +48,12 @@ def top(run_row: dict[str, float], k: int) -> dict[str, float]:
 def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
     """nDCG@10, Recall@10/100 and MRR@10 of every judged query in ``run`` (pytrec_eval).
 
-    The same evaluator as :func:`training.evaluate.retrieval_metrics`; MRR@10 is pytrec_eval's
-    ``recip_rank`` over each run cut to its top 10, since trec_eval's ``recip_rank`` has no cutoff.
+    MRR@10 is pytrec_eval's ``recip_rank`` over each run cut to its top 10, since trec_eval's
+    ``recip_rank`` has no cutoff.
     """
     judged = {q: docs for q, docs in qrels.items() if q in run and any(g > 0 for g in docs.values())}
     if not judged:
-        raise ValueError("no judged query in the run")
+        raise InvalidInputError("no judged query in the run")
     full = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.10", "recall.100"}).evaluate(
         {q: run[q] for q in judged})
     cut = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate({q: top(run[q], 10) for q in judged})
@@ -39,6 +64,12 @@ def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[st
 
 def mean_metrics(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
     return {m: float(np.mean([row[m] for row in per_query.values()])) for m in METRICS}
+
+
+def retrieval_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean nDCG@10 and Recall@100 over the judged queries: the trainer's dev figures."""
+    means = mean_metrics(per_query_metrics(run, qrels))
+    return {"ndcg@10": means["ndcg@10"], "recall@100": means["recall@100"]}
 
 
 def separation(distances: np.ndarray, relevant: np.ndarray, valid: np.ndarray | None = None) -> float:

@@ -15,8 +15,8 @@ from scipy.stats import chi
 
 from ragcun.evaluation.corpus import load_points
 from ragcun.evaluation.data import EvaluationError
+from ragcun.evaluation.isotropy import effective_rank, mean_sigreg
 from ragcun.workspace import Workspace
-from training.evaluate import effective_rank, mean_sigreg
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SIGREG_SUBSETS, SIGREG_SIZE = 10, 1024

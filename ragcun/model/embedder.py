@@ -27,7 +27,7 @@ from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
-from ragcun.errors import ModelLoadError
+from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model.head import HeadSpec, build_head
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class GaussianEmbedder:
         base_dim = dimension_of()
         if isinstance(head, HeadSpec):
             if head.in_dim != base_dim:
-                raise ValueError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
+                raise InvalidInputError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
             self.head_spec = head
         else:
             width = out_dim or base_dim
@@ -124,6 +124,7 @@ class GaussianEmbedder:
             )
         self.head = build_head(self.head_spec, seed=seed).to(self.base.device)
         self.head.eval()
+        self._fingerprint: str | None = None  # set by load and save; computed on first use otherwise
 
     @property
     def dim(self) -> int:
@@ -176,7 +177,7 @@ class GaussianEmbedder:
         if isinstance(texts, str):
             texts = [texts]
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
@@ -219,8 +220,15 @@ class GaussianEmbedder:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the serialized config and weights: the model version's identity."""
-        return fingerprint_of(*self._serialized())
+        """sha256 of the serialized config and weights: the model version's identity.
+
+        Hashed once (at load, at save, or on first use of a model built in memory) rather than on every
+        access, since every persistent search reads it: code that changes the head in place, as the
+        trainer does, calls :meth:`save`, which hashes again.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(*self._serialized())
+        return self._fingerprint
 
     def save(self, path: str | Path) -> str:
         """Write the model directory and return its fingerprint."""
@@ -231,6 +239,7 @@ class GaussianEmbedder:
         (path / CONFIG_FILE).write_bytes(config_bytes)
         (path / WEIGHTS_FILE).write_bytes(weights_bytes)
         (path / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+        self._fingerprint = fingerprint
         return fingerprint
 
     @classmethod
@@ -285,6 +294,7 @@ class GaussianEmbedder:
         except RuntimeError as exc:
             first_line = str(exc).strip().splitlines()[-1].strip()
             raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+        model._fingerprint = actual
         return model
 
     # ---- interoperability ----------------------------------------------------------------------

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ragcun.errors import InvalidInputError
+
 HEAD_KINDS = ("identity", "linear", "mlp")
 
 
@@ -34,13 +36,13 @@ class HeadSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
-            raise ValueError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
+            raise InvalidInputError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
         if self.in_dim <= 0 or self.out_dim <= 0:
-            raise ValueError(f"head dims must be positive, got in_dim={self.in_dim} out_dim={self.out_dim}")
+            raise InvalidInputError(f"head dims must be positive, got in_dim={self.in_dim} out_dim={self.out_dim}")
         if self.kind == "identity" and self.in_dim != self.out_dim:
-            raise ValueError(f"an identity head keeps the width: out_dim {self.out_dim} != in_dim {self.in_dim}")
+            raise InvalidInputError(f"an identity head keeps the width: out_dim {self.out_dim} != in_dim {self.in_dim}")
         if self.kind == "mlp" and (self.hidden_dim is None or self.hidden_dim <= 0):
-            raise ValueError("an mlp head needs a positive hidden_dim")
+            raise InvalidInputError("an mlp head needs a positive hidden_dim")
 
     def to_dict(self) -> dict:
         return asdict(self)

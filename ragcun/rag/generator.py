@@ -6,21 +6,17 @@ OpenAI-compatible chat-completions server) and ``hf:PATH`` (a local Hugging Face
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
-import socket
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from ragcun.errors import GenerationError
+from ragcun.errors import GenerationError, InvalidInputError
 from ragcun.rag.config import RAGConfig
 from ragcun.rag.retriever import require_text
 
@@ -55,7 +51,7 @@ def check_template(template: str) -> str:
     """Refuse a prompt template without both ``{context}`` and ``{question}``."""
     missing = [p for p in ("{context}", "{question}") if p not in template]
     if missing:
-        raise ValueError(f"prompt template lacks {' and '.join(missing)}")
+        raise InvalidInputError(f"prompt template lacks {' and '.join(missing)}")
     return template
 
 
@@ -72,6 +68,20 @@ def split_sentences(text: str) -> list[str]:
     return long_enough or sentences
 
 
+class GeneratorBackend(Protocol):
+    """What :class:`Generator` calls: the extractive, OpenAI-compatible and Hugging Face backends.
+
+    ``prompt`` is the rendered prompt LLM backends send; ``embedder`` is the caller's model (the extractive
+    backend embeds with it). ``streams``: whether :meth:`stream` yields text as it is produced.
+    """
+
+    streams: bool
+
+    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str: ...
+
+    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]: ...
+
+
 class ExtractiveBackend:
     """Answers with the context sentences nearest the question in the embedding space, each cited.
 
@@ -86,7 +96,7 @@ class ExtractiveBackend:
 
     def __init__(self, embedder=None, embedding_model: str | None = None, max_sentences: int = 3):
         if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences <= 0:
-            raise ValueError(f"max_sentences must be a positive integer, got {max_sentences!r}")
+            raise InvalidInputError(f"max_sentences must be a positive integer, got {max_sentences!r}")
         self.embedder = embedder
         self.embedding_model = embedding_model
         self.max_sentences = max_sentences
@@ -116,92 +126,85 @@ class ExtractiveBackend:
 
 
 class OpenAIBackend:
-    """Any OpenAI-compatible ``POST {base_url}/chat/completions``: OpenAI, vLLM, llama.cpp, Ollama.
+    """Any OpenAI-compatible ``POST {base_url}/chat/completions`` (OpenAI, vLLM, llama.cpp, Ollama), through the
+    ``openai`` SDK.
+
+    The SDK retries what a retry can fix: 408, 409, 429 and 5xx answers, timeouts and failed connections,
+    waiting what a ``Retry-After`` header asks (up to its limit) or else 0.5 s doubling, with jitter; never
+    another 4xx, since the same request would be refused again. A stream is not retried once its body
+    has started. Answers are read from the raw response, so a malformed one is named, not retried.
 
     Args:
         model: The model name the server knows.
         base_url: API root, usually ending in ``/v1``.
         api_key: Sent as ``Authorization: Bearer``; ``None`` sends no header (local servers).
         timeout: Seconds to wait for the connection and for each read.
-        max_retries: Further attempts after a 5xx, a timeout or a failed connection (never after a
-            4xx: the same request would be refused again). A stream is not retried once its body
-            has started.
-        backoff: Seconds before the first retry, doubled for each next one.
+        max_retries: Further attempts after a retryable failure.
         max_tokens / temperature: Sent when set.
     """
 
     streams = True
 
     def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 2, backoff: float = 0.5, max_tokens: int | None = None,
-                 temperature: float | None = None):
+                 max_retries: int = 2, max_tokens: int | None = None, temperature: float | None = None):
+        import openai
+
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff = backoff
         self.max_tokens = max_tokens
         self.temperature = temperature
-
-    def body(self, prompt: str, stream: bool) -> dict:
-        """The request body: the rendered prompt as one user message."""
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": stream}
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        return body
+        # The SDK insists on a key; a server without one gets the header explicitly omitted instead.
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=timeout,
+                                     max_retries=max_retries)
+        self._headers = {} if api_key else {"Authorization": openai.Omit()}
 
     def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
-        return self._request(self.body(prompt, stream=False), self._read_completion)
+        response = self._create(prompt, stream=False).http_response
+        return self._read_completion(response)
 
     def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
-        response = self._request(self.body(prompt, stream=True))
-        with response:
-            if response.headers.get_content_type() == "application/json":
-                # Servers that ignore "stream": true answer with one ordinary completion.
-                yield self._read_completion(response)
-                return
-            yield from self._read_events(response)
+        raw = self._create(prompt, stream=True)
+        if raw.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+            # Servers that ignore "stream": true answer with one ordinary completion.
+            raw.http_response.read()
+            yield self._read_completion(raw.http_response)
+            return
+        yield from self._read_events(raw.parse())
 
     # ---- transport ----------------------------------------------------------------------------
 
-    def _request(self, body: dict, read=None):
-        """POST ``body`` and return ``read(response)``, retrying what a retry can fix; without
-        ``read``, the open response (the caller streams it and closes it)."""
-        headers = {"Content-Type": "application/json",
-                   "Accept": "text/event-stream" if body["stream"] else "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        data = json.dumps(body).encode()
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                response = urllib.request.urlopen(urllib.request.Request(self.url, data, headers, method="POST"),
-                                                  timeout=self.timeout)
-                if read is None:
-                    return response
-                with response:
-                    return read(response)
-            except urllib.error.HTTPError as exc:
-                detail = _error_detail(exc)
-                if exc.code < 500:
-                    raise GenerationError(self._client_error(exc.code, detail)) from None
-                failure = f"server error HTTP {exc.code}{detail}"
-            except urllib.error.URLError as exc:
-                timed_out = isinstance(exc.reason, (TimeoutError, socket.timeout))
-                failure = self._timeout() if timed_out else f"cannot connect ({exc.reason})"
-            except (TimeoutError, socket.timeout):
-                failure = self._timeout()
-            except (OSError, http.client.HTTPException) as exc:  # reset or cut off mid-response
-                failure = f"connection failed ({exc!r})"
-            if attempt + 1 < attempts:
-                delay = self.backoff * 2**attempt
-                logger.warning("%s: %s; retrying in %.2gs (%d/%d)", self.url, failure, delay, attempt + 1,
-                               self.max_retries)
-                time.sleep(delay)
-        raise GenerationError(f"{self.url}: {failure}; gave up after {attempts} attempt{'s' * (attempts > 1)}")
+    def _create(self, prompt: str, stream: bool):
+        """The raw response of one chat-completions request, after the SDK's retries; one-line errors."""
+        import openai
+
+        options = {}
+        if self.max_tokens is not None:
+            options["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        headers = {**self._headers, **({"Accept": "text/event-stream"} if stream else {})}
+        try:
+            return self._client.chat.completions.with_raw_response.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}], stream=stream,
+                extra_headers=headers, **options)
+        except openai.APIStatusError as exc:
+            code, detail = exc.status_code, _error_detail(exc.response)
+            if code == 429:
+                raise GenerationError(f"{self.url}: HTTP 429 Too Many Requests{detail}: rate limited; gave up after "
+                                      f"{_attempts(exc.response.request)}") from None
+            if code >= 500 or code in (408, 409):
+                raise GenerationError(f"{self.url}: server error HTTP {code}{detail}; gave up after "
+                                      f"{_attempts(exc.response.request)}") from None
+            raise GenerationError(self._client_error(code, detail)) from None
+        except openai.APITimeoutError as exc:
+            raise GenerationError(f"{self.url}: {self._timeout()}; gave up after {_attempts(exc.request)}") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__
+            failure = (f"cannot connect ({cause})" if type(cause).__name__ == "ConnectError"
+                       else f"connection failed ({cause!r})")
+            raise GenerationError(f"{self.url}: {failure}; gave up after {_attempts(exc.request)}") from None
 
     def _timeout(self) -> str:
         return f"no response within {self.timeout:g}s (OPENAI_TIMEOUT)"
@@ -219,7 +222,7 @@ class OpenAIBackend:
 
     def _read_completion(self, response) -> str:
         try:
-            payload = json.loads(response.read())
+            payload = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise self._malformed(f"not JSON ({exc})") from None
         try:
@@ -230,41 +233,43 @@ class OpenAIBackend:
             raise self._malformed(f"choices[0].message.content is {type(content).__name__}, not text")
         return content
 
-    def _read_events(self, response) -> Iterator[str]:
-        """Text deltas of a server-sent-event stream, up to ``data: [DONE]``."""
+    def _read_events(self, events) -> Iterator[str]:
+        """Text deltas of the SDK's event stream, which ends at ``data: [DONE]``."""
+        import openai
+
         finished = False
         try:
-            for raw in response:
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                if not line.startswith("data:"):
-                    continue  # blank separators, ": keep-alive" comments, event: and id: fields
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                try:
-                    event = json.loads(data)
-                except json.JSONDecodeError:
-                    event = None
-                if not isinstance(event, dict):
-                    raise self._malformed(f"stream event is not a JSON object: {data[:80]!r}")
-                if "error" in event:
-                    raise GenerationError(f"{self.url}: error in stream{_message_of(event)}")
-                choices = event.get("choices")
+            for event in events:
+                choices = getattr(event, "choices", None)
                 if choices == []:
                     continue  # the usage-only event OpenAI sends last when asked for usage
-                choice = choices[0] if isinstance(choices, list) else None
-                if not isinstance(choice, dict):
-                    raise self._malformed(f"stream event without choices: {data[:80]!r}")
-                delta = (choice.get("delta") or {}).get("content")
+                if not isinstance(choices, list) or not choices:
+                    raise self._malformed(f"stream event without choices: {_snippet(event.to_dict())}")
+                delta = getattr(choices[0].delta, "content", None) if choices[0].delta is not None else None
                 if delta:
                     yield delta
-                finished = finished or bool(choice.get("finish_reason"))
-        except (TimeoutError, socket.timeout):
-            raise GenerationError(f"{self.url}: stream stalled: no data within {self.timeout:g}s") from None
-        except (OSError, http.client.HTTPException) as exc:
+                finished = finished or bool(choices[0].finish_reason)
+        except GenerationError:
+            raise
+        except openai.APIError as exc:  # an {"error": …} event
+            raise GenerationError(f"{self.url}: error in stream{_message_of({'error': exc.message})}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self._malformed(f"stream event is not a JSON object ({exc})") from None
+        except Exception as exc:  # the transport's read errors, whatever the HTTP library names them
+            if "Timeout" in type(exc).__name__:
+                raise GenerationError(f"{self.url}: stream stalled: no data within {self.timeout:g}s") from None
             raise GenerationError(f"{self.url}: stream broken ({exc!r})") from None
         if not finished:
             raise GenerationError(f"{self.url}: stream ended before `data: [DONE]`; the answer may be cut off")
+
+
+def _attempts(request) -> str:
+    """``N attempt(s)``, from the retry count the SDK stamps on each request it sends."""
+    try:
+        n = int(request.headers.get("x-stainless-retry-count", "0")) + 1
+    except (AttributeError, ValueError):
+        n = 1
+    return f"{n} attempt{'s' * (n > 1)}"
 
 
 def _snippet(value, limit: int = 120) -> str:
@@ -280,10 +285,10 @@ def _message_of(payload) -> str:
     return f" ({_snippet(message)})" if isinstance(message, str) and message.strip() else ""
 
 
-def _error_detail(exc: urllib.error.HTTPError) -> str:
+def _error_detail(response) -> str:
     try:
-        raw = exc.read().decode("utf-8", errors="replace")
-    except OSError:
+        raw = response.text
+    except Exception:  # a stream's body that could not be read
         return ""
     try:
         return _message_of(json.loads(raw)) or (f" ({_snippet(raw)})" if raw.strip() else "")
@@ -392,16 +397,15 @@ class Generator:
         prompt_template: Prompt for LLM backends, with ``{context}`` (the numbered passages) and
             ``{question}``; ``None`` reads ``PROMPT_TEMPLATE_FILE``, else :data:`DEFAULT_PROMPT_TEMPLATE`.
         embedder: Model of the extractive backend (default: the caller's, else ``EMBEDDING_MODEL``).
-        config: Settings; ``None`` reads the environment and ``.env``.
+        config: Settings; ``None`` reads the environment (never a ``.env``: see :class:`RAGConfig`).
         base_url, api_key, timeout, max_retries, max_tokens, temperature: Override the matching
             settings.
-        backoff: Seconds before the OpenAI backend's first retry.
     """
 
     def __init__(self, model_name: str | None = None, *, prompt_template: str | None = None, embedder=None,
                  config: RAGConfig | None = None, base_url: str | None = None, api_key: str | None = None,
                  timeout: float | None = None, max_retries: int | None = None, max_tokens: int | None = None,
-                 temperature: float | None = None, backoff: float = 0.5):
+                 temperature: float | None = None):
         overrides = dict(openai_base_url=base_url, openai_api_key=api_key, openai_timeout=timeout,
                          openai_max_retries=max_retries, max_tokens=max_tokens, temperature=temperature)
         overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -413,12 +417,17 @@ class Generator:
         self.config = config
         spec = model_name if model_name is not None else config.model_name
         if not isinstance(spec, str) or not spec.strip():
-            raise ValueError("generator name must be a non-empty string")
+            raise InvalidInputError("generator name must be a non-empty string")
         self.model_name = spec.strip()
         if prompt_template is None and config.prompt_template_file:
-            prompt_template = Path(config.prompt_template_file).expanduser().read_text(encoding="utf-8")
+            path = Path(config.prompt_template_file).expanduser()
+            try:
+                prompt_template = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInputError(f"{path}: cannot read the prompt template (PROMPT_TEMPLATE_FILE): "
+                                        f"{getattr(exc, 'strerror', None) or exc}") from None
         self.prompt_template = check_template(prompt_template or DEFAULT_PROMPT_TEMPLATE)
-        self.backend = _make_backend(self.model_name, config, embedder, backoff)
+        self.backend: GeneratorBackend = _make_backend(self.model_name, config, embedder)
 
     @property
     def streams(self) -> bool:
@@ -454,13 +463,13 @@ class Generator:
         return getattr(self.backend, method)(query, context, self.prompt(query, context), embedder)
 
 
-def _make_backend(spec: str, config: RAGConfig, embedder, backoff: float):
+def _make_backend(spec: str, config: RAGConfig, embedder) -> GeneratorBackend:
     kind, _, argument = spec.partition(":")
     if spec == "extractive":
         return ExtractiveBackend(embedder=embedder, embedding_model=config.embedding_model)
     if kind == "openai" and argument.strip():
         return OpenAIBackend(argument.strip(), config.openai_base_url, config.openai_api_key, config.openai_timeout,
-                             config.openai_max_retries, backoff, config.max_tokens, config.temperature)
+                             config.openai_max_retries, config.max_tokens, config.temperature)
     if kind == "hf" and argument.strip():
         return HFBackend(argument.strip(), config.max_tokens, config.temperature)
-    raise ValueError(f"unknown generator {spec!r}: use extractive, openai:MODEL or hf:PATH")
+    raise InvalidInputError(f"unknown generator {spec!r}: use extractive, openai:MODEL or hf:PATH")

@@ -72,7 +72,7 @@ class RAGPipeline:
         retriever: ``None`` builds an in-memory :class:`Retriever` of ``EMBEDDING_MODEL``.
         generator: ``None`` builds the :class:`Generator` named by ``MODEL_NAME`` (``extractive``).
         top_k: Passages per question when :meth:`query` is not told (default ``TOP_K``, else 5).
-        config: Settings; ``None`` reads the environment and ``.env``.
+        config: Settings; ``None`` reads the environment (never a ``.env``: see :class:`RAGConfig`).
     """
 
     def __init__(self, retriever: Retriever | None = None, generator: Generator | None = None, *,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragcun.errors import ModelLoadError
+from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
 from ragcun.retrieve.base import Hit, query_vector, search_vector
 from ragcun.store.base import CollectionParams
@@ -144,7 +144,7 @@ class GaussianRetriever:
         path = Path(path)
         state_path = path / STATE_FILE
         if not state_path.is_file():
-            raise FileNotFoundError(f"{state_path}: missing; is {path} a saved GaussianRetriever?")
+            raise InvalidInputError(f"{state_path}: missing; is {path} a saved GaussianRetriever?")
         state = json.loads(state_path.read_text())
         retriever = cls(model_path=path / MODEL_DIR)
         if retriever.embedder.fingerprint != state["model_version"]:

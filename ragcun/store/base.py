@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from qdrant_client import models
 
+from ragcun.errors import InvalidInputError
 from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
 
 # Payload fields that get an index: the ones ragcun filters and deletes by.
@@ -143,5 +144,5 @@ def as_point_ids(ids: Sequence[str]) -> list[str]:
 def check_vectors(vectors: np.ndarray, count: int) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != count:
-        raise ValueError(f"expected {count} vectors, got array of shape {vectors.shape}")
+        raise InvalidInputError(f"expected {count} vectors, got array of shape {vectors.shape}")
     return vectors

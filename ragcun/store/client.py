@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from ragcun.errors import CollectionNotFound, StoreLockedError
+from ragcun.errors import CollectionNotFound, InvalidInputError, StoreLockedError
 from ragcun.store.base import (
     INDEXED_PAYLOAD_FIELDS,
     CollectionParams,
@@ -60,7 +60,7 @@ class ClientStore(VectorStore):
 
     def create_collection(self, name: str, params: CollectionParams) -> None:
         if self.client.collection_exists(name):
-            raise ValueError(f"collection {name!r} already exists")
+            raise InvalidInputError(f"collection {name!r} already exists")
         self.client.create_collection(
             name,
             vectors_config=models.VectorParams(size=params.dim, distance=models.Distance.EUCLID, on_disk=params.on_disk),

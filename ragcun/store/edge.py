@@ -18,7 +18,7 @@ import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
 
-from ragcun.errors import CollectionNotFound
+from ragcun.errors import CollectionNotFound, InvalidInputError
 from ragcun.store.base import (
     INDEXED_PAYLOAD_FIELDS,
     CollectionParams,
@@ -60,7 +60,7 @@ class EdgeStore(VectorStore):
 
     def _path(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"invalid collection name {name!r}")
+            raise InvalidInputError(f"invalid collection name {name!r}")
         return self._collections / name
 
     @_locked
@@ -77,7 +77,7 @@ class EdgeStore(VectorStore):
     def create_collection(self, name: str, params: CollectionParams) -> None:
         path = self._path(name)
         if path.exists():
-            raise ValueError(f"collection {name!r} already exists")
+            raise InvalidInputError(f"collection {name!r} already exists")
         config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=params.dim, distance=qe.Distance.Euclid, on_disk=params.on_disk),
             hnsw_config=qe.HnswIndexConfig(

@@ -1,41 +1,43 @@
-"""A one-process lock on an embedded folder, with a message that says what to do."""
+"""A one-process lock on an embedded folder (``filelock``), with a message that says what to do."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from ragcun.errors import StoreLockedError
 
 
 class FolderLock:
-    """Exclusive, non-blocking ``flock`` on ``folder/.lock``; the holder's pid is written inside.
+    """Exclusive, non-blocking lock on ``folder/.lock``; the holder's pid is kept in ``folder/.lock.pid``.
 
-    The OS drops the lock when the process dies, even on ``kill -9``, so a crash never leaves a
-    stale lock behind.
+    On POSIX the lock is an ``flock``, which the OS drops when the process dies, even on ``kill -9``, so
+    a crash never leaves a stale lock behind (a stale pid file only names the last holder). A second
+    opener, in this process or another, is refused at once.
     """
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / ".lock"
-        self._handle = open(self.path, "a+")
+        self.pid_path = folder / ".lock.pid"
+        # is_singleton=False, thread_local=False: every opener is its own lock, so a second one in this
+        # process is refused like one in another process.
+        self._lock = FileLock(self.path, timeout=0, thread_local=False, is_singleton=False)
         try:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._handle.seek(0)
-            holder = self._handle.read().strip() or "unknown"
-            self._handle.close()
+            self._lock.acquire()
+        except Timeout:
+            try:
+                holder = self.pid_path.read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
             raise StoreLockedError(
                 f"{folder} is in use by another process (pid {holder}); the embedded store allows one "
                 "process at a time: wait for it, or run a Qdrant server and set QDRANT_URL"
             ) from None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(str(os.getpid()))
-        self._handle.flush()
+        self.pid_path.write_text(str(os.getpid()))
 
     def release(self) -> None:
-        if not self._handle.closed:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
+        if self._lock.is_locked:
+            self._lock.release()

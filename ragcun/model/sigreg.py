@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ragcun.errors import InvalidInputError
+
 T_MAX = 3.0
 T_POINTS = 17
 
@@ -51,7 +53,7 @@ def epps_pulley(x: Tensor, *, all_reduce: bool = True) -> Tensor:
     concatenated batch. ``all_reduce=False`` keeps it local (evaluation on one rank).
     """
     if x.ndim != 2:
-        raise ValueError(f"epps_pulley expects an (N, K) matrix, got shape {tuple(x.shape)}")
+        raise InvalidInputError(f"epps_pulley expects an (N, K) matrix, got shape {tuple(x.shape)}")
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.to(dtype)
     t, phi, weights = _nodes(dtype, x.device)
@@ -84,7 +86,7 @@ def sigreg(x: Tensor, num_slices: int = 1024, seed: int = 0, *, all_reduce: bool
     change every step (over training, every direction gets tested) yet a run is reproducible.
     """
     if x.ndim != 2:
-        raise ValueError(f"sigreg expects an (N, D) matrix, got shape {tuple(x.shape)}")
+        raise InvalidInputError(f"sigreg expects an (N, D) matrix, got shape {tuple(x.shape)}")
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.to(dtype)
     directions = random_directions(x.shape[1], num_slices, seed, dtype, x.device)
