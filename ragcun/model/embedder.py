@@ -303,14 +303,25 @@ class GaussianEmbedder:
         """Write a standard sentence-transformers folder reproducing :meth:`encode`.
 
         The folder holds the base modules (no Normalize) followed by one ``Dense`` module per head
-        Linear, so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun.
+        Linear (a ``Normalize``, then a diagonal ``Dense`` for a radius, where the head normalizes),
+        so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun.
         """
         from sentence_transformers.base.modules.dense import Dense
+        from sentence_transformers.base.modules.normalize import Normalize
+
+        from ragcun.model.head import UnitNormalize
 
         path = Path(path)
         dense_modules = []
         layers = list(self.head)
         for i, layer in enumerate(layers):
+            if isinstance(layer, UnitNormalize):
+                dense_modules.append(Normalize())
+                if layer.radius != 1.0:  # the radius as a bias-free diagonal Dense
+                    width = layers[i - 1].out_features
+                    dense_modules.append(Dense(width, width, bias=False, activation_function=nn.Identity(),
+                                               init_weight=layer.radius * torch.eye(width)))
+                continue
             if not isinstance(layer, nn.Linear):
                 continue
             follows = layers[i + 1] if i + 1 < len(layers) else None
