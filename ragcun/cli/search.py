@@ -22,10 +22,9 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
     """Nearest chunks to QUERY by Euclidean distance (smallest first); --plus/--minus compose the query."""
     if not query.strip() and not plus:
         raise click.UsageError("give a QUERY, or at least one --plus")
+    from ragcun.catalog.ops import require_collection
     from ragcun.collections.versions import load_model_ref
     from ragcun.retrieve.collection import search as run_search
-
-    from ragcun.catalog.ops import require_collection
 
     with app.workspace() as ws:
         embedder = load_model_ref(ws, model_ref) if model_ref else None

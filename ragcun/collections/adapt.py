@@ -109,7 +109,8 @@ def adapt_collection(ws: Workspace, name: str, *, force: bool = False, config: A
     record = {**fitted.record(), "collection": name, "chunks": len(chunks), "span_options": asdict(spans),
               "previous_model_version": previous, "activated": result.activated, "forced": result.forced,
               "seconds": seconds}
-    (Path(model_path) / TRAINING_RUN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=float) + "\n")
+    text = json.dumps(record, indent=2, sort_keys=True, default=float)
+    (Path(model_path) / TRAINING_RUN_FILE).write_text(text + "\n")
     logger.info("adapt %s: candidate %s %s (%s)", name, candidate.fingerprint[:12],
                 "activated" if result.activated else "kept as a candidate", fitted.reason)
     return result

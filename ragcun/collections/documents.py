@@ -54,7 +54,8 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
     are deleted, then one catalog transaction records documents, chunks and memberships.
     """
     points = [ChunkPoint(p.chunk_ids[i], p.doc.doc_id, p.chunks[i].ordinal, p.chunks[i].text, p.doc.title,
-                         p.doc.metadata, p.source_uri, ingest_run, p.chunks[i].sha256) for p in planned for i in p.to_embed]
+                         p.doc.metadata, p.source_uri, ingest_run, p.chunks[i].sha256)
+              for p in planned for i in p.to_embed]
     norms = embed_points(ws, session, collection, embedder, points) if points else []
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
     if stale:

@@ -34,7 +34,7 @@ ADAPTED_HEAD_KINDS = ("unit-linear", "unit-linear-unit")
 
 @dataclass(frozen=True)
 class ChanceLaw:
-    """The null law of a collection of ``documents`` embeddings of width ``dim`` (on the √dim sphere if ``sphere``)."""
+    """The null law of ``documents`` embeddings of width ``dim`` (on the √dim sphere if ``sphere``)."""
 
     dim: int
     documents: int

@@ -94,7 +94,7 @@ class GaussianRetriever:
                     for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles)]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
-    def adapt(self, *, force: bool = False, config: Any = None, spans: SpanOptions = SpanOptions()) -> Fitted:
+    def adapt(self, *, force: bool = False, config: Any = None, spans: SpanOptions | None = None) -> Fitted:
         """Fit this corpus's own head with no labels (the ``adapt`` recipe) and switch to it if its gate passes.
 
         The head is fitted on the documents' base embeddings, kept since they were added (a loaded
@@ -104,14 +104,14 @@ class GaussianRetriever:
         Args:
             force: Switch even when the acceptance gate refuses the new head.
             config: The recipe's ``AdaptConfig``; ``None``: its defaults.
-            spans: How many query-like spans of the documents the fit and the gate use.
+            spans: How many query-like spans of the documents the fit and the gate use (``None``: defaults).
         """
         documents = self.documents
         if len(documents) < 3:
             raise InvalidInputError(f"adapting needs at least 3 documents; this retriever holds {len(documents)}")
         if self._base is None or len(self._base) != len(documents):
             self._base = self.embedder.encode_with_base(documents)[1]
-        fitted = fit_candidate(self.embedder, self._base, documents, config=config, spans=spans)
+        fitted = fit_candidate(self.embedder, self._base, documents, config=config, spans=spans or SpanOptions())
         if fitted.passed or force:
             records = list(self.store.scroll(COLLECTION))
             self.embedder = fitted.model
