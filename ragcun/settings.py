@@ -13,6 +13,7 @@ environment alone unless given a file, so importing ragcun never depends on the 
 ``EMBEDDING_MODEL``       ragcun model directory of the in-memory RAG retriever (default model)
 ``MODEL_NAME``            RAG generator: ``extractive``, ``openai:MODEL`` or ``hf:PATH``
 ``TOP_K``                 contexts retrieved per question (5)
+``CHANCE_THRESHOLD``      ``ask`` abstains unless a hit's p-value (adapted collections) is below it (0.05)
 ``OPENAI_BASE_URL``       OpenAI-compatible API root, ending in ``/v1``
 ``OPENAI_API_KEY``        its key (unset sends none)
 ``OPENAI_TIMEOUT``        seconds to wait for each network read (60)
@@ -43,6 +44,8 @@ HNSW_EF_CONSTRUCT = 256
 HNSW_EF = 256
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+# A hit of an adapted collection is "closer than chance" when its p-value is below this (ragcun.retrieve.chance).
+DEFAULT_CHANCE_THRESHOLD = 0.05
 
 
 def _env(name: str, default: Any = None) -> Any:
@@ -63,6 +66,7 @@ class Settings(BaseSettings):
     embedding_model: str | None = _env("EMBEDDING_MODEL")
     model_name: str = _env("MODEL_NAME", "extractive")
     top_k: int = _env("TOP_K", 5)
+    chance_threshold: float = _env("CHANCE_THRESHOLD", DEFAULT_CHANCE_THRESHOLD)
     openai_base_url: str = _env("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL)
     openai_api_key: str | None = _env("OPENAI_API_KEY")
     openai_timeout: float = _env("OPENAI_TIMEOUT", 60.0)

@@ -223,7 +223,7 @@ def test_calibrate_stores_sigma_and_search_reports_probabilities(adi, tmp_path):
     assert [h["probability"] for h in hits] == pytest.approx(list(gaussian_probabilities(distances, sigma)))
     assert len({h["query_norm"] for h in hits}) == 1 and hits[0]["query_norm"] > 0
     text = invoke(home, "search", "What is information science?", "-c", "adi", "-k", "2")
-    assert text.output.startswith("query norm ") and "  p 0." in text.output
+    assert text.output.startswith("query norm ") and "P(rel)" in text.output and "  0." in text.output
 
     assert run_json(home, "calibrate", "-c", "adi", "--sigma", "2.5")["previous_sigma"] == pytest.approx(sigma)
     report = run_json(home, "eval", "-c", "adi", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS, "--compare", "none")

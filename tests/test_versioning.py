@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from qdrant_client import QdrantClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from ragcun.catalog.models import Collection, CollectionChunk
+from ragcun.catalog.models import BaseVector, Collection, CollectionChunk
 from ragcun.collections.check import check
 from ragcun.cli import cli
 from ragcun.errors import RagcunError
@@ -183,7 +183,8 @@ def test_check_finds_each_planted_fault_and_repair_fixes_it(workspace, identity_
     assert (len(report.missing_points), len(report.orphan_points), len(report.wrong_norms)) == (1, 1, 1)
     (repaired,) = check(workspace, "adi", repair=True)
     assert repaired.problems == 0 and repaired.points == 82
-    assert repaired.repaired == {"orphans_deleted": 1, "points_restored": 1, "points_rewritten": 1}
+    assert repaired.repaired == {"orphans_deleted": 1, "points_restored": 1, "points_rewritten": 1,
+                                 "base_vectors_encoded": 0, "base_vectors_deleted": 0}
     # A restored point keeps its lineage: the ingest run that first wrote it, in the catalog and the payload.
     victim = sorted(r.id for r in workspace.store.scroll(active(workspace, "adi")[0]))[0]
     (stored,) = chunk_lineage(workspace, victim).collections
@@ -215,6 +216,11 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, id
     runner.invoke(cli, ["--home", str(home), "init"])
     assert runner.invoke(cli, ["--home", str(home), "ingest", ADI, "-c", "adi", "--model",
                                str(identity_model_dir)]).exit_code == 0
+    # With every base vector stored, a head-only reindex of 82 chunks ends before it can be killed: drop
+    # them, so that this reindex runs the encoder (and stores them again, batch by batch).
+    with Workspace(settings) as ws, ws.catalog.session() as session:
+        session.execute(delete(BaseVector))
+        session.commit()
     command = [sys.executable, "-m", "ragcun.cli", "--home", str(home), "reindex", "-c", "adi", "--model",
                str(model_b_dir), "--batch-size", "2"]
     built = []

@@ -41,7 +41,6 @@ def ask(app: AppContext, question, collection, top_k, generator_name, prompt_tem
     def render(data: dict) -> None:
         click.echo("\n")
         for c in data["citations"]:
-            click.echo(f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  p {c['probability']:.3f}  "
-                       f"{c['source'] or ''}".rstrip())
+            click.echo(f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  {c['source'] or ''}".rstrip())
 
     emit(result, as_json, render)

@@ -39,11 +39,13 @@ def load_model(model_path: str | None):
 @click.option("--replicas", type=int, help="New collection on a server: replication factor.")
 @click.option("--write-consistency", type=int, help="New collection on a server: write consistency factor.")
 @click.option("--on-disk", is_flag=True, help="New collection: keep vectors on disk (memory-mapped).")
+@click.option("--adapt", "then_adapt", is_flag=True,
+              help="Then fit the collection's own model version (see `ragcun adapt`); exit 3 if its gate refuses it.")
 @json_option
 @pass_app
 def ingest(app: AppContext, paths, collection, model_path, include, exclude, sync, chunk_tokens, chunk_overlap,
            batch_size, id_field, text_field, title_field, metadata_fields, max_doc_mb, hnsw_m, hnsw_ef_construct,
-           hnsw_ef, shards, replicas, write_consistency, on_disk, as_json) -> None:
+           hnsw_ef, shards, replicas, write_consistency, on_disk, then_adapt, as_json) -> None:
     """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
     from ragcun.catalog.ops import active_collection
     from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
@@ -62,14 +64,26 @@ def ingest(app: AppContext, paths, collection, model_path, include, exclude, syn
             existing = active_collection(session, collection)
             embedder = (ws.embedder_for(existing) if existing is not None and not model_path
                         else load_model(model_path))
-        result = run_ingest(ws, paths, collection, embedder, options)
+        if then_adapt:
+            from ragcun.collections.adapt import ingest_and_adapt
 
-    def render(data: dict) -> None:
-        counts = ", ".join(f"{k} {data[k]}" for k in ("added", "updated", "unchanged", "deleted", "failed"))
-        click.echo(f"Run {data['run_id']} into {data['collection']!r}: {counts}; "
-                   f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s")
-        for error in data["errors"]:
-            where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]
-            click.echo(f"  failed: {where}: {error['error']}", err=True)
+            both = ingest_and_adapt(ws, paths, collection, embedder, options)
+        else:
+            result = run_ingest(ws, paths, collection, embedder, options)
+    if not then_adapt:
+        emit(result.to_dict(), as_json, render)
+        return
+    from ragcun.cli.adapt import exit_if_refused, render_adapt
 
-    emit(result.to_dict(), as_json, render)
+    emit(both.to_dict(), as_json, lambda d: (render(d["ingest"]), render_adapt(d["adapt"])))
+    exit_if_refused(both.adapt)
+
+
+def render(data: dict) -> None:
+    """The ingest run's counts, then each failure."""
+    counts = ", ".join(f"{k} {data[k]}" for k in ("added", "updated", "unchanged", "deleted", "failed"))
+    click.echo(f"Run {data['run_id']} into {data['collection']!r}: {counts}; "
+               f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s")
+    for error in data["errors"]:
+        where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]
+        click.echo(f"  failed: {where}: {error['error']}", err=True)

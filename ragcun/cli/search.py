@@ -22,6 +22,7 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
     """Nearest chunks to QUERY by Euclidean distance (smallest first); --plus/--minus compose the query."""
     if not query.strip() and not plus:
         raise click.UsageError("give a QUERY, or at least one --plus")
+    from ragcun.catalog.ops import require_collection
     from ragcun.collections.versions import load_model_ref
     from ragcun.retrieve.collection import search as run_search
 
@@ -30,14 +31,39 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
         hits = [hit.to_dict() for hit in
                 run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact,
                            plus=plus, minus=minus)]
+        with ws.catalog.session() as session:
+            calibrated = "sigma" in require_collection(session, collection).settings
 
-    def render(rows: list[dict]) -> None:
-        if rows:
-            click.echo(f"query norm {rows[0]['query_norm']:.3f}")
-        for rank, hit in enumerate(rows, 1):
-            snippet = " ".join(hit["text"].split())[:100]
-            click.echo(f"{rank:>3}. {hit['distance']:.4f}  p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
-                       f"[{hit['doc_id']}#{hit['chunk']}] "
-                       f"{snippet}\n     chunk {hit['chunk_id']}  {hit['source']}")
+    emit(hits, as_json, lambda rows: render_hits(rows, calibrated))
 
-    emit(hits, as_json, render)
+
+def render_hits(rows: list[dict], calibrated: bool) -> None:
+    """A labelled table of hits: the softmax probability only under a calibrated σ, the p-value only where adapted."""
+    if not rows:
+        click.echo("no hits")
+        return
+    first = rows[0]
+    note = ""
+    if first.get("out_of_domain") is not None:
+        note = ("; OUT OF DOMAIN: the query lies outside this collection's distribution" if first["out_of_domain"]
+                else "; in domain")
+    click.echo(f"query norm {first['query_norm']:.3f}{note}")
+    with_p_value = first.get("p_value") is not None
+    header = f"{'rank':>4}  {'distance':>9}  {'norm':>8}"
+    header += f"  {'P(rel)':>6}" if calibrated else ""
+    header += f"  {'p chance':>9}" if with_p_value else ""
+    click.echo(f"{header}  document#chunk  text")
+    for rank, hit in enumerate(rows, 1):
+        line = f"{rank:>4}  {hit['distance']:>9.4f}  {hit['norm']:>8.3f}"
+        line += f"  {hit['probability']:>6.3f}" if calibrated else ""
+        line += f"  {hit['p_value']:>9.2g}" if with_p_value else ""
+        snippet = " ".join(hit["text"].split())[:100]
+        click.echo(f"{line}  {hit['doc_id']}#{hit['chunk']}  {snippet}\n{'':>6}chunk {hit['chunk_id']}  "
+                   f"source {hit['source']}")
+    legend = ["distance: Euclidean distance to the query (smaller is nearer)", "norm: the passage vector's length"]
+    if calibrated:
+        legend.append("P(rel): share of the Gaussian likelihood among these hits, under the calibrated sigma")
+    if with_p_value:
+        legend.append("p chance: how likely the nearest of this collection's passages would be this close if none "
+                      "were related (small: closer than chance)")
+    click.echo("\n".join(f"  {item}" for item in legend))

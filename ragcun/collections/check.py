@@ -11,10 +11,18 @@ from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
 from ragcun.catalog.ops import require_collection
+from ragcun.collections.base_vectors import (
+    base_key_of,
+    base_matrix,
+    delete_base_vectors,
+    missing_base_vectors,
+    orphan_base_vectors,
+)
 from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
 from ragcun.workspace import Workspace
 
-PROBLEM_KINDS = ("missing_points", "orphan_points", "payload_mismatches", "wrong_norms", "shape_mismatches")
+PROBLEM_KINDS = ("missing_points", "orphan_points", "payload_mismatches", "wrong_norms", "shape_mismatches",
+                 "missing_base_vectors", "orphan_base_vectors")
 
 
 @dataclass
@@ -28,6 +36,10 @@ class CollectionReport:
     payload_mismatches: list[str] = field(default_factory=list)
     wrong_norms: list[str] = field(default_factory=list)
     shape_mismatches: list[str] = field(default_factory=list)
+    # The base-vector store (ragcun.collections.base_vectors): chunk ids without a base vector, and
+    # sha256s of base vectors (of this collection's base encoder) that no chunk has any more.
+    missing_base_vectors: list[str] = field(default_factory=list)
+    orphan_base_vectors: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -72,6 +84,9 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
             report.wrong_norms.append(record.id)
     report.points = len(seen)
     report.missing_points = sorted(set(members) - seen)
+    key = base_key_of(version.path)
+    report.missing_base_vectors = missing_base_vectors(session, collection.id, key)
+    report.orphan_base_vectors = orphan_base_vectors(session, key)
     return report
 
 
@@ -80,7 +95,8 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
 
     Missing points are re-embedded with the collection's model; orphans are deleted; points with a
     wrong payload or norm are rewritten from their stored vector and the catalog. A wrong dimension
-    or distance cannot be repaired in place: it needs ``ragcun reindex``.
+    or distance cannot be repaired in place: it needs ``ragcun reindex``. Chunks without a base vector
+    are encoded again (base only); base vectors no chunk has are deleted.
     """
     reports = []
     with ws.catalog.session() as session:
@@ -117,5 +133,14 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         vectors = np.array([r.vector for r in records], dtype=np.float32)
         record_norms(session, collection, points, store_points(ws, collection, points, vectors))
         session.commit()
+    if report.orphan_base_vectors:
+        delete_base_vectors(session, base_key_of(collection.model_version.path), report.orphan_base_vectors)
+        session.commit()
+    still_missing = missing_base_vectors(session, collection.id, base_key_of(collection.model_version.path))
+    if still_missing:  # restored points above already brought theirs back
+        chunks = [session.get(Chunk, cid) for cid in still_missing]
+        base_matrix(session, ws.embedder_for(collection), [c.text for c in chunks], [c.sha256 for c in chunks])
+        session.commit()
     report.repaired = {"orphans_deleted": len(report.orphan_points), "points_restored": len(report.missing_points),
-                       "points_rewritten": len(rewrite)}
+                       "points_rewritten": len(rewrite), "base_vectors_encoded": len(still_missing),
+                       "base_vectors_deleted": len(report.orphan_base_vectors)}

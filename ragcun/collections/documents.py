@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
 from ragcun.catalog.ops import document_uuid
+from ragcun.collections.base_vectors import forget_unreferenced
 from ragcun.collections.write import ChunkPoint, embed_points, record_norms
 from ragcun.errors import DocumentNotFound
 from ragcun.workspace import Workspace
@@ -53,11 +54,13 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
     are deleted, then one catalog transaction records documents, chunks and memberships.
     """
     points = [ChunkPoint(p.chunk_ids[i], p.doc.doc_id, p.chunks[i].ordinal, p.chunks[i].text, p.doc.title,
-                         p.doc.metadata, p.source_uri, ingest_run) for p in planned for i in p.to_embed]
-    norms = embed_points(ws, collection, embedder, points) if points else []
+                         p.doc.metadata, p.source_uri, ingest_run, p.chunks[i].sha256)
+              for p in planned for i in p.to_embed]
+    norms = embed_points(ws, session, collection, embedder, points) if points else []
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
     if stale:
         ws.store.delete(collection.physical_name, stale)
+    replaced: list[str] = []
     for p in planned:
         document = session.get(Document, p.document_id)
         if document is None:
@@ -69,12 +72,16 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
             for chunk in list(document.chunks):
                 if chunk.id in p.stale_chunk_ids:
                     document.chunks.remove(chunk)
+                    replaced.append(chunk.sha256)
         known = {c.id for c in document.chunks}
         for chunk, chunk_id in zip(p.chunks, p.chunk_ids):
             if chunk_id not in known:
                 document.chunks.append(Chunk(id=chunk_id, ordinal=chunk.ordinal, sha256=chunk.sha256,
                                              text=chunk.text, token_count=chunk.token_count))
     record_norms(session, collection, points, norms)
+    if replaced:
+        session.flush()
+        forget_unreferenced(session, replaced)
     session.commit()
     return len(points)
 
@@ -85,13 +92,15 @@ def delete_documents(ws: Workspace, session: Session, documents: Sequence[Docume
     if not documents:
         return 0
     document_ids = [d.id for d in documents]
-    chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_id.in_(document_ids))))
+    chunk_rows = session.execute(select(Chunk.id, Chunk.sha256).where(Chunk.document_id.in_(document_ids))).all()
+    chunk_ids = [row.id for row in chunk_rows]
     for physical in physical_names:
         if ws.store.collection_exists(physical):
             ws.store.delete(physical, chunk_ids)
     session.execute(delete(CollectionChunk).where(CollectionChunk.chunk_id.in_(chunk_ids)))
     session.execute(delete(Chunk).where(Chunk.document_id.in_(document_ids)))
     session.execute(delete(Document).where(Document.id.in_(document_ids)))
+    forget_unreferenced(session, [row.sha256 for row in chunk_rows])
     return len(documents)
 
 

@@ -1,7 +1,7 @@
 """The one write path of every point: embed chunk text, upsert the points, record their norms.
 
 Ingest, reindex, rollback and repair all write points through here, in the same order: the store
-first, then the catalog rows that claim the points, so the catalog never claims a point the store
+first, then the catalog rows that claim the points (and the base vectors of newly encoded texts), so the catalog never claims a point the store
 lacks. The point id of a chunk is its catalog id, so a repeated write overwrites.
 """
 
@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
+from ragcun.collections.base_vectors import embed_texts
 from ragcun.workspace import Workspace
 
 # Relative tolerance between a stored norm and the norm of the stored vector (float32 round trips).
@@ -32,13 +33,15 @@ class ChunkPoint:
     metadata: dict
     source: str | None
     ingest_run: int | None
+    sha256: str  # of ``text``: the key of its base vector
+
 
     @classmethod
     def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
         """The point of a chunk already in the catalog."""
         document = chunk.document
         return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
-                   document.source.uri, ingest_run)
+                   document.source.uri, ingest_run, chunk.sha256)
 
     def payload(self, norm: float, model_version: str) -> dict:
         """Enough for any Qdrant client to show and trace a hit."""
@@ -61,9 +64,14 @@ def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPo
     return norms
 
 
-def embed_points(ws: Workspace, collection: Collection, embedder, points: Sequence[ChunkPoint]) -> list[float]:
-    """Embed ``points``' text with ``embedder`` and upsert them; returns their norms. Store only."""
-    vectors = embedder.encode([p.text for p in points], show_progress_bar=False)
+def embed_points(ws: Workspace, session: Session, collection: Collection, embedder,
+                 points: Sequence[ChunkPoint]) -> list[float]:
+    """Embed ``points``' text with ``embedder`` and upsert them; returns their norms.
+
+    Texts whose base vector is stored run through the head only; the base vectors of the others are
+    staged in ``session`` (:mod:`ragcun.collections.base_vectors`), for the caller to commit.
+    """
+    vectors, _ = embed_texts(session, embedder, [p.text for p in points], [p.sha256 for p in points])
     return store_points(ws, collection, points, vectors)
 
 
@@ -78,5 +86,5 @@ def record_norms(session: Session, collection: Collection, points: Sequence[Chun
 def write_points(ws: Workspace, session: Session, collection: Collection, embedder,
                  points: Sequence[ChunkPoint]) -> None:
     """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
-    record_norms(session, collection, points, embed_points(ws, collection, embedder, points))
+    record_norms(session, collection, points, embed_points(ws, session, collection, embedder, points))
     session.commit()

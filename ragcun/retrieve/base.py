@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ragcun.errors import InvalidInputError
+from ragcun.retrieve.chance import ChanceLaw
 from ragcun.store.base import VectorStore
 from ragcun.validation import check_sigma, check_top_k, check_vector, require_text
 
@@ -31,8 +32,15 @@ class Hit:
         chunk: Chunk ordinal within the document.
         title: The document title, if known.
         query_norm: Euclidean norm of the query vector.
-        probability: Softmax of ``-distance² / (2σ²)`` over the returned hits, see :func:`gaussian_probabilities`.
+        probability: Softmax of ``-distance² / (2σ²)`` over the returned hits, see :func:`gaussian_probabilities`;
+            a probability only where σ was calibrated on the collection (``ragcun calibrate``).
         metadata: The document's metadata, if any.
+        p_value: Where the collection's model is adapted (N(0, I) by construction): the chance that the
+            nearest of the collection's documents would be at least this close if none were related to
+            the query (small: closer than chance); see :mod:`ragcun.retrieve.chance`. ``None`` otherwise.
+        out_of_domain: Where the model is adapted: whether the query lies where the collection has no
+            mass (its nearest passage is no closer than chance, see :mod:`ragcun.retrieve.chance`).
+            ``None`` otherwise.
     """
 
     chunk_id: str | None = None
@@ -46,6 +54,8 @@ class Hit:
     query_norm: float | None = None
     probability: float | None = None
     metadata: dict = field(default_factory=dict)
+    p_value: float | None = None
+    out_of_domain: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +102,7 @@ def query_vector(embedder, query: str | np.ndarray | None, plus: Sequence[str] =
 
 
 def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int, *, sigma: float = 1.0,
-                  hnsw_ef: int | None = None, exact: bool = False) -> list[Hit]:
+                  hnsw_ef: int | None = None, exact: bool = False, law: ChanceLaw | None = None) -> list[Hit]:
     """The ``top_k`` points of collection ``name`` nearest to ``vector`` by L2, nearest first, as hits.
 
     Args:
@@ -103,15 +113,21 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
         sigma: Scale of the Gaussian likelihood behind each hit's ``probability``.
         hnsw_ef: Search width, for engines with an HNSW index.
         exact: Exact search on engines that have an index.
+        law: The collection's null law, where its model is adapted (:meth:`ChanceLaw.of`): gives each
+            hit's ``p_value`` and the query's ``out_of_domain`` flag. ``None``: neither.
     """
     top_k, sigma = check_top_k(top_k), check_sigma(sigma)
     points = store.search(name, vector, limit=top_k, hnsw_ef=hnsw_ef, exact=exact)
     query_norm = float(np.linalg.norm(np.asarray(vector, dtype=np.float64)))
-    probabilities = gaussian_probabilities([float(p.score) for p in points], sigma)
+    distances = [float(p.score) for p in points]
+    probabilities = gaussian_probabilities(distances, sigma)
+    p_values = law.p_values(np.asarray(distances), vector) if law is not None else [None] * len(points)
+    out_of_domain = law.out_of_domain(p_values[0] if len(points) else None) if law is not None else None
     return [
         Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=float(p.score), norm=p.payload["norm"],
             text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
             title=p.payload.get("title"), query_norm=query_norm, probability=float(prob),
-            metadata=p.payload.get("metadata") or {})
-        for p, prob in zip(points, probabilities)
+            metadata=p.payload.get("metadata") or {}, p_value=None if pv is None else float(pv),
+            out_of_domain=out_of_domain)
+        for p, prob, pv in zip(points, probabilities, p_values)
     ]

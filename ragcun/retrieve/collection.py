@@ -9,6 +9,7 @@ import numpy as np
 from ragcun.catalog.ops import collection_counts, require_collection
 from ragcun.errors import InvalidInputError, ModelMismatchError
 from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.retrieve.chance import ChanceLaw
 from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
 
@@ -37,8 +38,10 @@ def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: 
         physical = collection.physical_name
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
+        documents = collection_counts(session, collection)["chunks"]
     vector = query_vector(embedder, query, plus, minus)
-    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact)
+    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact,
+                         law=ChanceLaw.of(embedder, documents))
 
 
 class CollectionRetriever:
