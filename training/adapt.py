@@ -17,8 +17,9 @@ The recipe, in order:
    principal axes (random slices barely see covariance anisotropy in high dimension).
 4. **Span positives**: two spans of one chunk, or span → chunk, by InfoNCE on −‖a − b‖².
 
-:func:`fit` returns the head (a :class:`ragcun.model.head` ``unit-linear`` head: Normalize, then one
-Linear) and a dict of metrics for ``training_run.json``; :func:`acceptance_gate` decides, from the
+:func:`fit` returns the head (:mod:`ragcun.model.head` kind ``unit-linear-unit``: Normalize, one
+Linear, then the sphere of radius √k; ``unit-linear`` without that last step) and a dict of metrics for
+``training_run.json``; :func:`acceptance_gate` decides, from the
 collection alone, whether the fitted head may replace the current one.
 """
 
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ragcun.model.head import HeadSpec, build_head
-from ragcun.evaluation.isotropy import effective_rank, mean_sigreg
+from ragcun.evaluation.isotropy import isotropy
 from ragcun.model.sigreg import epps_pulley, sigreg
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class AdaptConfig:
     """Every knob of :func:`fit`; defaults are the measured recipe (see ``benchmarks/adapt.py``).
 
     Args:
-        out_dim: Width of the Gaussian space (≤ base width); the top principal axes are kept.
+        out_dim: Width of the Gaussian space, at most the base width and half the chunk count; the
+            top principal axes are kept.
             ``None``: the participation ratio of the chunks' base (unit) embeddings' spectrum, i.e. as
             many axes as the collection really uses.
         gamma: Partial spectral scaling exponent: each axis is scaled by λ^(−γ/2). ``None``: the
@@ -136,7 +138,9 @@ def spectral_map(u: Tensor, out_dim: int | None, gamma: float | None, target: fl
     mean, eigenvalues, eigenvectors = spectrum(u)
     if out_dim is None:
         out_dim = max(2, round(participation_ratio(eigenvalues)))
-    out_dim = min(out_dim, len(eigenvalues), u.shape[0] - 1)
+    # An axis estimated from fewer than two rows per dimension is noise that γ would then amplify
+    # (ADI, 82 chunks: k 81 loses to base cosine, k 41 beats it by 0.07).
+    out_dim = max(1, min(out_dim, len(eigenvalues), u.shape[0] // 2))
     lam, v = eigenvalues[:out_dim], eigenvectors[:, :out_dim]
     if gamma is None:
         gamma = solve_gamma(lam, target)
@@ -247,13 +251,16 @@ def fit(x: np.ndarray, config: AdaptConfig = AdaptConfig(), spans: np.ndarray | 
 
 def isotropy_figures(z: np.ndarray) -> dict[str, float]:
     """Effective rank / width, mean SIGReg (10 subsets of 1,024) and mean squared norm / width."""
-    return {"effective_rank": effective_rank(z) / z.shape[1], "sigreg": mean_sigreg(z),
-            "sq_norm_per_dim": float((np.asarray(z, dtype=np.float64) ** 2).sum(1).mean() / z.shape[1])}
+    return {**isotropy(z), "sq_norm_per_dim": float((np.asarray(z, dtype=np.float64) ** 2).sum(1).mean() / z.shape[1])}
 
 
 def _train(u: Tensor, weight: Tensor, bias: Tensor, config: AdaptConfig, generator: torch.Generator,
            spans: np.ndarray | None, span_chunk: np.ndarray | None) -> tuple[Tensor, Tensor, list[dict]]:
-    """The trained stage: L = w_d · L_distill + λ · (SIGReg_random + SIGReg_principal)/2 + w_s · L_span."""
+    """The trained stage: L = w_d · L_distill + λ · (SIGReg_random + SIGReg_principal)/2 + w_s · L_span.
+
+    It trains the Linear before any final sphere projection (unmeasured for quality so far: see
+    benchmarks/adapt.py and the phase-1 notes; the default recipe has ``steps = 0``).
+    """
     n = u.shape[0]
     neighbours, cosines = teacher_neighbours(u, config.neighbours)
     u32 = u.float()
