@@ -56,7 +56,7 @@ def test_in_memory_hits_carry_distance_norm_probability_source(adi_retriever, id
     hits = adi_retriever.retrieve(DEFINITION_QUERY, top_k=5)
     query = identity_embedder.encode([DEFINITION_QUERY])[0].astype(np.float64)
     vectors = identity_embedder.encode([h.text for h in hits]).astype(np.float64)
-    for hit, vector in zip(hits, vectors):
+    for hit, vector in zip(hits, vectors, strict=True):
         assert hit.text == ADI[hit.doc_id].content and hit.source == f"adi/{hit.doc_id}"
         assert hit.chunk_id == str(list(ADI).index(hit.doc_id))  # in memory, a point's id is its position
         assert hit.norm == pytest.approx(float(np.linalg.norm(vector)), rel=1e-5)

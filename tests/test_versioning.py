@@ -16,15 +16,15 @@ from qdrant_client import QdrantClient
 from sqlalchemy import func, select
 
 from ragcun.catalog.models import Collection, CollectionChunk
-from ragcun.collections.check import check
 from ragcun.cli import cli
+from ragcun.collections import chunk_lineage, reindex, rollback
+from ragcun.collections.check import check
 from ragcun.errors import RagcunError
 from ragcun.ingest import ingest
 from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.store import ClientStore
-from ragcun.collections import chunk_lineage, gc, reindex, rollback
 from ragcun.workspace import Workspace, init_home
 
 from .test_ingest import ADI

@@ -21,7 +21,6 @@ from pathlib import Path
 from ragcun.beir import read_corpus, read_jsonl, read_qrels, read_queries
 from ragcun.errors import InvalidInputError
 
-
 NO_NEGATIVE = -1
 
 
@@ -63,7 +62,9 @@ class _Texts:
         return self._index[text]
 
 
-def load_beir_pairs(folder: Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0) -> tuple[PairSet, PairSet | None]:
+def load_beir_pairs(
+    folder: Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0
+) -> tuple[PairSet, PairSet | None]:
     """Pairs from a BEIR split; a ``dev_fraction`` of its *queries* is held out for model selection.
 
     Queries, not pairs, are split, so no held-out query ever contributes a training pair.
@@ -190,7 +191,7 @@ def load_training_data(path: str | Path, split: str = "train", dev_fraction: flo
 def fingerprint(pairs: PairSet) -> str:
     """sha256 over the training pairs' texts, in order: names exactly what a model was trained on."""
     digest = hashlib.sha256()
-    for q, p, n in zip(pairs.query, pairs.positive, pairs.negative):
+    for q, p, n in zip(pairs.query, pairs.positive, pairs.negative, strict=True):
         for i in (q, p, n):
             digest.update((pairs.texts[i] if i != NO_NEGATIVE else "").encode())
             digest.update(b"\x00")

@@ -70,7 +70,7 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
                 if chunk.id in p.stale_chunk_ids:
                     document.chunks.remove(chunk)
         known = {c.id for c in document.chunks}
-        for chunk, chunk_id in zip(p.chunks, p.chunk_ids):
+        for chunk, chunk_id in zip(p.chunks, p.chunk_ids, strict=True):
             if chunk_id not in known:
                 document.chunks.append(Chunk(id=chunk_id, ordinal=chunk.ordinal, sha256=chunk.sha256,
                                              text=chunk.text, token_count=chunk.token_count))

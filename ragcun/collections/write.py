@@ -57,7 +57,7 @@ def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPo
     norms = [float(n) for n in np.linalg.norm(vectors, axis=1)]
     fingerprint = collection.model_version.fingerprint
     ws.store.upsert(collection.physical_name, [p.chunk_id for p in points], vectors,
-                    [p.payload(n, fingerprint) for p, n in zip(points, norms)])
+                    [p.payload(n, fingerprint) for p, n in zip(points, norms, strict=True)])
     return norms
 
 
@@ -70,7 +70,7 @@ def embed_points(ws: Workspace, collection: Collection, embedder, points: Sequen
 def record_norms(session: Session, collection: Collection, points: Sequence[ChunkPoint],
                  norms: Sequence[float]) -> None:
     """Stage the memberships that claim ``points`` (with their norms) in ``session``; the caller commits."""
-    for point, norm in zip(points, norms):
+    for point, norm in zip(points, norms, strict=True):
         session.merge(CollectionChunk(collection_id=collection.id, chunk_id=point.chunk_id,
                                       ingest_run_id=point.ingest_run, norm=norm))
 

@@ -66,7 +66,7 @@ class IngestOptions:
     chunk_tokens: int | None = None
     chunk_overlap: int = 32
     batch_size: int = 128
-    fields: JsonlFields = JsonlFields()
+    fields: JsonlFields = field(default_factory=JsonlFields)
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     collection_params: dict = field(default_factory=dict)
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from safetensors.torch import load as load_safetensors, save as save_safetensors
 from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
@@ -61,7 +60,6 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
     is exactly what a Gaussian embedding must keep.
     """
     from sentence_transformers.base.modules.normalize import Normalize
-
     from transformers.utils import logging as hf_logging
 
     # transformers draws a "Loading weights" bar on every load: noise for a CLI that loads a model per call.
@@ -184,11 +182,8 @@ class GaussianEmbedder:
         embeddings = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return embeddings
-        if sort_by_length:
-            # Longest first, so a batch that would run out of memory does so at once.
-            order = np.argsort(-self._token_lengths(texts), kind="stable")
-        else:
-            order = np.arange(len(texts))
+        # Longest first, so a batch that would run out of memory does so at once.
+        order = np.argsort(-self._token_lengths(texts), kind="stable") if sort_by_length else np.arange(len(texts))
         if show_progress_bar is None:
             disable = None if len(texts) >= PROGRESS_MIN_TEXTS else True  # None: auto, off without a TTY
         else:

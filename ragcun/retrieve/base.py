@@ -113,5 +113,5 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
             text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
             title=p.payload.get("title"), query_norm=query_norm, probability=float(prob),
             metadata=p.payload.get("metadata") or {})
-        for p, prob in zip(points, probabilities)
+        for p, prob in zip(points, probabilities, strict=True)
     ]

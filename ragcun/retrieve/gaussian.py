@@ -83,7 +83,7 @@ class GaussianRetriever:
         norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
         payloads = [{"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source,
                      "title": title}
-                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles)]
+                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles, strict=True)]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
     def embed(self, text: str) -> np.ndarray:

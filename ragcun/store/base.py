@@ -113,13 +113,13 @@ class VectorStore(ABC):
     def count(self, name: str) -> int:
         return self.shape(name).points
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str) -> None:  # noqa: B027 (a no-op by default; engines that index override it)
         """Build indexes after a bulk load. Servers do this on their own."""
 
     # Engines with aliases let plain Qdrant clients query a logical name that follows reindexes.
     supports_aliases = False
 
-    def set_alias(self, alias: str, name: str) -> None:
+    def set_alias(self, alias: str, name: str) -> None:  # noqa: B027 (a no-op without alias support)
         """Point ``alias`` at collection ``name`` in one atomic step (no-op without alias support)."""
 
     def get_alias(self, alias: str) -> str | None:

@@ -63,7 +63,9 @@ class ClientStore(VectorStore):
             raise InvalidInputError(f"collection {name!r} already exists")
         self.client.create_collection(
             name,
-            vectors_config=models.VectorParams(size=params.dim, distance=models.Distance.EUCLID, on_disk=params.on_disk),
+            vectors_config=models.VectorParams(
+                size=params.dim, distance=models.Distance.EUCLID, on_disk=params.on_disk
+            ),
             hnsw_config=models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.hnsw_ef_construct),
             shard_number=params.shard_number,
             replication_factor=params.replication_factor,

@@ -74,7 +74,7 @@ class _Points:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dim {vectors.shape[1]}, the collection's is {self.dim}")
         new: list[tuple[str, np.ndarray, dict]] = []
-        for point_id, vector, payload in zip(ids, vectors, payloads):
+        for point_id, vector, payload in zip(ids, vectors, payloads, strict=True):
             row = self.row.get(point_id)
             if row is None:
                 self.row[point_id] = len(self.ids) + len(new)
@@ -98,8 +98,8 @@ class _Points:
         keep = np.ones(len(self.ids), dtype=bool)
         keep[rows] = False
         self.vectors, self.sq_norms = self.vectors[keep], self.sq_norms[keep]
-        self.ids = [i for i, k in zip(self.ids, keep) if k]
-        self.payloads = [p for p, k in zip(self.payloads, keep) if k]
+        self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        self.payloads = [p for p, k in zip(self.payloads, keep, strict=True) if k]
         self.row = {point_id: row for row, point_id in enumerate(self.ids)}
 
     def record(self, row: int, with_vectors: bool) -> models.Record:
@@ -157,7 +157,7 @@ class MemoryStore(VectorStore):
             return []
         rows, distances = exact_nearest(points.vectors, points.sq_norms, query, k)
         return [models.ScoredPoint(id=points.ids[row], version=0, score=float(distance), payload=points.payloads[row])
-                for row, distance in zip(rows[0], distances[0])]
+                for row, distance in zip(rows[0], distances[0], strict=True)]
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         points = self._get(name)
