@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,6 +99,12 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         click.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
     else:
         render(data)
+
+
+def fields(data: dict, keys: Sequence[str] | None = None, width: int = 12) -> None:
+    """One ``key value`` line per field: ``keys`` in order, or all of ``data``'s."""
+    for key in data if keys is None else keys:
+        click.echo(f"{key:<{width}}{data[key]}")
 
 
 def table(rows: list[dict], columns: list[str]) -> None:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 # Relative tolerance between a stored norm and the norm of the stored vector (float32 round trips).
 NORM_TOLERANCE = 1e-4
@@ -61,7 +66,9 @@ def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPo
     return norms
 
 
-def embed_points(ws: Workspace, collection: Collection, embedder, points: Sequence[ChunkPoint]) -> list[float]:
+def embed_points(
+    ws: Workspace, collection: Collection, embedder: GaussianEmbedder, points: Sequence[ChunkPoint]
+) -> list[float]:
     """Embed ``points``' text with ``embedder`` and upsert them; returns their norms. Store only."""
     vectors = embedder.encode([p.text for p in points], show_progress_bar=False)
     return store_points(ws, collection, points, vectors)
@@ -75,7 +82,7 @@ def record_norms(session: Session, collection: Collection, points: Sequence[Chun
                                       ingest_run_id=point.ingest_run, norm=norm))
 
 
-def write_points(ws: Workspace, session: Session, collection: Collection, embedder,
+def write_points(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
                  points: Sequence[ChunkPoint]) -> None:
     """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
     record_norms(session, collection, points, embed_points(ws, collection, embedder, points))

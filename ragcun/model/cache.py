@@ -10,9 +10,14 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model.embedder import GaussianEmbedder
+
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ def _text_hash(text: str) -> bytes:
 
 
 def base_embeddings(
-    embedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64
+    embedder: GaussianEmbedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64
 ) -> torch.Tensor:
     """Base-encoder embeddings (no Normalize, no head) of ``texts``, read from or added to the cache.
 

@@ -108,6 +108,8 @@ class GaussianEmbedder:
         # sentence-transformers 5.x renamed the method; accept both.
         dimension_of = getattr(self.base, "get_embedding_dimension", None) or self.base.get_sentence_embedding_dimension
         base_dim = dimension_of()
+        if base_dim is None:
+            raise ModelLoadError(f"{base_model}: the base encoder does not report its embedding width")
         if isinstance(head, HeadSpec):
             if head.in_dim != base_dim:
                 raise InvalidInputError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
@@ -134,7 +136,10 @@ class GaussianEmbedder:
 
     @property
     def max_seq_length(self) -> int:
-        return self.base.max_seq_length
+        length = self.base.max_seq_length
+        if length is None:
+            raise ModelLoadError(f"{self.base_model}: the base encoder sets no max_seq_length")
+        return length
 
     # ---- encoding -------------------------------------------------------------------------
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from qdrant_client import models
 
 from ragcun.errors import InvalidInputError
 from ragcun.store.base import VectorStore
 from ragcun.validation import check_sigma, check_top_k, check_vector, require_text
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +68,7 @@ def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def query_vector(embedder, query: str | np.ndarray | None, plus: Sequence[str] = (),
+def query_vector(embedder: GaussianEmbedder, query: str | np.ndarray | None, plus: Sequence[str] = (),
                  minus: Sequence[str] = ()) -> np.ndarray:
     """The vector to search: e(query) + Σ e(plus) − Σ e(minus), float32 of the model's dim.
 
@@ -108,10 +113,12 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
     points = store.search(name, vector, limit=top_k, hnsw_ef=hnsw_ef, exact=exact)
     query_norm = float(np.linalg.norm(np.asarray(vector, dtype=np.float64)))
     probabilities = gaussian_probabilities([float(p.score) for p in points], sigma)
-    return [
-        Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=float(p.score), norm=p.payload["norm"],
-            text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
-            title=p.payload.get("title"), query_norm=query_norm, probability=float(prob),
-            metadata=p.payload.get("metadata") or {})
-        for p, prob in zip(points, probabilities, strict=True)
-    ]
+    return [hit_of(p, query_norm, float(prob)) for p, prob in zip(points, probabilities, strict=True)]
+
+
+def hit_of(point: models.ScoredPoint, query_norm: float, probability: float) -> Hit:
+    payload = point.payload or {}  # ragcun writes every point with its payload
+    return Hit(chunk_id=str(point.id), doc_id=payload["doc_id"], distance=float(point.score), norm=payload["norm"],
+               text=payload["text"], source=payload.get("source"), chunk=payload.get("chunk", 0),
+               title=payload.get("title"), query_norm=query_norm, probability=probability,
+               metadata=payload.get("metadata") or {})

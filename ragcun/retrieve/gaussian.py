@@ -52,7 +52,7 @@ class GaussianRetriever:
     @property
     def documents(self) -> list[str]:
         """The documents' texts, in the order they were added."""
-        return [record.payload["text"] for record in self.store.scroll(COLLECTION)]
+        return [(record.payload or {})["text"] for record in self.store.scroll(COLLECTION)]
 
     def add_documents(self, documents: Sequence[str], batch_size: int = 32, *, ids: Sequence[str] | None = None,
                       sources: Sequence[str | None] | None = None,
@@ -105,7 +105,7 @@ class GaussianRetriever:
         vector = query_vector(self.embedder, query, plus, minus)
         return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma)
 
-    def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
+    def retrieve(self, query: str | np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.
 
         The distance is the true Euclidean distance (not squared). A ``top_k`` beyond the corpus
@@ -121,7 +121,7 @@ class GaussianRetriever:
         """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
         distances, nearest first."""
         hits = self.search(vector, top_k)
-        return (np.array([int(hit.chunk_id) for hit in hits], dtype=np.int64),
+        return (np.array([int(str(hit.chunk_id)) for hit in hits], dtype=np.int64),
                 np.array([hit.distance for hit in hits], dtype=np.float64))
 
     def close(self) -> None:

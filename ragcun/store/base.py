@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
+from uuid import UUID
 
 import numpy as np
 from qdrant_client import models
@@ -137,7 +138,8 @@ class VectorStore(ABC):
         self.close()
 
 
-def as_point_ids(ids: Sequence[str]) -> list[str]:
+def as_point_ids(ids: Sequence[str]) -> list[int | str | UUID]:
+    """Point ids as the engines' APIs type them (ragcun's are always UUID strings)."""
     return [str(i) for i in ids]
 
 

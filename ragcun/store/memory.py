@@ -18,7 +18,7 @@ import numpy as np
 from qdrant_client import models
 
 from ragcun.errors import CollectionNotFound
-from ragcun.store.base import CollectionParams, CollectionShape, VectorStore, as_point_ids, check_vectors
+from ragcun.store.base import CollectionParams, CollectionShape, VectorStore, check_vectors
 
 VECTORS_FILE = "vectors.npy"
 POINTS_FILE = "points.json"
@@ -140,10 +140,10 @@ class MemoryStore(VectorStore):
         vectors = check_vectors(vectors, len(ids))
         if len(payloads) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(payloads)} payloads")
-        self._get(name).upsert(as_point_ids(ids), vectors, payloads)
+        self._get(name).upsert([str(i) for i in ids], vectors, payloads)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
-        self._get(name).delete(as_point_ids(ids))
+        self._get(name).delete([str(i) for i in ids])
 
     def search(
         self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
@@ -161,7 +161,7 @@ class MemoryStore(VectorStore):
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         points = self._get(name)
-        return [points.record(points.row[i], with_vectors) for i in as_point_ids(ids) if i in points.row]
+        return [points.record(points.row[i], with_vectors) for i in [str(i) for i in ids] if i in points.row]
 
     def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
         points = self._get(name)
