@@ -40,16 +40,8 @@ def mlp_embedder(base_encoder):
 @pytest.fixture(params=ENGINES)
 def workspace(request, tmp_path):
     """A fresh, migrated ragcun home on a real engine: qdrant-edge, or qdrant-client local mode."""
-    from ragcun.settings import Settings
-    from ragcun.store import ClientStore
-    from ragcun.workspace import Workspace, init_home
-
-    settings = Settings.from_env(home=tmp_path / "home", environ={})
-    init_home(settings)
-    store = ClientStore.local_path(tmp_path / "local-qdrant") if request.param == "local" else None
-    ws = Workspace(settings, store=store)
-    yield ws
-    ws.close()
+    with open_home(init_root(tmp_path), request.param) as ws:
+        yield ws
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +50,15 @@ def identity_model_dir(tmp_path_factory, identity_embedder):
     path = tmp_path_factory.mktemp("models") / "identity"
     identity_embedder.save(path)
     return path
+
+
+def init_root(root: Path) -> Path:
+    """Create a migrated, empty home at ``root/home``; return ``root``."""
+    from ragcun.settings import Settings
+    from ragcun.workspace import init_home
+
+    init_home(Settings.from_env(home=root / "home", environ={}))
+    return root
 
 
 def open_home(root: Path, engine: str):
@@ -77,15 +78,12 @@ def adi_template(tmp_path_factory, identity_embedder) -> Callable[[str], Path]:
     identity model (what ``ragcun ingest ADI -c adi --model <identity_model_dir>`` builds), built once per
     engine on first use. Never open it: tests work on copies (:func:`copy_adi_home`)."""
     from ragcun.ingest import ingest
-    from ragcun.settings import Settings
-    from ragcun.workspace import init_home
 
     built: dict[str, Path] = {}
 
     def template(engine: str) -> Path:
         if engine not in built:
-            root = tmp_path_factory.mktemp(f"adi-{engine}")
-            init_home(Settings.from_env(home=root / "home", environ={}))
+            root = init_root(tmp_path_factory.mktemp(f"adi-{engine}"))
             with open_home(root, engine) as ws:
                 ingest(ws, [ADI], "adi", identity_embedder)
             built[engine] = root
@@ -98,16 +96,20 @@ def copy_adi_home(template: Callable[[str], Path], engine: str, root: Path) -> P
     """Copy the ADI template of ``engine`` to ``root`` (real files), and return ``root``."""
     from sqlalchemy import func, select, update
 
+    from ragcun.catalog.db import Catalog
     from ragcun.catalog.models import ModelVersion
+    from ragcun.settings import Settings
 
     source = template(engine)
     shutil.copytree(source, root)
     # The catalog records each model copy by absolute path: point the copy's rows at its own models folder.
-    with open_home(root, engine) as ws, ws.catalog.session() as session:
+    catalog = Catalog(Settings.from_env(home=root / "home", environ={}).db_url)
+    with catalog.session() as session:
         session.execute(update(ModelVersion).values(
             path=func.replace(ModelVersion.path, str(source / "home"), str(root / "home"))))
         session.commit()
         paths = session.scalars(select(ModelVersion.path)).all()
+    catalog.close()
     assert paths and all(Path(p).is_relative_to(root) for p in paths)
     return root
 
