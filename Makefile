@@ -37,9 +37,9 @@ test: setup
 check: setup
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/ruff check $(LINT_PATHS)
-	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/ragcun
-	ln -s $(CURDIR)/ragcun/* $(TYPECHECK_TREE)/ragcun/
-	ln -s $(CURDIR)/training $(TYPECHECK_TREE)/ragcun/training
+	rm -rf $(TYPECHECK_TREE)/ragcun && mkdir -p $(TYPECHECK_TREE)/ragcun  # links only: mypy's cache stays
+	ln -sfn $(CURDIR)/ragcun/* $(TYPECHECK_TREE)/ragcun/
+	ln -sfn $(CURDIR)/training $(TYPECHECK_TREE)/ragcun/training
 	cd $(TYPECHECK_TREE) && bash -o pipefail -c \
 		"$(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p ragcun | sed 's#^ragcun/training/#training/#'"
 

@@ -66,7 +66,9 @@ class Dataset:
 
         stemmer = Stemmer.Stemmer("english")
         retriever = bm25s.BM25()
-        retriever.index(bm25s.tokenize(self.doc_texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+        retriever.index(
+            bm25s.tokenize(self.doc_texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
+        )
         tokens = bm25s.tokenize(self.query_texts, stopwords="en", stemmer=stemmer, show_progress=False)
         indices, scores = retriever.retrieve(tokens, k=min(100, len(self.doc_ids)), show_progress=False)
         return retrieval_metrics(run_from_scores(self.query_ids, self.doc_ids, indices, scores), self.qrels)
@@ -169,11 +171,15 @@ def run_sweep(data: Path, datasets: list[Dataset], base, out: Path, only: list[s
         model = GaussianEmbedder.load(out / slug(name), base_encoder=base)
         points[name] = summary(evaluate_model(model, datasets))
         p = points[name]
-        print(f"{name}: zero-shot {p['zero_shot']:.3f} (cranfield {p['cranfield']:.3f} medline {p['medline']:.3f} "
-              f"cisi {p['cisi']:.3f}) scifact {p['scifact']:.3f} eff.rank {p['effective_rank']:.2f} "
-              f"(scifact {p['scifact_effective_rank']:.2f}) sigreg {p['sigreg']:.2f} (scifact {p['scifact_sigreg']:.2f})",
-              flush=True)
-    points["shipped default"] = summary(evaluate_model(GaussianEmbedder.load(default_model_path(), base_encoder=base), datasets))
+        print(
+            f"{name}: zero-shot {p['zero_shot']:.3f} (cranfield {p['cranfield']:.3f} medline {p['medline']:.3f} "
+            f"cisi {p['cisi']:.3f}) scifact {p['scifact']:.3f} eff.rank {p['effective_rank']:.2f} "
+            f"(scifact {p['scifact_effective_rank']:.2f}) sigreg {p['sigreg']:.2f} (scifact {p['scifact_sigreg']:.2f})",
+            flush=True,
+        )
+    points["shipped default"] = summary(
+        evaluate_model(GaussianEmbedder.load(default_model_path(), base_encoder=base), datasets)
+    )
     print("\n| config | zero-shot nDCG@10 | cranfield | medline | cisi | scifact | eff. rank (mean of 4; scifact) "
           "| sigreg (mean of 4; scifact) | Pareto |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from common import DEFAULT_DATA, corpus_file
 
+from ragcun.collections import reindex
 from ragcun.ingest import IngestOptions, ingest
 from ragcun.model import GaussianEmbedder, load_base_encoder
 from ragcun.settings import Settings
-from ragcun.collections import reindex
 from ragcun.workspace import Workspace, init_home
-
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ragcun.errors import InvalidInputError
 
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
             else:
                 from dotenv import dotenv_values
 
-                values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v}
+                values: dict[str, Any] = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v}
                 values.update({k: v for k, v in environ.items() if v and v.strip()})
                 settings = cls.model_construct(**dict(_Given(**values)))
         except ValidationError as exc:
@@ -129,7 +130,14 @@ class _Given(Settings):
     """Settings from the values passed in alone: the process environment is not read."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **sources):
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
 
@@ -138,6 +146,6 @@ def _variable(loc: tuple) -> str:
     return name.upper() if name.lower() in Settings.model_fields else name
 
 
-def _kind(error: dict) -> str:
+def _kind(error: ErrorDetails) -> str:
     kinds = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false (1 or 0)"}
     return kinds.get(error["type"], error["msg"].removeprefix("Input should be ").rstrip("."))

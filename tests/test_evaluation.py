@@ -5,7 +5,6 @@ packaged encoder and an identity head, into a real SQLite catalog and the embedd
 """
 
 import json
-import shutil
 
 import matplotlib.image
 import numpy as np
@@ -15,10 +14,9 @@ from click.testing import CliRunner
 from ragcun.beir import SAMPLE_DIR, read_corpus, read_qrels, read_queries
 from ragcun.cli import cli
 from ragcun.evaluation import expected_calibration_error, gaussian_probabilities, separation
-from ragcun.evaluation.metrics import per_query_metrics
+from ragcun.evaluation.metrics import per_query_metrics, rank, retrieval_metrics, run_from_scores
 from ragcun.evaluation.stats import sample_lid
 from ragcun.retrieve import GaussianRetriever
-from ragcun.evaluation.metrics import rank, retrieval_metrics, run_from_scores
 
 ADI_QUERIES = str(SAMPLE_DIR / "queries.jsonl")
 ADI_QRELS = str(SAMPLE_DIR / "qrels" / "test.tsv")
@@ -200,7 +198,10 @@ def test_local_intrinsic_dim_finds_the_dimension_of_a_subspace():
 def test_stats_needs_two_points(adi, tmp_path, identity_model_dir):
     home = adi[0]
     (tmp_path / "one.txt").write_text("A single document about library catalogues.")
-    assert invoke(home, "ingest", str(tmp_path / "one.txt"), "-c", "tiny", "--model", str(identity_model_dir)).exit_code == 0
+    assert (
+        invoke(home, "ingest", str(tmp_path / "one.txt"), "-c", "tiny", "--model", str(identity_model_dir)).exit_code
+        == 0
+    )
     result = invoke(home, "stats", "-c", "tiny")
     assert result.exit_code == 1
     assert result.output.startswith("Error: collection 'tiny' has 1 point(s); stats need at least 2")

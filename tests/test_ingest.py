@@ -18,12 +18,9 @@ from ragcun.ingest import IngestOptions, ingest
 from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
-from ragcun.store import ClientStore
 from ragcun.workspace import Workspace, init_home
 
-from .conftest import THREE_DOCS
-
-ADI = os.path.join(os.path.dirname(__file__), "..", "ragcun", "data", "adi", "corpus.jsonl")
+from .conftest import ADI, THREE_DOCS, copy_adi_home, open_home
 
 
 def write_docs(folder, docs):
@@ -139,15 +136,13 @@ def test_other_model_is_refused_before_anything_is_written(workspace, identity_e
     assert len(points) == 1 and len(catalog) == 1
 
 
-def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, identity_embedder):
+def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, adi_template, identity_embedder):
     """An app that knows nothing of ragcun queries the collection with qdrant-client alone."""
-    settings = Settings.from_env(home=tmp_path / "home", environ={})
-    init_home(settings)
-    with Workspace(settings, store=ClientStore.local_path(tmp_path / "qdrant")) as ws:
-        ingest(ws, [ADI], "adi", identity_embedder)
+    root = copy_adi_home(adi_template, "local", tmp_path / "adi")  # ADI ingested in qdrant-client local mode
+    with open_home(root, "local") as ws:
         ours = search(ws, "adi", "computer-based retrieval of documents", top_k=5, embedder=identity_embedder)
     physical = f"adi-{identity_embedder.fingerprint[:12]}"
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    client = QdrantClient(path=str(root / "local-qdrant"))
     theirs = client.query_points(physical, query=identity_embedder.encode(["computer-based retrieval of documents"])[0]
                                  .tolist(), limit=5, with_payload=True).points
     client.close()
@@ -160,6 +155,7 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, identity_emb
 KILLED_INGEST = [sys.executable, "-m", "ragcun.cli", "ingest", ADI, "-c", "adi", "--batch-size", "4"]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, identity_model_dir, identity_embedder):
     home = tmp_path / "home"
     settings = Settings.from_env(home=home, environ={})
@@ -176,7 +172,7 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, iden
                 written = session.scalar(select(func.count()).select_from(CollectionChunk)) or 0
             if written >= 8:
                 break
-            time.sleep(0.05)
+            time.sleep(0.2)
     assert process.poll() is None, f"ingest ended before it could be killed: {process.stderr.read().decode()}"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

@@ -5,12 +5,12 @@ import json
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = ("training", "migrations", "ragcun.training", "ragcun.migrations")
@@ -26,7 +26,8 @@ import ragcun
 after_ragcun = sorted(sys.modules)
 for info in pkgutil.walk_packages(ragcun.__path__, "ragcun."):
     # __main__ runs a command line; training and migrations are what the plugins load on demand
-    if info.name.rsplit(".", 1)[-1] != "__main__" and not info.name.startswith(("ragcun.training", "ragcun.migrations")):
+    on_demand = info.name.startswith(("ragcun.training", "ragcun.migrations"))
+    if info.name.rsplit(".", 1)[-1] != "__main__" and not on_demand:
         importlib.import_module(info.name)
 print(json.dumps({"after_ragcun": after_ragcun, "after_all": sorted(sys.modules)}))
 """
@@ -103,8 +104,14 @@ def test_the_wheel_installs_training_and_migrations_inside_ragcun(tmp_path):
     # dependencies on the path), the catalog finds its migrations and the training command imports.
     env = tmp_path / "env"
     venv.create(env, with_pip=False)
-    site = Path(subprocess.run([env / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [env / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     zipfile.ZipFile(wheel).extractall(site)
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     check = f"""

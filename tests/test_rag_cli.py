@@ -22,7 +22,7 @@ def home(tmp_path_factory, identity_model_dir):
     home = str(root / "home")
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
-    folder = write_corpus(root / "adi", RELEVANT + ["1", "2", "4", "5", "17"])
+    folder = write_corpus(root / "adi", [*RELEVANT, "1", "2", "4", "5", "17"])
     result = runner.invoke(cli, ["--home", home, "ingest", str(folder), "-c", "adi", "--model",
                                  str(identity_model_dir), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["added"] == len(RELEVANT) + 5, result.output
@@ -107,6 +107,8 @@ def test_ask_openai_generator_streams(home, tmp_path):
         assert server.requests[1]["body"]["messages"][0]["content"].startswith("Passages:\n[1] ")
         assert server.requests[1]["body"]["messages"][0]["content"].endswith(f"Asked: {DEFINITION_QUERY}")
         assert result.exit_code == 1
-        assert result.stderr.startswith("Error: http://127.0.0.1:") and "HTTP 401 Unauthorized (bad key)" in result.stderr
+        assert (
+            result.stderr.startswith("Error: http://127.0.0.1:") and "HTTP 401 Unauthorized (bad key)" in result.stderr
+        )
     finally:
         server.close()

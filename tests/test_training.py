@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +69,13 @@ def test_jsonl_pairs_and_raw_corpus_spans(tmp_path):
     assert pairs.texts[pairs.negative[0]] == "n1" and pairs.negative[1] == NO_NEGATIVE
 
     (tmp_path / "bad.jsonl").write_text('{"query": "q"}\n')
-    with pytest.raises(ValueError, match="bad.jsonl:1"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
         load_training_data(tmp_path / "bad.jsonl")
 
     spans, _ = load_training_data(SAMPLE_DIR / "corpus.jsonl", span_views=3)
     documents = [doc.content for doc in read_corpus(SAMPLE_DIR)]
     assert spans.kind == "spans" and len(spans) == 3 * len(documents)
-    for q, p in zip(spans.query[:30], spans.positive[:30]):
+    for q, p in zip(spans.query[:30], spans.positive[:30], strict=True):
         # both views are spans of one and the same document
         assert any(spans.texts[q] in d and spans.texts[p] in d for d in documents)
 
@@ -99,7 +100,9 @@ def test_info_nce_uses_squared_distance_and_masks_extra_positives():
     d = torch.tensor([[0.0, 1.0], [3.0, 1.0]])
     tau = torch.tensor(1.0)
     logits = -torch.tensor([[1.0, 10.0], [10.0, 1.0]])
-    assert float(info_nce(q, d, tau)) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.arange(2))))
+    assert float(info_nce(q, d, tau)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, torch.arange(2)))
+    )
     same = torch.tensor([[True, True], [False, True]])  # column 1 is also relevant to row 0
     masked = info_nce(q, d, tau, same)
     assert float(masked) == pytest.approx(0.5 * float(torch.nn.functional.cross_entropy(logits[1:], torch.tensor([1]))))
@@ -124,7 +127,9 @@ def test_distillation_is_zero_exactly_when_the_student_keeps_the_teachers_neighb
     # z = s·x/‖x‖ gives −‖z_i − z_j‖² = 2s²·cos − 2s², the teacher's logits when τ_s = 2s²·τ_t
     s, tau_t = 4.0, 0.05
     student = s * torch.nn.functional.normalize(teacher, dim=1)
-    assert float(neighbourhood_kl(teacher, student, tau_t, torch.tensor(2 * s * s * tau_t))) == pytest.approx(0, abs=1e-5)
+    assert float(neighbourhood_kl(teacher, student, tau_t, torch.tensor(2 * s * s * tau_t))) == pytest.approx(
+        0, abs=1e-5
+    )
     other = torch.randn(40, 16, generator=torch.Generator().manual_seed(2))
     assert float(neighbourhood_kl(teacher, other, tau_t, torch.tensor(2 * s * s * tau_t))) > 0.5
     loss = GaussianLoss(16, num_slices=16, distill_weight=2.0)
@@ -136,8 +141,8 @@ def test_schedules_are_pure_and_bounded():
     total = 100
     lrs = [lr_multiplier(s, total, warmup=0.1, min_ratio=0.1) for s in range(total + 1)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1)
-    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10]))  # warmup rises
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine decays
+    assert all(a <= b for a, b in pairwise(lrs[:10]))  # warmup rises
+    assert all(a >= b for a, b in pairwise(lrs[10:]))  # cosine decays
     assert sigreg_weight(0, total, 0.3, 0.5) == 0 and sigreg_weight(25, total, 0.3, 0.5) == pytest.approx(0.15)
     assert sigreg_weight(0, total, 0.3, 0.0) == 0.3
 
@@ -183,7 +188,7 @@ def test_frozen_run_writes_a_model_selected_on_dev(tmp_path, base_encoder, cache
     # the directory holds the best epoch's weights: its dev nDCG is reproduced from the saved model
     from ragcun.training.train import Texts, Trainable, evaluate_dev
 
-    train_set, dev = load_training_data(SAMPLE_DIR, "test", 0.3, config.seed)
+    _, dev = load_training_data(SAMPLE_DIR, "test", 0.3, config.seed)
     reloaded = Trainable(model, GaussianLoss(32), full=False)
     metrics = evaluate_dev(reloaded, Texts(model, dev, False, torch.device("cpu"), cache_dir), dev, seed=0)
     assert metrics["dev_ndcg@10"] == pytest.approx(best["dev_ndcg@10"], abs=1e-6)
@@ -211,7 +216,9 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, base_encoder, cache_d
 def test_resume_refuses_another_architecture(tmp_path, base_encoder, cache_dir):
     config = adi_config(tmp_path, cache_dir, epochs=1, dev_fraction=0.0)
     train(config, base_encoder=base_encoder)
-    with pytest.raises(InvalidInputError, match=r"cannot resume, the checkpoint was trained with out_dim \d+ \(now 16\)"):
+    with pytest.raises(
+        InvalidInputError, match=r"cannot resume, the checkpoint was trained with out_dim \d+ \(now 16\)"
+    ):
         train(replace(config, epochs=2, out_dim=16, resume=True), base_encoder=base_encoder)
     # the command line says so in one line, not with a torch traceback
     args = ["train", "--data", config.data, "--split", config.split, "--out", config.out, "--epochs", "2",
@@ -236,8 +243,9 @@ def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
     assert changed, "the base encoder did not train"
     assert (out / "base").is_dir()
     model = GaussianEmbedder.load(out)  # references the fine-tuned base by path
-    np.testing.assert_allclose(model.encode(["a test"]), GaussianEmbedder.load(out, base_encoder=base).encode(["a test"]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        model.encode(["a test"]), GaussianEmbedder.load(out, base_encoder=base).encode(["a test"]), atol=1e-5
+    )
     assert json.loads((out / "training_run.json").read_text())["steps"] == 1
     with pytest.raises(ValueError, match="frozen recipe"):
         train(replace(config, distill_weight=1.0), base_encoder=base)

@@ -22,6 +22,7 @@ already has. It needs the base embeddings, so only the frozen recipe uses it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -50,12 +51,16 @@ def info_nce(q: Tensor, d: Tensor, temperature: Tensor, same: Tensor | None = No
     return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
 
 
-def neighbourhood_kl(teacher: Tensor, student: Tensor, teacher_temperature: float, student_temperature: Tensor) -> Tensor:
+def neighbourhood_kl(
+    teacher: Tensor, student: Tensor, teacher_temperature: float, student_temperature: Tensor
+) -> Tensor:
     """Mean KL from the teacher's cosine neighbour distribution to the student's L2 one, self excluded."""
     unit = F.normalize(teacher.float(), dim=1)
     eye = torch.eye(teacher.shape[0], dtype=torch.bool, device=teacher.device)
     target = (unit @ unit.T / teacher_temperature).masked_fill(eye, float("-inf")).softmax(1)
-    logits = (-torch.cdist(student.float(), student.float()).pow(2) / student_temperature).masked_fill(eye, float("-inf"))
+    logits = (-torch.cdist(student.float(), student.float()).pow(2) / student_temperature).masked_fill(
+        eye, float("-inf")
+    )
     log_p = logits.log_softmax(1).masked_fill(eye, 0.0)
     return (target * (target.clamp_min(1e-12).log() - log_p)).sum(1).mean()
 
@@ -111,14 +116,15 @@ class GaussianLoss(nn.Module):
         """
         candidates = d if negatives is None or negatives.shape[0] == 0 else torch.cat([d, negatives])
         terms = {"nce": info_nce(q, candidates, self.temperature, same)}
-        views = {
+        choices: dict[str, Callable[[], list[Tensor]]] = {
             "both": lambda: [torch.cat([q, d])],
             "separate": lambda: [q, d],
             "queries": lambda: [q],
             "docs": lambda: [d],
-            "corpus": lambda: [corpus],
-        }[self.sigreg_on]()
-        if any(v is None for v in views):
+            "corpus": lambda: [] if corpus is None else [corpus],
+        }
+        views = choices[self.sigreg_on]()
+        if not views:
             raise InvalidInputError("sigreg_on='corpus' needs a corpus batch")
         terms["sigreg"] = torch.stack([sigreg(v, self.num_slices, seed) for v in views]).mean()
         loss = terms["nce"] + lam * terms["sigreg"]
@@ -130,7 +136,9 @@ class GaussianLoss(nn.Module):
         if self.distill_weight > 0:
             if teacher is None or student is None:
                 raise InvalidInputError("distill_weight > 0 needs teacher (base) and student (head) embeddings")
-            terms["distill"] = neighbourhood_kl(teacher, student, self.distill_temperature, self.log_distill_temperature.exp())
+            terms["distill"] = neighbourhood_kl(
+                teacher, student, self.distill_temperature, self.log_distill_temperature.exp()
+            )
             loss = loss + self.distill_weight * terms["distill"]
         terms["temperature"] = self.temperature.detach()
         terms["loss"] = loss

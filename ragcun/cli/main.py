@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,6 +101,12 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
+def fields(data: dict, keys: Sequence[str] | None = None, width: int = 12) -> None:
+    """One ``key value`` line per field: ``keys`` in order, or all of ``data``'s."""
+    for key in data if keys is None else keys:
+        click.echo(f"{key:<{width}}{data[key]}")
+
+
 def table(rows: list[dict], columns: list[str]) -> None:
     """A plain aligned text table."""
     if not rows:
@@ -108,6 +114,6 @@ def table(rows: list[dict], columns: list[str]) -> None:
         return
     cells = [[str(row.get(c, "")) if row.get(c) is not None else "" for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -70,18 +70,19 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
     report.chunks = len(members)
     seen = set()
     for record in ws.store.scroll(collection.physical_name, with_vectors=True, batch_size=512):
-        seen.add(record.id)
-        chunk = chunks.get(record.id)
+        point_id = str(record.id)
+        seen.add(point_id)
+        chunk = chunks.get(point_id)
         if chunk is None:
-            report.orphan_points.append(record.id)
+            report.orphan_points.append(point_id)
             continue
-        payload, norm = record.payload or {}, float(np.linalg.norm(record.vector))
+        payload, norm = record.payload or {}, float(np.linalg.norm(np.asarray(record.vector, dtype=np.float64)))
         if (payload.get("text") != chunk.text or payload.get("doc_id") != chunk.document.doc_id
                 or payload.get("chunk") != chunk.ordinal or payload.get("model_version") != version.fingerprint):
-            report.payload_mismatches.append(record.id)
+            report.payload_mismatches.append(point_id)
         elif (not isinstance(payload.get("norm"), (int, float)) or not norms_match(payload["norm"], norm)
-              or not norms_match(members[record.id].norm, norm)):
-            report.wrong_norms.append(record.id)
+              or not norms_match(members[point_id].norm, norm)):
+            report.wrong_norms.append(point_id)
     report.points = len(seen)
     report.missing_points = sorted(set(members) - seen)
     key = base_key_of(version.path)
@@ -123,13 +124,14 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
     members = {m.chunk_id: m for m in session.scalars(select(CollectionChunk).where(
         CollectionChunk.collection_id == collection.id))}
     if report.missing_points:
-        points = [ChunkPoint.of(session.get(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points]
+        points = [ChunkPoint.of(session.get_one(Chunk, cid), members[cid].ingest_run_id)
+                  for cid in report.missing_points]
         write_points(ws, session, collection, ws.embedder_for(collection), points)
     rewrite = report.payload_mismatches + report.wrong_norms
     if rewrite:
         # The stored vector is right (its norm is recomputed); the payload and the catalog's norm are rewritten.
         records = ws.store.retrieve(collection.physical_name, rewrite, with_vectors=True)
-        points = [ChunkPoint.of(session.get(Chunk, r.id), members[r.id].ingest_run_id) for r in records]
+        points = [ChunkPoint.of(session.get_one(Chunk, str(r.id)), members[str(r.id)].ingest_run_id) for r in records]
         vectors = np.array([r.vector for r in records], dtype=np.float32)
         record_norms(session, collection, points, store_points(ws, collection, points, vectors))
         session.commit()

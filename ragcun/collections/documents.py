@@ -16,6 +16,10 @@ from ragcun.collections.write import ChunkPoint, embed_points, record_norms
 from ragcun.errors import DocumentNotFound
 from ragcun.workspace import Workspace
 
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
+
 if TYPE_CHECKING:
     from ragcun.ingest.chunking import ChunkText
     from ragcun.ingest.readers import SourceDocument
@@ -46,7 +50,7 @@ class DocumentDeleted:
         return asdict(self)
 
 
-def write_documents(ws: Workspace, session: Session, collection: Collection, embedder,
+def write_documents(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
                     planned: Sequence[PlannedDocument], ingest_run: int) -> int:
     """Store ``planned`` documents in ``collection``; returns how many chunks were embedded.
 
@@ -74,10 +78,10 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
                     document.chunks.remove(chunk)
                     replaced.append(chunk.sha256)
         known = {c.id for c in document.chunks}
-        for chunk, chunk_id in zip(p.chunks, p.chunk_ids):
+        for piece, chunk_id in zip(p.chunks, p.chunk_ids, strict=True):
             if chunk_id not in known:
-                document.chunks.append(Chunk(id=chunk_id, ordinal=chunk.ordinal, sha256=chunk.sha256,
-                                             text=chunk.text, token_count=chunk.token_count))
+                document.chunks.append(Chunk(id=chunk_id, ordinal=piece.ordinal, sha256=piece.sha256,
+                                             text=piece.text, token_count=piece.token_count))
     record_norms(session, collection, points, norms)
     if replaced:
         session.flush()

@@ -1,4 +1,5 @@
-"""Runs: every write into a collection (ingest, reindex, rollback) is recorded as one, with what it did and what failed."""
+"""Runs: every write into a collection (ingest, reindex, rollback) is recorded as one, with what it did and
+what failed."""
 
 from __future__ import annotations
 

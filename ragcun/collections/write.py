@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -16,6 +17,10 @@ from sqlalchemy.orm import Session
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
 from ragcun.collections.base_vectors import embed_texts
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 # Relative tolerance between a stored norm and the norm of the stored vector (float32 round trips).
 NORM_TOLERANCE = 1e-4
@@ -60,11 +65,11 @@ def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPo
     norms = [float(n) for n in np.linalg.norm(vectors, axis=1)]
     fingerprint = collection.model_version.fingerprint
     ws.store.upsert(collection.physical_name, [p.chunk_id for p in points], vectors,
-                    [p.payload(n, fingerprint) for p, n in zip(points, norms)])
+                    [p.payload(n, fingerprint) for p, n in zip(points, norms, strict=True)])
     return norms
 
 
-def embed_points(ws: Workspace, session: Session, collection: Collection, embedder,
+def embed_points(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
                  points: Sequence[ChunkPoint]) -> list[float]:
     """Embed ``points``' text with ``embedder`` and upsert them; returns their norms.
 
@@ -78,12 +83,12 @@ def embed_points(ws: Workspace, session: Session, collection: Collection, embedd
 def record_norms(session: Session, collection: Collection, points: Sequence[ChunkPoint],
                  norms: Sequence[float]) -> None:
     """Stage the memberships that claim ``points`` (with their norms) in ``session``; the caller commits."""
-    for point, norm in zip(points, norms):
+    for point, norm in zip(points, norms, strict=True):
         session.merge(CollectionChunk(collection_id=collection.id, chunk_id=point.chunk_id,
                                       ingest_run_id=point.ingest_run, norm=norm))
 
 
-def write_points(ws: Workspace, session: Session, collection: Collection, embedder,
+def write_points(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
                  points: Sequence[ChunkPoint]) -> None:
     """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
     record_norms(session, collection, points, embed_points(ws, session, collection, embedder, points))

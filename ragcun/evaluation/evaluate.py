@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -43,6 +45,10 @@ from ragcun.evaluation.metrics import (
     spearman,
 )
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +161,7 @@ def bm25_distances(texts: list[str], queries: list[str], chunk_doc: np.ndarray, 
 
 
 def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrels_path: str | Path,
-             compare: list[str] = ("base-cosine",), store: bool = True,
+             compare: Sequence[str] = ("base-cosine",), store: bool = True,
              ignore_identical_ids: bool = True) -> EvalReport:
     """Score collection ``collection_name``'s model and each ``compare`` method on judged queries.
 
@@ -246,7 +252,7 @@ def save_report(ws: Workspace, report: EvalReport, points: CollectionPoints) -> 
                                             if k not in ("method", "metrics", "model_version", "reliability")}}
             session.add(EvalResult(batch=report.batch, collection_name=report.collection,
                                    collection_id=points.collection_id,
-                                   model_version_id=versions.get(result.model_version), method=result.method,
+                                   model_version_id=versions.get(result.model_version or ""), method=result.method,
                                    queries=report.queries, qrels=report.qrels, num_queries=report.num_queries,
                                    metrics=figures))
         session.commit()
@@ -265,8 +271,9 @@ def list_evals(ws: Workspace, collection_name: str | None = None) -> list[dict]:
                 for r in session.scalars(query)]
 
 
-def evaluate_beir(ws: Workspace, folder: str | Path, embedder, collection_name: str | None = None,
-                  split: str = "test", compare: list[str] = ("base-cosine",),
+def evaluate_beir(ws: Workspace, folder: str | Path, embedder: GaussianEmbedder | None,
+                  collection_name: str | None = None,
+                  split: str = "test", compare: Sequence[str] = ("base-cosine",),
                   ignore_identical_ids: bool = True) -> EvalReport:
     """Evaluate a BEIR folder, ingesting its corpus into ``collection_name`` first if needed.
 

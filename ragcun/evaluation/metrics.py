@@ -36,8 +36,8 @@ def rank(queries: np.ndarray, docs: np.ndarray, k: int = 100, metric: str = "l2"
 
 def run_from_scores(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict:
     """A pytrec_eval run from :func:`rank`'s output."""
-    return {qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores)}
-            for qid, row, row_scores in zip(query_ids, indices, scores)}
+    return {qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores, strict=True)}
+            for qid, row, row_scores in zip(query_ids, indices, scores, strict=True)}
 
 
 def top(run_row: dict[str, float], k: int) -> dict[str, float]:
@@ -45,7 +45,9 @@ def top(run_row: dict[str, float], k: int) -> dict[str, float]:
     return dict(sorted(run_row.items(), key=lambda item: -item[1])[:k])
 
 
-def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+def per_query_metrics(
+    run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
+) -> dict[str, dict[str, float]]:
     """nDCG@10, Recall@10/100 and MRR@10 of every judged query in ``run`` (pytrec_eval).
 
     MRR@10 is pytrec_eval's ``recip_rank`` over each run cut to its top 10, since trec_eval's

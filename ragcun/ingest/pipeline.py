@@ -21,8 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from tqdm.auto import tqdm
 
 from ragcun.catalog.models import Document, IngestRun, Source
@@ -41,6 +42,10 @@ from ragcun.ingest.readers import (
     read_source,
 )
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +71,7 @@ class IngestOptions:
     chunk_tokens: int | None = None
     chunk_overlap: int = 32
     batch_size: int = 128
-    fields: JsonlFields = JsonlFields()
+    fields: JsonlFields = field(default_factory=JsonlFields)
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     collection_params: dict = field(default_factory=dict)
 
@@ -94,7 +99,9 @@ class IngestResult:
 class Ingestor:
     """One ingest run into one collection."""
 
-    def __init__(self, ws: Workspace, collection_name: str, embedder, options: IngestOptions = IngestOptions()):
+    def __init__(
+        self, ws: Workspace, collection_name: str, embedder: GaussianEmbedder, options: IngestOptions = IngestOptions()
+    ):
         self.ws = ws
         self.name = collection_name
         self.embedder = embedder
@@ -134,7 +141,7 @@ class Ingestor:
 
     def _finish(self, status: str, started: float) -> None:
         self.result.seconds = time.perf_counter() - started
-        finish_run(self.session, self.session.get(IngestRun, self.run_row.id), status, self.result.counts(),
+        finish_run(self.session, self.session.get_one(IngestRun, self.run_row.id), status, self.result.counts(),
                    self.result.errors)
 
     def _problem(self, problem: InputProblem) -> None:
@@ -152,7 +159,7 @@ class Ingestor:
         source = session.scalar(select(Source).where(Source.collection_name == self.name, Source.uri == uri))
         if source is not None and source.complete_sha256 == sha:
             self.result.unchanged += session.scalar(
-                select(func.count()).select_from(Document).where(Document.source_id == source.id))
+                select(func.count()).select_from(Document).where(Document.source_id == source.id)) or 0
             return
         if source is None:
             source = Source(collection_name=self.name, uri=uri)
@@ -175,7 +182,7 @@ class Ingestor:
         if self.result.failed == failed_before:
             # The file is fully stored; documents it no longer contains go, and it can be skipped next time.
             gone = session.scalars(select(Document).where(Document.source_id == source.id,
-                                                          Document.id.not_in(seen) if seen else True)).all()
+                                                          Document.id.not_in(seen) if seen else true())).all()
             self.result.deleted += delete_documents(self.ws, session, gone, [self.collection.physical_name])
             source.complete_sha256 = sha
         session.commit()
@@ -234,7 +241,7 @@ class Ingestor:
         session.commit()
 
 
-def ingest(ws: Workspace, paths: Sequence[str | Path], collection_name: str, embedder,
+def ingest(ws: Workspace, paths: Sequence[str | Path], collection_name: str, embedder: GaussianEmbedder,
            options: IngestOptions = IngestOptions()) -> IngestResult:
     """Ingest files and folders into ``collection_name`` (created on first use)."""
     return Ingestor(ws, collection_name, embedder, options).run(paths)

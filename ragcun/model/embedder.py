@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from safetensors.torch import load as load_safetensors, save as save_safetensors
 from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
@@ -61,7 +60,6 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
     is exactly what a Gaussian embedding must keep.
     """
     from sentence_transformers.base.modules.normalize import Normalize
-
     from transformers.utils import logging as hf_logging
 
     # transformers draws a "Loading weights" bar on every load: noise for a CLI that loads a model per call.
@@ -110,6 +108,8 @@ class GaussianEmbedder:
         # sentence-transformers 5.x renamed the method; accept both.
         dimension_of = getattr(self.base, "get_embedding_dimension", None) or self.base.get_sentence_embedding_dimension
         base_dim = dimension_of()
+        if base_dim is None:
+            raise ModelLoadError(f"{base_model}: the base encoder does not report its embedding width")
         if isinstance(head, HeadSpec):
             if head.in_dim != base_dim:
                 raise InvalidInputError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
@@ -136,7 +136,10 @@ class GaussianEmbedder:
 
     @property
     def max_seq_length(self) -> int:
-        return self.base.max_seq_length
+        length = self.base.max_seq_length
+        if length is None:
+            raise ModelLoadError(f"{self.base_model}: the base encoder sets no max_seq_length")
+        return length
 
     # ---- encoding -------------------------------------------------------------------------
 

@@ -87,12 +87,12 @@ def build_head(spec: HeadSpec, seed: int = 0) -> nn.Sequential:
             return nn.Sequential(UnitNormalize(), nn.Linear(spec.in_dim, spec.out_dim),
                                  UnitNormalize(math.sqrt(spec.out_dim)))
         if spec.kind == "linear":
-            head = nn.Sequential(nn.Linear(spec.in_dim, spec.out_dim))
+            linear = nn.Linear(spec.in_dim, spec.out_dim)
             if spec.in_dim == spec.out_dim:
                 with torch.no_grad():
-                    head[0].weight.copy_(torch.eye(spec.in_dim))
-                    head[0].bias.zero_()
-            return head
+                    linear.weight.copy_(torch.eye(spec.in_dim))
+                    linear.bias.zero_()
+            return nn.Sequential(linear)
         assert spec.hidden_dim is not None
         return nn.Sequential(
             nn.Linear(spec.in_dim, spec.hidden_dim),

@@ -28,7 +28,7 @@ class Citation:
     doc_id: str
     source: str | None
     distance: float
-    probability: float
+    probability: float | None
     chunk_id: str | None = None
     title: str | None = None
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ragcun.retrieve.base import Hit
 from ragcun.validation import check_sigma, check_top_k, require_text
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+    from ragcun.retrieve.collection import CollectionRetriever
+    from ragcun.retrieve.gaussian import GaussianRetriever
+    from ragcun.workspace import Workspace
+
 
 # One hit type for every retriever; the RAG name stays for callers that import it from here.
 RetrievedDoc = Hit
@@ -34,10 +42,18 @@ class Retriever:
             collection's calibrated σ (``ragcun calibrate``), else 1.
     """
 
-    def __init__(self, embedding_model: str | Path | None = None, *, collection: str | None = None,
-                 workspace=None, embedder=None, sigma: float | None = None):
+    def __init__(
+        self,
+        embedding_model: str | Path | None = None,
+        *,
+        collection: str | None = None,
+        workspace: Workspace | None = None,
+        embedder: GaussianEmbedder | None = None,
+        sigma: float | None = None,
+    ):
         self.sigma = None if sigma is None else check_sigma(sigma)
         self.collection = collection
+        self.index: GaussianRetriever | CollectionRetriever
         if collection is None:
             from ragcun.retrieve.gaussian import GaussianRetriever
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from qdrant_client import models
 
 from ragcun.errors import InvalidInputError
 from ragcun.retrieve.chance import ChanceLaw
 from ragcun.store.base import VectorStore
 from ragcun.validation import check_sigma, check_top_k, check_vector, require_text
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,7 +78,7 @@ def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def query_vector(embedder, query: str | np.ndarray | None, plus: Sequence[str] = (),
+def query_vector(embedder: GaussianEmbedder, query: str | np.ndarray | None, plus: Sequence[str] = (),
                  minus: Sequence[str] = ()) -> np.ndarray:
     """The vector to search: e(query) + Σ e(plus) − Σ e(minus), float32 of the model's dim.
 
@@ -124,10 +129,15 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
     p_values = law.p_values(np.asarray(distances), vector) if law is not None else [None] * len(points)
     out_of_domain = law.out_of_domain(p_values[0] if len(points) else None) if law is not None else None
     return [
-        Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=float(p.score), norm=p.payload["norm"],
-            text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
-            title=p.payload.get("title"), query_norm=query_norm, probability=float(prob),
-            metadata=p.payload.get("metadata") or {}, p_value=None if pv is None else float(pv),
-            out_of_domain=out_of_domain)
-        for p, prob, pv in zip(points, probabilities, p_values)
+        hit_of(p, query_norm, float(prob), None if pv is None else float(pv), out_of_domain)
+        for p, prob, pv in zip(points, probabilities, p_values, strict=True)
     ]
+
+
+def hit_of(point: models.ScoredPoint, query_norm: float, probability: float, p_value: float | None = None,
+           out_of_domain: bool | None = None) -> Hit:
+    payload = point.payload or {}  # ragcun writes every point with its payload
+    return Hit(chunk_id=str(point.id), doc_id=payload["doc_id"], distance=float(point.score), norm=payload["norm"],
+               text=payload["text"], source=payload.get("source"), chunk=payload.get("chunk", 0),
+               title=payload.get("title"), query_norm=query_norm, probability=probability,
+               metadata=payload.get("metadata") or {}, p_value=p_value, out_of_domain=out_of_domain)

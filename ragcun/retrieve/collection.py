@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,10 +14,22 @@ from ragcun.retrieve.chance import ChanceLaw
 from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
 
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
 
-def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: int = 10, embedder=None,
-           hnsw_ef: int | None = None, exact: bool = False, plus: Sequence[str] = (),
-           minus: Sequence[str] = (), sigma: float | None = None) -> list[Hit]:
+
+def search(
+    ws: Workspace,
+    collection_name: str,
+    query: str | np.ndarray,
+    top_k: int = 10,
+    embedder: GaussianEmbedder | None = None,
+    hnsw_ef: int | None = None,
+    exact: bool = False,
+    plus: Sequence[str] = (),
+    minus: Sequence[str] = (),
+    sigma: float | None = None,
+) -> list[Hit]:
     """The ``top_k`` chunks nearest to ``query`` by true L2 distance, nearest first.
 
     The query is embedded by the collection's own model version; passing an ``embedder`` of
@@ -56,7 +69,9 @@ class CollectionRetriever:
         embedder: The collection's model, already loaded; checked against the catalog at each search.
     """
 
-    def __init__(self, collection: str, *, workspace: Workspace | None = None, embedder=None):
+    def __init__(
+        self, collection: str, *, workspace: Workspace | None = None, embedder: GaussianEmbedder | None = None
+    ):
         self.collection = require_text(collection, "collection")
         self._workspace = workspace
         self._owns_workspace = workspace is None

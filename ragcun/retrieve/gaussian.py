@@ -58,7 +58,7 @@ class GaussianRetriever:
     @property
     def documents(self) -> list[str]:
         """The documents' texts, in the order they were added."""
-        return [record.payload["text"] for record in self.store.scroll(COLLECTION)]
+        return [(record.payload or {})["text"] for record in self.store.scroll(COLLECTION)]
 
     def add_documents(self, documents: Sequence[str], batch_size: int = 32, *, ids: Sequence[str] | None = None,
                       sources: Sequence[str | None] | None = None,
@@ -91,7 +91,7 @@ class GaussianRetriever:
         norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
         payloads = [{"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source,
                      "title": title}
-                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles)]
+                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles, strict=True)]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
     def adapt(self, *, force: bool = False, config: Any = None, spans: SpanOptions | None = None) -> Fitted:
@@ -144,7 +144,7 @@ class GaussianRetriever:
         return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma,
                              law=ChanceLaw.of(self.embedder, len(self)))
 
-    def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
+    def retrieve(self, query: str | np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.
 
         The distance is the true Euclidean distance (not squared). A ``top_k`` beyond the corpus
@@ -160,7 +160,7 @@ class GaussianRetriever:
         """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
         distances, nearest first."""
         hits = self.search(vector, top_k)
-        return (np.array([int(hit.chunk_id) for hit in hits], dtype=np.int64),
+        return (np.array([int(str(hit.chunk_id)) for hit in hits], dtype=np.int64),
                 np.array([hit.distance for hit in hits], dtype=np.float64))
 
     def close(self) -> None:

@@ -63,7 +63,9 @@ class ClientStore(VectorStore):
             raise InvalidInputError(f"collection {name!r} already exists")
         self.client.create_collection(
             name,
-            vectors_config=models.VectorParams(size=params.dim, distance=models.Distance.EUCLID, on_disk=params.on_disk),
+            vectors_config=models.VectorParams(
+                size=params.dim, distance=models.Distance.EUCLID, on_disk=params.on_disk
+            ),
             hnsw_config=models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.hnsw_ef_construct),
             shard_number=params.shard_number,
             replication_factor=params.replication_factor,
@@ -86,6 +88,8 @@ class ClientStore(VectorStore):
         self._require(name)
         info = self.client.get_collection(name)
         vectors = info.config.params.vectors
+        if not isinstance(vectors, models.VectorParams):  # ragcun creates one unnamed vector per point
+            raise InvalidInputError(f"collection {name!r} does not hold one unnamed vector per point")
         points = self.client.count(name, exact=True).count
         return CollectionShape(dim=vectors.size, distance=vectors.distance, points=points)
 
@@ -137,7 +141,7 @@ class ClientStore(VectorStore):
     supports_aliases = True
 
     def set_alias(self, alias: str, name: str) -> None:
-        operations = []
+        operations: list[models.AliasOperations] = []
         if self.get_alias(alias) is not None:
             operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
         operations.append(models.CreateAliasOperation(

@@ -114,7 +114,9 @@ class EdgeStore(VectorStore):
             end = start + UPSERT_BATCH
             points = [
                 qe.Point(id=point_id, vector=vector.tolist(), payload=payload)
-                for point_id, vector, payload in zip(as_point_ids(ids[start:end]), vectors[start:end], payloads[start:end])
+                for point_id, vector, payload in zip(
+                    as_point_ids(ids[start:end]), vectors[start:end], payloads[start:end], strict=True
+                )
             ]
             shard.update(qe.UpdateOperation.upsert_points(points))
 

@@ -18,7 +18,7 @@ import numpy as np
 from qdrant_client import models
 
 from ragcun.errors import CollectionNotFound
-from ragcun.store.base import CollectionParams, CollectionShape, VectorStore, as_point_ids, check_vectors
+from ragcun.store.base import CollectionParams, CollectionShape, VectorStore, check_vectors
 
 VECTORS_FILE = "vectors.npy"
 POINTS_FILE = "points.json"
@@ -74,7 +74,7 @@ class _Points:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dim {vectors.shape[1]}, the collection's is {self.dim}")
         new: list[tuple[str, np.ndarray, dict]] = []
-        for point_id, vector, payload in zip(ids, vectors, payloads):
+        for point_id, vector, payload in zip(ids, vectors, payloads, strict=True):
             row = self.row.get(point_id)
             if row is None:
                 self.row[point_id] = len(self.ids) + len(new)
@@ -98,8 +98,8 @@ class _Points:
         keep = np.ones(len(self.ids), dtype=bool)
         keep[rows] = False
         self.vectors, self.sq_norms = self.vectors[keep], self.sq_norms[keep]
-        self.ids = [i for i, k in zip(self.ids, keep) if k]
-        self.payloads = [p for p, k in zip(self.payloads, keep) if k]
+        self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        self.payloads = [p for p, k in zip(self.payloads, keep, strict=True) if k]
         self.row = {point_id: row for row, point_id in enumerate(self.ids)}
 
     def record(self, row: int, with_vectors: bool) -> models.Record:
@@ -140,10 +140,10 @@ class MemoryStore(VectorStore):
         vectors = check_vectors(vectors, len(ids))
         if len(payloads) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(payloads)} payloads")
-        self._get(name).upsert(as_point_ids(ids), vectors, payloads)
+        self._get(name).upsert([str(i) for i in ids], vectors, payloads)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
-        self._get(name).delete(as_point_ids(ids))
+        self._get(name).delete([str(i) for i in ids])
 
     def search(
         self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
@@ -157,11 +157,11 @@ class MemoryStore(VectorStore):
             return []
         rows, distances = exact_nearest(points.vectors, points.sq_norms, query, k)
         return [models.ScoredPoint(id=points.ids[row], version=0, score=float(distance), payload=points.payloads[row])
-                for row, distance in zip(rows[0], distances[0])]
+                for row, distance in zip(rows[0], distances[0], strict=True)]
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         points = self._get(name)
-        return [points.record(points.row[i], with_vectors) for i in as_point_ids(ids) if i in points.row]
+        return [points.record(points.row[i], with_vectors) for i in [str(i) for i in ids] if i in points.row]
 
     def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
         points = self._get(name)
