@@ -25,7 +25,9 @@ class BeirDoc:
 
 def join_title(title: str | None, text: str) -> str:
     """Title and body as one passage, the usual way BEIR documents are embedded."""
-    return f"{title}. {text}" if title else text
+    if not title:
+        return text
+    return f"{title}. {text}" if text else title
 
 
 def open_text(path: Path, **options):
