@@ -27,7 +27,10 @@ def join_title(title: str | None, text: str) -> str:
     """Title and body as one passage, the usual way BEIR documents are embedded."""
     if not title:
         return text
-    return f"{title}. {text}" if text else title
+    if not text:
+        return title
+    # Text that opens with a Markdown heading keeps it at the start of a line, where chunking finds it.
+    return f"{title}\n\n{text}" if text.startswith("#") else f"{title}. {text}"
 
 
 def open_text(path: Path, **options):

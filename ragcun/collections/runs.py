@@ -144,7 +144,7 @@ def failed_documents(session: Session, collection_name: str, uris: list[str] | N
     runs = session.scalars(select(IngestRun).where(IngestRun.collection_name == collection_name,
                                                    IngestRun.kind == "ingest").order_by(IngestRun.id.desc()))
     for run in runs:
-        errors = [e for e in run.errors or [] if e.get("uri") in incomplete]
+        errors = [e for e in run.errors or [] if e.get("uri") in incomplete and not e.get("warning")]
         if not errors:
             continue
         incomplete -= {e["uri"] for e in errors}

@@ -32,19 +32,20 @@ class ChunkPoint:
     metadata: dict
     source: str | None
     ingest_run: int | None
+    locator: dict | None = None  # heading_path, page / pages: where in the document the chunk is
 
     @classmethod
     def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
         """The point of a chunk already in the catalog."""
         document = chunk.document
         return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
-                   document.source.uri, ingest_run)
+                   document.source.uri, ingest_run, chunk.locator)
 
     def payload(self, norm: float, model_version: str) -> dict:
-        """Enough for any Qdrant client to show and trace a hit."""
+        """Enough for any Qdrant client to show and trace a hit (and cite it: heading path, page)."""
         return {"doc_id": self.doc_id, "chunk": self.ordinal, "text": self.text, "norm": norm,
                 "source": self.source, "model_version": model_version, "ingest_run": self.ingest_run,
-                "title": self.title, "metadata": self.metadata}
+                "title": self.title, "metadata": self.metadata, **(self.locator or {})}
 
 
 def norms_match(stored: float, norm: float) -> bool:

@@ -30,7 +30,7 @@ from ragcun.catalog.ops import chunk_ids_in, chunk_uuid, document_uuid
 from ragcun.collections.create import ensure_collection
 from ragcun.collections.documents import PlannedDocument, delete_documents, write_documents
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
-from ragcun.ingest.chunking import Chunker
+from ragcun.ingest.chunking import make_chunker
 from ragcun.ingest.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     InputProblem,
@@ -52,8 +52,11 @@ class IngestOptions:
     Args:
         include / exclude: Glob patterns on paths relative to each input folder.
         sync: Delete documents whose source files are gone from the input folders.
-        chunk_tokens: Chunk size in model tokens (default: the model's max length minus 2).
-        chunk_overlap: Tokens shared by consecutive chunks.
+        chunk_tokens: Chunk size in model tokens (default: the model's max length minus 2, room for
+            the [CLS] and [SEP] tokens the encoder adds).
+        chunk_overlap: Tokens shared by consecutive token windows.
+        chunking: ``structure`` (headings, paragraphs, sentences, table rows, then token windows) or
+            ``tokens`` (token windows only).
         batch_size: Chunks embedded and upserted together.
         fields: Field names for JSONL inputs.
         max_document_bytes: Larger documents (or JSONL lines) are refused with an error.
@@ -65,6 +68,7 @@ class IngestOptions:
     sync: bool = False
     chunk_tokens: int | None = None
     chunk_overlap: int = 32
+    chunking: str = "structure"
     batch_size: int = 128
     fields: JsonlFields = JsonlFields()
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
@@ -100,7 +104,7 @@ class Ingestor:
         self.embedder = embedder
         self.options = options
         max_tokens = options.chunk_tokens or embedder.max_seq_length - 2  # room for [CLS] and [SEP]
-        self.chunker = Chunker(embedder.base.tokenizer, max_tokens, options.chunk_overlap)
+        self.chunker = make_chunker(options.chunking, embedder.base.tokenizer, max_tokens, options.chunk_overlap)
         self.session = ws.catalog.session()
         self.pending: list[PlannedDocument] = []
         self.pending_chunks = 0
@@ -138,9 +142,11 @@ class Ingestor:
                    self.result.errors)
 
     def _problem(self, problem: InputProblem) -> None:
-        self.result.failed += 1
+        # Recorded on the run and shown once by the caller (the CLI prints one line per problem).
+        if not problem.warning:
+            self.result.failed += 1
         self.result.errors.append(problem.to_dict())
-        logger.warning("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
+        logger.debug("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
 
     def _ingest_file(self, path: Path) -> None:
         session, uri = self.session, str(path)
@@ -166,6 +172,8 @@ class Ingestor:
             if isinstance(item, InputProblem):
                 self._problem(item)
                 continue
+            for note in item.notes:
+                self._problem(InputProblem(uri, note, item.line, warning=True))
             document_id = document_uuid(self.name, item.doc_id)
             if document_id in seen:
                 continue
