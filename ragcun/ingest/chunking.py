@@ -27,6 +27,8 @@ HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 TABLE_ROW = re.compile(r"^[ \t]*\|")
 TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$")
 HEADING_SEPARATOR = " > "
+# A chunk gathered before a heading is closed there only if it holds at least max_tokens // this.
+MIN_CHUNK_FRACTION = 8
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,10 @@ class StructureChunker:
                 header = group[0].table_header
                 extra = tokens.count(*header) + 1 if header is not None and header[1] <= group[0].start else 0
                 fits = tokens.count(group[0].start, piece.end) + extra <= self.max_tokens
-                if (piece.heading and not only_headings) or not fits:
+                # A heading starts a chunk, unless what is gathered is only headings or a short lead
+                # (a title line, a one-line intro) that would make a chunk of its own too small to use.
+                short = tokens.count(group[0].start, group[-1].end) < self.max_tokens // MIN_CHUNK_FRACTION
+                if (piece.heading and not only_headings and not short) or not fits:
                     close()
             group.append(piece)
         close()
