@@ -229,6 +229,10 @@ def test_stats_against_the_gaussian_reference(adi):
     assert stats["eigenvalues"] == sorted(stats["eigenvalues"], reverse=True)
     # 82 points span at most 81 directions, whatever the model.
     assert 0 < stats["effective_rank_ratio"] <= 81 / 384
+    assert stats["effective_rank_cap"] == pytest.approx(81 / 384)
+    (warning,) = stats["warnings"]
+    assert warning.startswith("82 points in 384 dimensions: the effective rank / dim cannot exceed (points - 1) / "
+                              "dim = 0.211")
     assert 0.8 < stats["sigreg_reference"] < 1.4 < stats["sigreg"]  # raw MiniLM is far from N(0, I)
     # Text embeddings lie near low-dimensional patches; 82 Gaussian points in 384-d do not.
     assert 2 < stats["local_intrinsic_dim"] < 0.7 * stats["local_intrinsic_dim_reference"]
@@ -236,6 +240,7 @@ def test_stats_against_the_gaussian_reference(adi):
     text = invoke(home, "stats", "-c", "adi")
     assert text.exit_code == 0 and "χ(384)" in text.output and "SIGReg" in text.output
     assert "local intrinsic dim" in text.output
+    assert "at most 0.211 with 82 points" in text.output and "warning: 82 points in 384 dimensions" in text.output
 
 
 def test_local_intrinsic_dim_finds_the_dimension_of_a_subspace():

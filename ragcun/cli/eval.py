@@ -139,7 +139,10 @@ def stats(app: AppContext, collection, plot, seed, as_json) -> None:
                    "(N(0, I): 1)")
         click.echo(f"eigenvalues   top {' '.join(f'{v:.3f}' for v in eig[:5])}  ... smallest {eig[-1]:.3g}  "
                    f"(N(0, I): all ≈ 1)")
-        click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1)")
+        cap = f"; at most {d['effective_rank_cap']:.3f} with {d['count']} points" if d.get("effective_rank_cap") else ""
+        click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1{cap})")
+        for warning in d.get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"SIGReg        {d['sigreg']:.3f}  (N(0, I) sample of the same shape: {d['sigreg_reference']:.3f})")
         if d["local_intrinsic_dim"] is not None:
             click.echo(f"local intrinsic dim  {d['local_intrinsic_dim']:.1f}  (N(0, I) sample of the same shape: "

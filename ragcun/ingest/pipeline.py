@@ -43,6 +43,8 @@ from ragcun.ingest.readers import (
 from ragcun.workspace import Workspace
 
 logger = logging.getLogger(__name__)
+# Progress lines for runs without a terminal (cron, CI, pipes); the CLI shows this logger at INFO.
+progress_logger = logging.getLogger("ragcun.progress")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class IngestOptions:
         fields: Field names for JSONL inputs.
         max_document_bytes: Larger documents (or JSONL lines) are refused with an error.
         collection_params: Index settings, used when the collection is created.
+        log_every: Without a terminal, seconds between progress log lines (counts and rate).
     """
 
     include: tuple[str, ...] = ()
@@ -73,6 +76,7 @@ class IngestOptions:
     fields: JsonlFields = JsonlFields()
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     collection_params: dict = field(default_factory=dict)
+    log_every: float = 10.0
 
 
 @dataclass
@@ -119,9 +123,12 @@ class Ingestor:
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
+        self.started, self.last_log = started, started
         try:
-            for path in tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True):
+            for done, path in enumerate(tqdm(files, desc="files", unit="file",
+                                             disable=None if len(files) > 1 else True)):
                 self._ingest_file(path)
+                self._log_progress(f"{done + 1}/{len(files)} files")
             if self.options.sync:
                 self._sync(paths, files)
             self.ws.store.optimize(self.collection.physical_name)
@@ -225,6 +232,19 @@ class Ingestor:
         self.progress.total += written
         self.progress.update(written)
         self.pending, self.pending_chunks = [], 0
+        self._log_progress()
+
+    def _log_progress(self, files: str = "") -> None:
+        """Every ``log_every`` seconds, one line of counts and rate, when no progress bar shows them."""
+        now = time.perf_counter()
+        if not self.progress.disable or now - self.last_log < self.options.log_every:
+            return
+        self.last_log = now
+        r = self.result
+        done = r.added + r.updated
+        progress_logger.info("%s%s: %d added, %d updated, %d unchanged, %d failed; %d chunks embedded "
+                             "(%.1f documents/s)", self.name, f" {files}" if files else "", r.added, r.updated,
+                             r.unchanged, r.failed, r.chunks_written, done / max(now - self.started, 1e-9))
 
     def _sync(self, paths: Sequence[str | Path], files: list[Path]) -> None:
         """Delete the documents of sources under the input paths whose files are gone."""
