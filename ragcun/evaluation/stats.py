@@ -94,8 +94,8 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
     # n centred points span at most n - 1 dimensions, whatever their distribution.
     cap = (count - 1) / dim if count <= dim else None
     warnings = [] if cap is None else [
-        f"{count} points in {dim} dimensions: the effective rank / dim cannot exceed (points - 1) / dim = {cap:.3f}, "
-        "so it says little about isotropy until the collection holds more points than dimensions"]
+        (f"{count} points in {dim} dimensions: the effective rank / dim cannot exceed (points - 1) / dim = {cap:.3f}, "
+         "so it says little about isotropy until the collection holds more points than dimensions")]
     return CollectionStats(
         collection=name, count=count, dim=dim,
         norm={"mean": float(norms.mean()), "std": float(norms.std(ddof=1)),

@@ -75,13 +75,6 @@ class _Tokens:
         return spans
 
 
-def _check(max_tokens: int, overlap: int) -> None:
-    if max_tokens <= 0:
-        raise InvalidInputError(f"chunk size must be positive, got {max_tokens}")
-    if not 0 <= overlap < max_tokens:
-        raise InvalidInputError(f"chunk overlap must be in [0, {max_tokens}), got {overlap}")
-
-
 class Chunker:
     """Windows of at most ``max_tokens`` tokens overlapping by ``overlap`` tokens.
 
@@ -90,7 +83,10 @@ class Chunker:
     """
 
     def __init__(self, tokenizer: Any, max_tokens: int, overlap: int = 32):
-        _check(max_tokens, overlap)
+        if max_tokens <= 0:
+            raise InvalidInputError(f"chunk size must be positive, got {max_tokens}")
+        if not 0 <= overlap < max_tokens:
+            raise InvalidInputError(f"chunk overlap must be in [0, {max_tokens}), got {overlap}")
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.overlap = overlap
@@ -114,7 +110,7 @@ class _Piece:
     table_header: tuple[int, int] | None = None  # the header rows of the table this row belongs to
 
 
-class StructureChunker:
+class StructureChunker(Chunker):
     """Chunks that follow the document's structure, each at most ``max_tokens`` tokens.
 
     The text is read as Markdown: ``#`` headings, blank-line paragraphs, ``|`` table rows. Each
@@ -123,12 +119,6 @@ class StructureChunker:
     header rows are repeated at the top of each later piece of the table); only a single sentence
     or row longer than a chunk is cut into token windows (overlapping by ``overlap``).
     """
-
-    def __init__(self, tokenizer: Any, max_tokens: int, overlap: int = 32):
-        _check(max_tokens, overlap)
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
-        self.overlap = overlap
 
     def split(self, text: str) -> list[ChunkText]:
         tokens = _Tokens(self.tokenizer, text)
@@ -262,7 +252,7 @@ def _blocks(text: str) -> list[_Block]:
 CHUNKERS = {"structure": StructureChunker, "tokens": Chunker}
 
 
-def make_chunker(kind: str, tokenizer: Any, max_tokens: int, overlap: int = 32) -> Chunker | StructureChunker:
+def make_chunker(kind: str, tokenizer: Any, max_tokens: int, overlap: int = 32) -> Chunker:
     """The chunker named ``kind`` (``structure`` or ``tokens``)."""
     if kind not in CHUNKERS:
         raise InvalidInputError(f"unknown chunking {kind!r}: use one of {', '.join(CHUNKERS)}")
