@@ -168,3 +168,28 @@ def test_an_id_already_ingested_from_another_file_is_refused(workspace, identity
     assert result.errors[0]["error"] == f"duplicate id 'same': already ingested from {tmp_path / 'a.jsonl'}"
     # Not marked complete: the conflict is reported again until it is resolved.
     assert ingest(workspace, [tmp_path / "b.jsonl"], "docs", identity_embedder).failed == 1
+
+
+def test_each_failed_file_is_one_line_and_no_log_warning(tmp_path, identity_model_dir, caplog):
+    import logging
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text(THREE_DOCS[0])
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "rows.jsonl").write_text('{"id": "a", "text": "fine"}\n{not json\n{"id": "b"}\n')
+    home = str(tmp_path / "home")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
+    with caplog.at_level(logging.WARNING):
+        result = runner.invoke(cli, ["ingest", str(folder), "-c", "kb", "--model", str(identity_model_dir),
+                                     "--home", home])
+    assert result.exit_code == 0, result.output
+    failed = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("failed:")]
+    assert failed == [f"failed: {folder / 'empty.txt'}: empty file",
+                      f"failed: {folder / 'rows.jsonl'}:2: malformed JSON: Expecting property name enclosed in "
+                      "double quotes (column 2)",
+                      f"failed: {folder / 'rows.jsonl'}:3: both the text field 'text' and the title field 'title' "
+                      "are missing or empty"]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "added 2" in result.stdout and "failed 3" in result.stdout
