@@ -11,8 +11,9 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,13 +63,20 @@ def render_prompt(template: str, question: str, context: Sequence[str]) -> str:
     return template.replace("{context}", number_context(context)).replace("{question}", question.strip())
 
 
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a passage, whitespace collapsed; short fragments only when nothing else is left.
 
     Markdown-aware: headings are no sentences, each table row (cells joined by " | ") and each list item
     is its own, and prose is split by pysbd, which knows abbreviations ("Dr.", "e.g.", "p.m.") and decimals.
     """
-    from ragcun.ingest.chunking import HEADING, TABLE_ROW, TABLE_RULE, sentence_spans
+    from ragcun.ingest.chunking import HEADING, TABLE_ROW, TABLE_RULE
 
     sentences: list[str] = []
     prose: list[str] = []
@@ -76,7 +84,8 @@ def split_sentences(text: str) -> list[str]:
     def flush() -> None:
         paragraph = " ".join(prose)
         prose.clear()
-        sentences.extend(paragraph[s:e] for s, e in sentence_spans(paragraph) if paragraph.strip())
+        if paragraph.strip():
+            sentences.extend(_segmenter().segment(paragraph))
 
     for line in text.splitlines():
         stripped = line.strip()
