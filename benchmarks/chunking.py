@@ -135,6 +135,8 @@ def main() -> None:
                         help="base-embedding cache of the shared collections (missing: everything is encoded)")
     parser.add_argument("--ingest-docs", type=int, default=300, help="SciFact documents in the whole-ingest run")
     parser.add_argument("--only", choices=("quality", "throughput"), help="run one half of the benchmark")
+    parser.add_argument("--collections", default=",".join(COLLECTIONS),
+                        help="comma-separated shared collections to score ('' for the fixture corpus alone)")
     args = parser.parse_args()
 
     from ragcun.model import GaussianEmbedder, default_model_path
@@ -162,7 +164,7 @@ def quality(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     totals = {k: 0.0 for k in KINDS}
     n_total = 0
-    for name in COLLECTIONS:
+    for name in [c for c in args.collections.split(",") if c]:
         folder = args.data / name
         docs = documents([folder / "corpus.jsonl"])
         queries, qrels = read_queries(folder), read_qrels(folder / "qrels" / "test.tsv")
@@ -187,8 +189,9 @@ def quality(args: argparse.Namespace) -> None:
               f"{sum(map(len, runs['structure'][0]))} | {differing(runs['tokens'][0], runs['structure'][0])} | "
               f"{scores['tokens']:.4f} | {scores['structure']:.4f} (heading path embedded: {with_path:.4f}) "
               f"| | | |", flush=True)
-    print(f"\nchunking alone, all {n_total} BEIR documents: tokens {n_total / totals['tokens']:.0f} docs/s, "
-          f"structure {n_total / totals['structure']:.0f} docs/s, ratio {totals['tokens'] / totals['structure']:.2f}")
+    if n_total:
+        print(f"\nchunking alone, all {n_total} BEIR documents: tokens {n_total / totals['tokens']:.0f} docs/s, "
+              f"structure {n_total / totals['structure']:.0f} docs/s, ratio {totals['tokens'] / totals['structure']:.2f}")
     print(f"chunk texts encoded in this run (not in the cache): {encoder.encoded}", flush=True)
 
 
