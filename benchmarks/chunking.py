@@ -191,7 +191,8 @@ def quality(args: argparse.Namespace) -> None:
               f"| | | |", flush=True)
     if n_total:
         print(f"\nchunking alone, all {n_total} BEIR documents: tokens {n_total / totals['tokens']:.0f} docs/s, "
-              f"structure {n_total / totals['structure']:.0f} docs/s, ratio {totals['tokens'] / totals['structure']:.2f}")
+              f"structure {n_total / totals['structure']:.0f} docs/s, "
+              f"ratio {totals['tokens'] / totals['structure']:.2f}")
     print(f"chunk texts encoded in this run (not in the cache): {encoder.encoded}", flush=True)
 
 

@@ -58,7 +58,8 @@ def test_chunks_follow_headings_and_never_cut_a_table_row(tokenizer):
 
 
 def test_a_long_paragraph_is_cut_between_sentences(tokenizer):
-    sentences = [f"Sentence number {i} says that Dr. Who arrived at 10 a.m. on Jan. {i + 1}, by train." for i in range(12)]
+    sentences = [f"Sentence number {i} says that Dr. Who arrived at 10 a.m. on Jan. {i + 1}, by train."
+                 for i in range(12)]
     text = " ".join(sentences)
     chunks = StructureChunker(tokenizer, 64, overlap=8).split(text)
     assert len(chunks) > 1 and all(c.token_count <= 64 for c in chunks)

@@ -61,7 +61,8 @@ def test_docx_keeps_paragraphs_and_tables_in_reading_order():
 
 def test_pdf_keeps_where_each_page_starts_and_takes_the_sidecar():
     document = only_document(FILES / "report.pdf")
-    first, second = "Revenue grew by twelve percent in the third quarter.", "Headcount stayed flat at forty-two engineers."
+    first = "Revenue grew by twelve percent in the third quarter."
+    second = "Headcount stayed flat at forty-two engineers."
     assert document.text == f"{first}\n\n{second}"
     assert document.page_starts == (0, len(first) + 2)
     # report.pdf.meta.json: its fields are the document's metadata, its title the document's title.
@@ -111,9 +112,11 @@ def test_page_numbers_and_metadata_reach_the_payload(workspace, identity_embedde
     for name in ("report.pdf", "report.pdf.meta.json", "handbook.md"):
         shutil.copy(FILES / name, folder / name)
     # Small chunks, so each PDF page is its own chunk; the whole PDF as one chunk spans both pages.
-    ingest(workspace, [folder / "report.pdf"], "pages", identity_embedder, IngestOptions(chunk_tokens=16, chunk_overlap=4))
+    ingest(workspace, [folder / "report.pdf"], "pages", identity_embedder,
+           IngestOptions(chunk_tokens=16, chunk_overlap=4))
     ingest(workspace, [folder / "report.pdf"], "whole", identity_embedder)
-    ingest(workspace, [folder / "handbook.md"], "handbook", identity_embedder, IngestOptions(chunk_tokens=40, chunk_overlap=4))
+    ingest(workspace, [folder / "handbook.md"], "handbook", identity_embedder,
+           IngestOptions(chunk_tokens=40, chunk_overlap=4))
     (revenue, headcount) = sorted(payloads(workspace, "pages"), key=lambda p: p["chunk"])
     assert "Revenue grew" in revenue["text"] and "Headcount" in headcount["text"]
     assert (revenue["page"], headcount["page"]) == (1, 2) and "pages" not in revenue
