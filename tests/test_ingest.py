@@ -188,3 +188,29 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, iden
         with ws.catalog.session() as session:
             statuses = session.scalars(select(IngestRun.status).order_by(IngestRun.id)).all()
     assert statuses == ["interrupted", "completed"]
+
+
+def test_without_a_terminal_progress_is_logged_with_counts_and_rate(workspace, identity_embedder, tmp_path, caplog):
+    import logging
+
+    from ragcun.ingest import IngestOptions
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, text in enumerate(THREE_DOCS):
+        (folder / f"d{i}.txt").write_text(text)
+    with caplog.at_level(logging.INFO, logger="ragcun.progress"):
+        ingest(workspace, [folder], "kb", identity_embedder, IngestOptions(batch_size=1, log_every=0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "ragcun.progress"]
+    assert lines[-1].startswith("kb 3/3 files: 3 added, 0 updated, 0 unchanged, 0 failed; 3 chunks embedded (")
+    assert lines[-1].endswith(" documents/s)")
+
+
+def test_loading_a_model_is_announced_before_it_starts(identity_model_dir, caplog):
+    import logging
+
+    from ragcun.model import GaussianEmbedder
+
+    with caplog.at_level(logging.INFO, logger="ragcun.progress"):
+        GaussianEmbedder.load(identity_model_dir)
+    assert caplog.records[0].getMessage() == f"loading model {identity_model_dir.name} …"

@@ -139,6 +139,25 @@ def test_extractive_generator_standalone(identity_embedder):
     assert not generator.streams
 
 
+def test_extractive_answer_keeps_to_the_question(identity_embedder):
+    # The README example: three documents, three sentences allowed, but only one is about the question.
+    generator = Generator(embedder=identity_embedder, config=RAGConfig())
+    answer = generator.generate("What is machine learning?", THREE_DOCS)
+    assert answer == f"{THREE_DOCS[1]} [2]"
+
+
+def test_extractive_sentences_know_abbreviations_and_markdown():
+    from ragcun.rag.generator import split_sentences
+
+    text = ("# Keys\n\nRotate keys with the vault CLI, e.g. every 90 days. Dr. Smith owns the schedule.\n\n"
+            "| Key | Rotation period |\n| --- | --- |\n| Service key | 90 days |\n| Personal token | 30 days |\n\n"
+            "- revoke the old key at once\n- open an incident ticket")
+    assert split_sentences(text) == [
+        "Rotate keys with the vault CLI, e.g. every 90 days.", "Dr. Smith owns the schedule.",
+        "Key | Rotation period", "Service key | 90 days", "Personal token | 30 days",
+        "revoke the old key at once", "open an incident ticket"]
+
+
 def test_citations_parse_grouped_forms_and_drop_invented_numbers():
     from ragcun.rag import RetrievedDoc
     from ragcun.rag.pipeline import cite

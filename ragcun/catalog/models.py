@@ -111,6 +111,8 @@ class Chunk(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
+    # Where the chunk sits in its document: {"heading_path": "Security > Keys", "page": 4, "pages": [4, 5]}.
+    locator: Mapped[dict | None] = mapped_column(JSON)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 

@@ -40,7 +40,13 @@ def ask(app: AppContext, question, collection, top_k, generator_name, prompt_tem
 
     def render(data: dict) -> None:
         click.echo("\n")
+        # In order of first citation; a document cited through several passages is listed once, with all its numbers.
+        by_document: dict[tuple, list[dict]] = {}
         for c in data["citations"]:
-            click.echo(f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  {c['source'] or ''}".rstrip())
+            by_document.setdefault((c["source"], c["doc_id"]), []).append(c)
+        for (source, doc_id), cited in by_document.items():
+            numbers = "".join(f"[{c['n']}]" for c in cited)
+            nearest = min(cited, key=lambda c: c["distance"])
+            click.echo(f"{numbers} {doc_id}  distance {nearest['distance']:.4f}  {source if source != doc_id else ''}".rstrip())
 
     emit(result, as_json, render)

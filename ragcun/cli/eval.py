@@ -39,10 +39,13 @@ def _figures(row: dict) -> dict:
 @click.option("--keep-identical-ids", is_flag=True,
               help="Let a query retrieve the document with its own id (by default ignored, the BEIR rule); "
                    "for collections whose query and document ids are separate numberings.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Score a collection whose ingest left failed documents (refused by default); the report "
+                   "counts them as missing_documents.")
 @json_option
 @click.pass_context
 def eval_group(ctx: click.Context, collection, queries, qrels, beir, split, model_path, compare, plot,
-               keep_identical_ids, as_json) -> None:
+               keep_identical_ids, allow_incomplete, as_json) -> None:
     """Score a collection on judged queries: nDCG@10, MRR@10, Recall@10/100, separation, norm
     correlations and calibration, next to baselines; results are stored in the catalog."""
     if ctx.invoked_subcommand is not None:
@@ -59,12 +62,13 @@ def eval_group(ctx: click.Context, collection, queries, qrels, beir, split, mode
             from ragcun.cli.ingest import load_model
 
             report = evaluate_beir(ws, beir, load_model(model_path) if model_path else None, collection,
-                                   split=split, compare=methods, ignore_identical_ids=not keep_identical_ids)
+                                   split=split, compare=methods, ignore_identical_ids=not keep_identical_ids,
+                                   allow_incomplete=allow_incomplete)
         else:
             if not (collection and queries and qrels):
                 raise click.UsageError("give -c NAME --queries FILE --qrels FILE, or --beir DIR")
             report = evaluate(ws, collection, queries, qrels, compare=methods,
-                              ignore_identical_ids=not keep_identical_ids)
+                              ignore_identical_ids=not keep_identical_ids, allow_incomplete=allow_incomplete)
     data = report.to_dict()
     if plot:
         data["plot"] = str(plot_reliability([r for r in report.results if r.sigma is not None], plot))
@@ -80,6 +84,13 @@ def eval_group(ctx: click.Context, collection, queries, qrels, beir, split, mode
     emit(data, as_json, render)
 
 
+def _identical_ids(row: dict) -> str:
+    """How a stored result treated a document with the query's own id: 'kept' (--keep-identical-ids) or 'ignored'."""
+    if "keep_identical_ids" not in row:
+        return "?"  # stored before this was recorded
+    return "kept" if row["keep_identical_ids"] else "ignored"
+
+
 @eval_group.command("list")
 @click.option("-c", "--collection", help="Only this logical collection.")
 @json_option
@@ -93,8 +104,9 @@ def eval_list(app: AppContext, collection, as_json) -> None:
 
     def render(data: list[dict]) -> None:
         table([{"id": r["id"], "collection": r["collection"], **_figures(r),
-                "queries": r["num_queries"], "at": r["created_at"].isoformat(timespec="seconds")} for r in data],
-              ["id", "collection", *EVAL_COLUMNS, "queries", "at"])
+                "queries": r["num_queries"], "same-ids": _identical_ids(r), "missing": r.get("missing_documents"),
+                "at": r["created_at"].isoformat(timespec="seconds")} for r in data],
+              ["id", "collection", *EVAL_COLUMNS, "queries", "same-ids", "missing", "at"])
 
     emit(rows, as_json, render)
 
@@ -127,7 +139,10 @@ def stats(app: AppContext, collection, plot, seed, as_json) -> None:
                    "(N(0, I): 1)")
         click.echo(f"eigenvalues   top {' '.join(f'{v:.3f}' for v in eig[:5])}  ... smallest {eig[-1]:.3g}  "
                    f"(N(0, I): all ≈ 1)")
-        click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1)")
+        cap = f"; at most {d['effective_rank_cap']:.3f} with {d['count']} points" if d.get("effective_rank_cap") else ""
+        click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1{cap})")
+        for warning in d.get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"SIGReg        {d['sigreg']:.3f}  (N(0, I) sample of the same shape: {d['sigreg_reference']:.3f})")
         if d["local_intrinsic_dim"] is not None:
             click.echo(f"local intrinsic dim  {d['local_intrinsic_dim']:.1f}  (N(0, I) sample of the same shape: "

@@ -23,8 +23,13 @@ def load_model(model_path: str | None):
 @click.option("--include", multiple=True, help="Glob of files to take, relative to each folder (repeatable).")
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
 @click.option("--sync", is_flag=True, help="Delete documents whose source files are gone.")
-@click.option("--chunk-tokens", type=int, help="Chunk size in model tokens [default: model max length - 2].")
-@click.option("--chunk-overlap", type=int, default=32, show_default=True, help="Tokens shared by adjacent chunks.")
+@click.option("--chunk-tokens", type=int,
+              help="Chunk size in model tokens [default: the model's max length - 2, room for [CLS] and [SEP]].")
+@click.option("--chunk-overlap", type=int, default=32, show_default=True,
+              help="Tokens shared by adjacent token windows.")
+@click.option("--chunking", type=click.Choice(["structure", "tokens"]), default="structure", show_default=True,
+              help="structure: split at headings, paragraphs, sentences and table rows before token windows; "
+                   "tokens: token windows only.")
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Chunks embedded and upserted together.")
 @click.option("--id-field", default="id", show_default=True, help="JSONL: id field.")
 @click.option("--text-field", default="text", show_default=True, help="JSONL: text field.")
@@ -50,15 +55,15 @@ def load_model(model_path: str | None):
 @json_option
 @pass_app
 def ingest(app: AppContext, paths, collection, model_path, include, exclude, sync, chunk_tokens, chunk_overlap,
-           batch_size, id_field, text_field, title_field, metadata_fields, max_doc_mb, hnsw_m, hnsw_ef_construct,
-           hnsw_ef, shards, replicas, write_consistency, on_disk, then_adapt, as_json) -> None:
+           chunking, batch_size, id_field, text_field, title_field, metadata_fields, max_doc_mb, hnsw_m,
+           hnsw_ef_construct, hnsw_ef, shards, replicas, write_consistency, on_disk, then_adapt, as_json) -> None:
     """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
     from ragcun.catalog.ops import active_collection
     from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
 
     options = IngestOptions(
         include=include, exclude=exclude, sync=sync, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-        batch_size=batch_size,
+        chunking=chunking, batch_size=batch_size,
         fields=JsonlFields(id=id_field, text=text_field, title=title_field, metadata=tuple(metadata_fields) or None),
         max_document_bytes=int(max_doc_mb * 2**20),
         collection_params=dict(hnsw_m=hnsw_m, hnsw_ef_construct=hnsw_ef_construct, hnsw_ef=hnsw_ef,
@@ -92,4 +97,4 @@ def render(data: dict) -> None:
                f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s")
     for error in data["errors"]:
         where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]
-        click.echo(f"  failed: {where}: {error['error']}", err=True)
+        click.echo(f"  {'warning' if error.get('warning') else 'failed'}: {where}: {error['error']}", err=True)

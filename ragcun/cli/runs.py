@@ -15,7 +15,7 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("-c", "--collection", help="Only runs into this collection.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many runs, newest first.")
 @json_option
 @pass_app
 def runs_list(app: AppContext, collection, limit, as_json) -> None:

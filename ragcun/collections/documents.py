@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +19,20 @@ from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
     from ragcun.model import GaussianEmbedder
+
+
+def chunk_locator(chunk: ChunkText, page_starts: Sequence[int]) -> dict | None:
+    """``{"heading_path": …, "page": n}`` (``"pages": [n, …]`` when it spans several) of a chunk, or None."""
+    locator: dict = {}
+    if chunk.heading_path:
+        locator["heading_path"] = chunk.heading_path
+    if page_starts:
+        first = max(1, bisect.bisect_right(page_starts, chunk.start))
+        last = max(first, bisect.bisect_right(page_starts, max(chunk.start, chunk.end - 1)))
+        locator["page"] = first
+        if last > first:
+            locator["pages"] = list(range(first, last + 1))
+    return locator or None
 
 
 if TYPE_CHECKING:
@@ -39,6 +54,11 @@ class PlannedDocument:
     stale_chunk_ids: list[str]  # chunks the previous version had and this one does not
     kind: str  # added | updated
 
+    @property
+    def locators(self) -> list[dict | None]:
+        """Each chunk's heading path and (PDF) pages, as its payload and catalog row carry them."""
+        return [chunk_locator(c, self.doc.content_page_starts) for c in self.chunks]
+
 
 @dataclass
 class DocumentDeleted:
@@ -58,7 +78,7 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
     are deleted, then one catalog transaction records documents, chunks and memberships.
     """
     points = [ChunkPoint(p.chunk_ids[i], p.doc.doc_id, p.chunks[i].ordinal, p.chunks[i].text, p.doc.title,
-                         p.doc.metadata, p.source_uri, ingest_run, p.chunks[i].sha256)
+                         p.doc.metadata, p.source_uri, ingest_run, p.chunks[i].sha256, p.locators[i])
               for p in planned for i in p.to_embed]
     norms = embed_points(ws, session, collection, embedder, points) if points else []
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
@@ -81,7 +101,8 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
         for piece, chunk_id in zip(p.chunks, p.chunk_ids, strict=True):
             if chunk_id not in known:
                 document.chunks.append(Chunk(id=chunk_id, ordinal=piece.ordinal, sha256=piece.sha256,
-                                             text=piece.text, token_count=piece.token_count))
+                                             text=piece.text, token_count=piece.token_count,
+                                             locator=chunk_locator(piece, p.doc.content_page_starts)))
     record_norms(session, collection, points, norms)
     if replaced:
         session.flush()

@@ -39,6 +39,7 @@ class ChunkPoint:
     source: str | None
     ingest_run: int | None
     sha256: str  # of ``text``: the key of its base vector
+    locator: dict | None = None  # heading_path, page / pages: where in the document the chunk is
 
 
     @classmethod
@@ -46,13 +47,13 @@ class ChunkPoint:
         """The point of a chunk already in the catalog."""
         document = chunk.document
         return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
-                   document.source.uri, ingest_run, chunk.sha256)
+                   document.source.uri, ingest_run, chunk.sha256, chunk.locator)
 
     def payload(self, norm: float, model_version: str) -> dict:
-        """Enough for any Qdrant client to show and trace a hit."""
+        """Enough for any Qdrant client to show and trace a hit (and cite it: heading path, page)."""
         return {"doc_id": self.doc_id, "chunk": self.ordinal, "text": self.text, "norm": norm,
                 "source": self.source, "model_version": model_version, "ingest_run": self.ingest_run,
-                "title": self.title, "metadata": self.metadata}
+                "title": self.title, "metadata": self.metadata, **(self.locator or {})}
 
 
 def norms_match(stored: float, norm: float) -> bool:

@@ -31,7 +31,7 @@ from ragcun.catalog.ops import chunk_ids_in, chunk_uuid, document_uuid
 from ragcun.collections.create import ensure_collection
 from ragcun.collections.documents import PlannedDocument, delete_documents, write_documents
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
-from ragcun.ingest.chunking import Chunker
+from ragcun.ingest.chunking import make_chunker
 from ragcun.ingest.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     InputProblem,
@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # the model imports torch; annotations alone need not
 
 
 logger = logging.getLogger(__name__)
+# Progress lines for runs without a terminal (cron, CI, pipes); the CLI shows this logger at INFO.
+progress_logger = logging.getLogger("ragcun.progress")
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,16 @@ class IngestOptions:
     Args:
         include / exclude: Glob patterns on paths relative to each input folder.
         sync: Delete documents whose source files are gone from the input folders.
-        chunk_tokens: Chunk size in model tokens (default: the model's max length minus 2).
-        chunk_overlap: Tokens shared by consecutive chunks.
+        chunk_tokens: Chunk size in model tokens (default: the model's max length minus 2, room for
+            the [CLS] and [SEP] tokens the encoder adds).
+        chunk_overlap: Tokens shared by consecutive token windows.
+        chunking: ``structure`` (headings, paragraphs, sentences, table rows, then token windows) or
+            ``tokens`` (token windows only).
         batch_size: Chunks embedded and upserted together.
         fields: Field names for JSONL inputs.
         max_document_bytes: Larger documents (or JSONL lines) are refused with an error.
         collection_params: Index settings, used when the collection is created.
+        log_every: Without a terminal, seconds between progress log lines (counts and rate).
     """
 
     include: tuple[str, ...] = ()
@@ -70,10 +76,12 @@ class IngestOptions:
     sync: bool = False
     chunk_tokens: int | None = None
     chunk_overlap: int = 32
+    chunking: str = "structure"
     batch_size: int = 128
     fields: JsonlFields = field(default_factory=JsonlFields)
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     collection_params: dict = field(default_factory=dict)
+    log_every: float = 10.0
 
 
 @dataclass
@@ -107,7 +115,7 @@ class Ingestor:
         self.embedder = embedder
         self.options = options
         max_tokens = options.chunk_tokens or embedder.max_seq_length - 2  # room for [CLS] and [SEP]
-        self.chunker = Chunker(embedder.base.tokenizer, max_tokens, options.chunk_overlap)
+        self.chunker = make_chunker(options.chunking, embedder.base.tokenizer, max_tokens, options.chunk_overlap)
         self.session = ws.catalog.session()
         self.pending: list[PlannedDocument] = []
         self.pending_chunks = 0
@@ -122,9 +130,12 @@ class Ingestor:
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
+        self.started, self.last_log = started, started
         try:
-            for path in tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True):
+            for done, path in enumerate(tqdm(files, desc="files", unit="file",
+                                             disable=None if len(files) > 1 else True)):
                 self._ingest_file(path)
+                self._log_progress(f"{done + 1}/{len(files)} files")
             if self.options.sync:
                 self._sync(paths, files)
             self.ws.store.optimize(self.collection.physical_name)
@@ -145,9 +156,11 @@ class Ingestor:
                    self.result.errors)
 
     def _problem(self, problem: InputProblem) -> None:
-        self.result.failed += 1
+        # Recorded on the run and shown once by the caller (the CLI prints one line per problem).
+        if not problem.warning:
+            self.result.failed += 1
         self.result.errors.append(problem.to_dict())
-        logger.warning("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
+        logger.debug("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
 
     def _ingest_file(self, path: Path) -> None:
         session, uri = self.session, str(path)
@@ -173,6 +186,8 @@ class Ingestor:
             if isinstance(item, InputProblem):
                 self._problem(item)
                 continue
+            for note in item.notes:
+                self._problem(InputProblem(uri, note, item.line, warning=True))
             document_id = document_uuid(self.name, item.doc_id)
             if document_id in seen:
                 continue
@@ -224,6 +239,19 @@ class Ingestor:
         self.progress.total += written
         self.progress.update(written)
         self.pending, self.pending_chunks = [], 0
+        self._log_progress()
+
+    def _log_progress(self, files: str = "") -> None:
+        """Every ``log_every`` seconds, one line of counts and rate, when no progress bar shows them."""
+        now = time.perf_counter()
+        if not self.progress.disable or now - self.last_log < self.options.log_every:
+            return
+        self.last_log = now
+        r = self.result
+        done = r.added + r.updated
+        progress_logger.info("%s%s: %d added, %d updated, %d unchanged, %d failed; %d chunks embedded "
+                             "(%.1f documents/s)", self.name, f" {files}" if files else "", r.added, r.updated,
+                             r.unchanged, r.failed, r.chunks_written, done / max(now - self.started, 1e-9))
 
     def _sync(self, paths: Sequence[str | Path], files: list[Path]) -> None:
         """Delete the documents of sources under the input paths whose files are gone."""

@@ -298,6 +298,8 @@ class GaussianEmbedder:
             ModelLoadError: with one line naming the offending file.
         """
         path = Path(path)
+        if base_encoder is None:  # the slow step (torch, then the encoder): say so before it, not after
+            logging.getLogger("ragcun.progress").info("loading model %s …", path.name)
         config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
         for required in (config_path, weights_path, fingerprint_path):
             if not required.is_file():

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,10 +41,12 @@ Answer:"""
 NO_CONTEXT_ANSWER = "No context found to answer this question."
 DEFAULT_HF_MAX_TOKENS = 512
 
-# A sentence ends at . ! or ? followed by whitespace, or at a blank line (a paragraph break).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 # Shorter fragments ("1 .", "Fig. 2.") say nothing on their own; they are used only if nothing longer exists.
 MIN_SENTENCE_WORDS = 4
+# A sentence joins the answer only if its distance to the question is within this factor of the nearest
+# one's: the 2nd and 3rd sentences must still be about the question, not merely the next nearest.
+ANSWER_DISTANCE_RATIO = 1.2
+LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 
 
 def number_context(context: Sequence[str]) -> str:
@@ -64,9 +67,46 @@ def render_prompt(template: str, question: str, context: Sequence[str]) -> str:
     return template.replace("{context}", number_context(context)).replace("{question}", question.strip())
 
 
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a passage, whitespace collapsed; short fragments only when nothing else is left."""
-    sentences = [" ".join(s.split()) for s in _SENTENCE_END.split(text)]
+    """Sentences of a passage, whitespace collapsed; short fragments only when nothing else is left.
+
+    Markdown-aware: headings are no sentences, each table row (cells joined by " | ") and each list item
+    is its own, and prose is split by pysbd, which knows abbreviations ("Dr.", "e.g.", "p.m.") and decimals.
+    """
+    from ragcun.ingest.chunking import HEADING, TABLE_ROW, TABLE_RULE
+
+    sentences: list[str] = []
+    prose: list[str] = []
+
+    def flush() -> None:
+        paragraph = " ".join(prose)
+        prose.clear()
+        if paragraph.strip():
+            sentences.extend(_segmenter().segment(paragraph))
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or HEADING.match(stripped) or TABLE_RULE.match(stripped):
+            flush()
+        elif TABLE_ROW.match(stripped):
+            flush()
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            sentences.append(" | ".join(c for c in cells if c))
+        elif LIST_ITEM.match(stripped):
+            flush()
+            prose.append(LIST_ITEM.sub("", stripped))
+            flush()
+        else:
+            prose.append(stripped)
+    flush()
+    sentences = [" ".join(s.split()) for s in sentences]
     sentences = [s for s in sentences if s]
     long_enough = [s for s in sentences if len(s.split()) >= MIN_SENTENCE_WORDS]
     return long_enough or sentences
@@ -132,6 +172,7 @@ class ExtractiveBackend:
         vectors = model.encode([question, *sentences], sort_by_length=False).astype(np.float64)
         distances = np.linalg.norm(vectors[1:] - vectors[0], axis=1)
         nearest = np.argsort(distances, kind="stable")[: self.max_sentences]
+        nearest = [i for i in nearest if distances[i] <= ANSWER_DISTANCE_RATIO * distances[nearest[0]]]
         return " ".join(f"{sentences[i]} [{seen[sentences[i]]}]" for i in nearest)
 
     def stream(
