@@ -2,7 +2,8 @@
 
 Works from the base-embedding cache written by ``benchmarks/adapt_cache.py`` (chunks exactly as
 ``ragcun ingest`` makes them, their queries, two short spans per chunk): pass ``--cache DIR``, and
-``--build`` to build it there first from the BEIR folders under ``--data``. The recipe (:func:`ragcun.training.adapt.fit`) sees only the
+``--build`` to build it there first from the BEIR folders under ``--data``. The recipe
+(:func:`ragcun.training.adapt.fit`) sees only the
 chunks and spans; qrels are read here, to score it. A document scores as its best chunk (as
 ``ragcun eval`` does); SciFact excludes a query's own id (the BEIR rule), the other four keep
 identical ids (separate numberings).
@@ -14,7 +15,8 @@ adapted space: the acceptance gate, AUC of the "closer than chance" p-value agai
 each query's top 100, abstention on other collections' queries and off-topic questions, and the
 out-of-domain flag rates.
 
-Usage: python benchmarks/adapt.py --cache /work/scratch/adapt/emb [--data ../shared/datasets] [--build] [--names cisi adi]
+Usage: python benchmarks/adapt.py --cache /work/scratch/adapt/emb [--data ../shared/datasets] [--build] [--names
+cisi adi]
 """
 
 from __future__ import annotations
@@ -28,15 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from safetensors.torch import load_file
 
 from ragcun.beir import read_qrels
+from ragcun.evaluation.isotropy import isotropy
+from ragcun.evaluation.metrics import retrieval_metrics
 from ragcun.model import HeadSpec, build_head, default_model_path
 from ragcun.model.gaussian_law import best_of_n_p_value, chance_p_values, out_of_domain
 from ragcun.training.adapt import AdaptConfig, acceptance_gate, apply_head, fit
-from ragcun.evaluation.isotropy import isotropy
-from ragcun.evaluation.metrics import retrieval_metrics
 
 NAMES = ("scifact", "cranfield", "medline", "cisi", "adi")
 SELF_EXCLUDED = ("scifact",)
@@ -70,9 +71,18 @@ class Cached:
         all_ids = json.loads((folder / "queries.json").read_text())
         keep = [i for i, q in enumerate(all_ids) if q in qrels]
         spans = json.loads((folder / "spans.json").read_text())
-        return cls(name, np.load(folder / "chunks.npy"), chunk_doc, list(doc_index),
-                   np.load(folder / "queries.npy")[keep], [all_ids[i] for i in keep], qrels,
-                   np.load(folder / "spans.npy"), np.array([s["chunk"] for s in spans]), str(data / name))
+        return cls(
+            name,
+            np.load(folder / "chunks.npy"),
+            chunk_doc,
+            list(doc_index),
+            np.load(folder / "queries.npy")[keep],
+            [all_ids[i] for i in keep],
+            qrels,
+            np.load(folder / "spans.npy"),
+            np.array([s["chunk"] for s in spans]),
+            str(data / name),
+        )
 
     def doc_sq_distances(self, queries: np.ndarray, chunks: np.ndarray, metric: str = "l2") -> np.ndarray:
         """(queries × documents) squared distance to each document's nearest chunk; cosine as L2 of unit vectors."""
@@ -170,11 +180,14 @@ def law_figures(c: Cached, head: torch.nn.Module, others: dict[str, np.ndarray],
     def flags(x: np.ndarray) -> float:
         return float(out_of_domain(apply_head(pre, x), alpha=0.01).mean())
 
-    figures = {"auc_p_conditional": auc(-p_cond.ravel(), relevant.ravel()),
-               "auc_p_unconditional": auc(-p_plain.ravel(), relevant.ravel()),
-               "auc_distance": auc(-top_sq.ravel(), relevant.ravel()),
-               "abstain_own": float(abstains(z_queries).mean()),
-               "ood_own": flags(c.queries), "ood_chunks": flags(c.chunks)}
+    figures = {
+        "auc_p_conditional": auc(-p_cond.ravel(), relevant.ravel()),
+        "auc_p_unconditional": auc(-p_plain.ravel(), relevant.ravel()),
+        "auc_distance": auc(-top_sq.ravel(), relevant.ravel()),
+        "abstain_own": float(abstains(z_queries).mean()),
+        "ood_own": flags(c.queries),
+        "ood_chunks": flags(c.chunks),
+    }
     for source, x in others.items():
         figures[f"abstain_{source}"] = float(abstains(apply_head(head, x)).mean())
         figures[f"ood_{source}"] = flags(x)
@@ -194,22 +207,32 @@ def ingest_rate(cache: Path, name: str, sample: int = 128) -> float:
 
 def evaluate(c: Cached, cache: Path, config: AdaptConfig, others: dict[str, np.ndarray]) -> dict:
     rows = {}
-    rows["base cosine"] = {**c.quality(c.queries, c.chunks, "cosine"), **prefixed(isotropy(unit_rows(c.chunks)), "doc"),
-                           **prefixed(isotropy(unit_rows(c.queries)), "query")}
+    rows["base cosine"] = {
+        **c.quality(c.queries, c.chunks, "cosine"),
+        **prefixed(isotropy(unit_rows(c.chunks)), "doc"),
+        **prefixed(isotropy(unit_rows(c.queries)), "query"),
+    }
     rows["BM25"] = bm25(c, cache)
     head = default_head()
-    rows["default"] = {**c.quality(apply_head(head, c.queries), apply_head(head, c.chunks)),
-                       **prefixed(isotropy(apply_head(head, c.chunks)), "doc"),
-                       **prefixed(isotropy(apply_head(head, c.queries)), "query")}
+    rows["default"] = {
+        **c.quality(apply_head(head, c.queries), apply_head(head, c.chunks)),
+        **prefixed(isotropy(apply_head(head, c.chunks)), "doc"),
+        **prefixed(isotropy(apply_head(head, c.queries)), "query"),
+    }
     started = time.perf_counter()
     spec, adapted, metrics = fit(c.chunks, config, c.spans, c.span_chunk)
     seconds = time.perf_counter() - started
     gate = acceptance_gate(c.chunks, adapted, head, c.spans, c.span_chunk)
-    rows["adapted"] = {**c.quality(apply_head(adapted, c.queries), apply_head(adapted, c.chunks)),
-                       **prefixed(metrics["chunks_isotropy"], "doc"),
-                       **prefixed(isotropy(apply_head(adapted, c.queries)), "query"),
-                       "k": spec.out_dim, "gamma": metrics["gamma"], "seconds": seconds,
-                       "gate": gate.to_dict(), "law": law_figures(c, adapted, others)}
+    rows["adapted"] = {
+        **c.quality(apply_head(adapted, c.queries), apply_head(adapted, c.chunks)),
+        **prefixed(metrics["chunks_isotropy"], "doc"),
+        **prefixed(isotropy(apply_head(adapted, c.queries)), "query"),
+        "k": spec.out_dim,
+        "gamma": metrics["gamma"],
+        "seconds": seconds,
+        "gate": gate.to_dict(),
+        "law": law_figures(c, adapted, others),
+    }
     return rows
 
 
@@ -232,8 +255,19 @@ def main() -> None:
         import subprocess
         import sys
 
-        subprocess.run([sys.executable, str(Path(__file__).with_name("adapt_cache.py")), "--data", str(args.data),
-                        "--out", str(args.cache), "--names", *args.names], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("adapt_cache.py")),
+                "--data",
+                str(args.data),
+                "--out",
+                str(args.cache),
+                "--names",
+                *args.names,
+            ],
+            check=True,
+        )
     names = [n for n in args.names if (args.cache / n / "chunks.npy").exists()]
     collections = {n: Cached.load(args.cache, args.data, n) for n in names}
     rate = None if args.no_ingest_rate else ingest_rate(args.cache, names[0])
@@ -241,8 +275,11 @@ def main() -> None:
     results = {}
     for name, c in collections.items():
         # every other cached collection's queries, whether or not it is in --names
-        other = [np.load(args.cache / m / "queries.npy") for m in NAMES
-                 if m != name and (args.cache / m / "queries.npy").exists()]
+        other = [
+            np.load(args.cache / m / "queries.npy")
+            for m in NAMES
+            if m != name and (args.cache / m / "queries.npy").exists()
+        ]
         others = {"other": np.concatenate(other) if other else offtopic[:0], "offtopic": offtopic}
         results[name] = evaluate(c, args.cache, AdaptConfig(), others)
         results[name]["chunks"] = len(c.chunks)
@@ -255,14 +292,19 @@ def main() -> None:
 
 def print_rows(name: str, rows: dict, flush: bool = False) -> None:
     if not getattr(print_rows, "header", False):
-        print("| collection | method | nDCG@10 | Recall@100 | docs eff. rank / dim | docs SIGReg | queries eff. rank / dim "
-              "| queries SIGReg | adapt s (ingest s) |")
+        print(
+            "| collection | method | nDCG@10 | Recall@100 | docs eff. rank / dim | docs SIGReg "
+            "| queries eff. rank / dim "
+            "| queries SIGReg | adapt s (ingest s) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         print_rows.header = True
     for method in ("base cosine", "BM25", "default", "adapted"):
         r = rows[method]
-        iso = " | ".join(f"{r[k]:.2f}" if k in r else "–" for k in
-                         ("doc_effective_rank", "doc_sigreg", "query_effective_rank", "query_sigreg"))
+        iso = " | ".join(
+            f"{r[k]:.2f}" if k in r else "–"
+            for k in ("doc_effective_rank", "doc_sigreg", "query_effective_rank", "query_sigreg")
+        )
         time_cell = "–"
         if method == "adapted":
             ingest = rows.get("ingest_seconds")
@@ -272,15 +314,19 @@ def print_rows(name: str, rows: dict, flush: bool = False) -> None:
 
 
 def print_law(results: dict) -> None:
-    print("\n| collection | gate | AUC p (cond.) | AUC p (2χ²) | AUC distance | abstain: own | other colls | off-topic "
-          "| OOD: own | other colls | off-topic | chunks |")
+    print(
+        "\n| collection | gate | AUC p (cond.) | AUC p (2χ²) | AUC distance | abstain: own | other colls | off-topic "
+        "| OOD: own | other colls | off-topic | chunks |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, rows in results.items():
         g, law = rows["adapted"]["gate"], rows["adapted"]["law"]
-        print(f"| {name} | {'pass' if g['passed'] else 'FAIL'}: {g['reason']} | {law['auc_p_conditional']:.3f} | "
-              f"{law['auc_p_unconditional']:.3f} | {law['auc_distance']:.3f} | {law['abstain_own']:.2f} | "
-              f"{law['abstain_other']:.2f} | {law['abstain_offtopic']:.2f} | {law['ood_own']:.2f} | "
-              f"{law['ood_other']:.2f} | {law['ood_offtopic']:.2f} | {law['ood_chunks']:.2f} |")
+        print(
+            f"| {name} | {'pass' if g['passed'] else 'FAIL'}: {g['reason']} | {law['auc_p_conditional']:.3f} | "
+            f"{law['auc_p_unconditional']:.3f} | {law['auc_distance']:.3f} | {law['abstain_own']:.2f} | "
+            f"{law['abstain_other']:.2f} | {law['abstain_offtopic']:.2f} | {law['ood_own']:.2f} | "
+            f"{law['ood_other']:.2f} | {law['ood_offtopic']:.2f} | {law['ood_chunks']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

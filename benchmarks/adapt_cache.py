@@ -3,7 +3,8 @@
 For each BEIR folder: every document's ``join_title(title, text)`` split by ragcun's :class:`Chunker`
 (the base model's max length minus 2 tokens, 32 overlapping), embedded by the base encoder with its
 Normalize removed (what :class:`GaussianEmbedder` feeds its head); its queries; two random word
-spans (8–32 words) of every chunk (of 3,000 random chunks in larger collections), the query-like inputs that adapting may train on; and each
+spans (8–32 words) of every chunk (of 3,000 random chunks in larger collections), the query-like inputs that
+adapting may train on; and each
 titled document's title. Off-topic general questions are embedded once, for the abstention figures.
 
 Layout of ``OUT/NAME/``: ``chunks.npy`` (float32, chunks × 384), ``chunks.jsonl`` (doc_id, ordinal,
@@ -91,8 +92,11 @@ def build(folder: Path, out: Path, model: GaussianEmbedder, seed: int = 0) -> No
     sources = range(len(chunks))
     if len(chunks) > MAX_SPANS // SPANS_PER_CHUNK:
         sources = sorted(rng.sample(sources, MAX_SPANS // SPANS_PER_CHUNK))
-    spans = [{"chunk": i, "text": random_span(chunks[i]["text"].split(), rng)}
-             for i in sources for _ in range(SPANS_PER_CHUNK)]
+    spans = [
+        {"chunk": i, "text": random_span(chunks[i]["text"].split(), rng)}
+        for i in sources
+        for _ in range(SPANS_PER_CHUNK)
+    ]
     queries = read_queries(folder)
     with (out / "chunks.jsonl").open("w") as handle:
         handle.writelines(json.dumps(c) + "\n" for c in chunks)

@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragcun.beir import read_qrels, read_queries  # noqa: E402
-from ragcun.evaluation.metrics import mean_metrics, per_query_metrics  # noqa: E402
-from ragcun.ingest.chunking import ChunkText, make_chunker  # noqa: E402
-from ragcun.ingest.readers import SourceDocument, discover, read_source  # noqa: E402
+from ragcun.beir import read_qrels, read_queries
+from ragcun.evaluation.metrics import mean_metrics, per_query_metrics
+from ragcun.ingest.chunking import ChunkText, make_chunker
+from ragcun.ingest.readers import SourceDocument, discover, read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = ("adi", "cisi", "cranfield", "medline", "scifact")
@@ -64,20 +64,26 @@ class Encoder:
             for folder in sorted(p for p in cache.iterdir() if (p / "chunks.jsonl").is_file()):
                 vectors = np.load(folder / "chunks.npy")
                 with (folder / "chunks.jsonl").open() as rows:
-                    for row, vector in zip(rows, vectors):
+                    for row, vector in zip(rows, vectors, strict=False):
                         self.known[json.loads(row)["text"]] = vector
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         new = sorted({t for t in texts if t not in self.known})
         if new:
             vectors = self.base.encode(new, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
-            self.known.update(zip(new, vectors))
+            self.known.update(zip(new, vectors, strict=False))
             self.encoded += len(new)
         return np.stack([self.known[t] for t in texts]).astype(np.float32)
 
 
-def ndcg(encoder: Encoder, docs: list[SourceDocument], chunks: list[list[ChunkText]], queries: dict[str, str],
-         qrels: dict[str, dict[str, int]], with_path: bool = False) -> float:
+def ndcg(
+    encoder: Encoder,
+    docs: list[SourceDocument],
+    chunks: list[list[ChunkText]],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    with_path: bool = False,
+) -> float:
     texts, owner = [], []
     for i, doc_chunks in enumerate(chunks):
         for c in doc_chunks:
@@ -94,7 +100,7 @@ def ndcg(encoder: Encoder, docs: list[SourceDocument], chunks: list[list[ChunkTe
 
 
 def differing(a: list[list[ChunkText]], b: list[list[ChunkText]]) -> int:
-    return sum([c.text for c in x] != [c.text for c in y] for x, y in zip(a, b))
+    return sum([c.text for c in x] != [c.text for c in y] for x, y in zip(a, b, strict=False))
 
 
 def fixture_docs() -> tuple[list[SourceDocument], dict[str, str], dict[str, dict[str, int]]]:
@@ -113,7 +119,7 @@ def ingest_throughput(embedder, data: Path, n_docs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "scifact.jsonl"
         with (data / "scifact" / "corpus.jsonl").open() as source:
-            corpus.write_text("".join(line for _, line in zip(range(n_docs), source)))
+            corpus.write_text("".join(line for _, line in zip(range(n_docs), source, strict=False)))
         for kind in KINDS:
             settings = Settings.from_env(home=Path(tmp) / f"home-{kind}", environ={})
             init_home(settings)
@@ -131,12 +137,19 @@ def ingest_throughput(embedder, data: Path, n_docs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets"), help="folder of BEIR folders")
-    parser.add_argument("--cache", type=Path, default=Path("/work/scratch/adapt/emb"),
-                        help="base-embedding cache of the shared collections (missing: everything is encoded)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/work/scratch/adapt/emb"),
+        help="base-embedding cache of the shared collections (missing: everything is encoded)",
+    )
     parser.add_argument("--ingest-docs", type=int, default=300, help="SciFact documents in the whole-ingest run")
     parser.add_argument("--only", choices=("quality", "throughput"), help="run one half of the benchmark")
-    parser.add_argument("--collections", default=",".join(COLLECTIONS),
-                        help="comma-separated shared collections to score ('' for the fixture corpus alone)")
+    parser.add_argument(
+        "--collections",
+        default=",".join(COLLECTIONS),
+        help="comma-separated shared collections to score ('' for the fixture corpus alone)",
+    )
     args = parser.parse_args()
 
     from ragcun.model import GaussianEmbedder, default_model_path
@@ -159,8 +172,10 @@ def quality(args: argparse.Namespace) -> None:
     encoder = Encoder(base, args.cache)
     print(f"chunk size {max_tokens} tokens; {len(encoder.known)} cached chunk embeddings", flush=True)
 
-    print("| corpus | docs | chunks (tokens / structure) | docs chunked differently | nDCG@10 tokens | "
-          "nDCG@10 structure | chunking docs/s tokens | structure | ratio |")
+    print(
+        "| corpus | docs | chunks (tokens / structure) | docs chunked differently | nDCG@10 tokens | "
+        "nDCG@10 structure | chunking docs/s tokens | structure | ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     totals = {k: 0.0 for k in KINDS}
     n_total = 0
@@ -176,23 +191,31 @@ def quality(args: argparse.Namespace) -> None:
         scores = {k: ndcg(encoder, docs, runs[k][0], queries, qrels) for k in KINDS}
         rate = {k: len(docs) / runs[k][1] for k in KINDS}
         same = " (same chunks)" if diff == 0 else ""
-        print(f"| {name} | {len(docs)} | {sum(map(len, runs['tokens'][0]))} / {sum(map(len, runs['structure'][0]))} "
-              f"| {diff} | {scores['tokens']:.4f} | {scores['structure']:.4f}{same} | {rate['tokens']:.0f} "
-              f"| {rate['structure']:.0f} | {rate['structure'] / rate['tokens']:.2f} |", flush=True)
+        print(
+            f"| {name} | {len(docs)} | {sum(map(len, runs['tokens'][0]))} / {sum(map(len, runs['structure'][0]))} "
+            f"| {diff} | {scores['tokens']:.4f} | {scores['structure']:.4f}{same} | {rate['tokens']:.0f} "
+            f"| {rate['structure']:.0f} | {rate['structure'] / rate['tokens']:.2f} |",
+            flush=True,
+        )
 
     docs, queries, qrels = fixture_docs()
     for size in (max_tokens, 128):
         runs = {k: chunk_all(k, tokenizer, docs, size) for k in KINDS}
         scores = {k: ndcg(encoder, docs, runs[k][0], queries, qrels) for k in KINDS}
         with_path = ndcg(encoder, docs, runs["structure"][0], queries, qrels, with_path=True)
-        print(f"| fixture ({size} tokens) | {len(docs)} | {sum(map(len, runs['tokens'][0]))} / "
-              f"{sum(map(len, runs['structure'][0]))} | {differing(runs['tokens'][0], runs['structure'][0])} | "
-              f"{scores['tokens']:.4f} | {scores['structure']:.4f} (heading path embedded: {with_path:.4f}) "
-              f"| | | |", flush=True)
+        print(
+            f"| fixture ({size} tokens) | {len(docs)} | {sum(map(len, runs['tokens'][0]))} / "
+            f"{sum(map(len, runs['structure'][0]))} | {differing(runs['tokens'][0], runs['structure'][0])} | "
+            f"{scores['tokens']:.4f} | {scores['structure']:.4f} (heading path embedded: {with_path:.4f}) "
+            f"| | | |",
+            flush=True,
+        )
     if n_total:
-        print(f"\nchunking alone, all {n_total} BEIR documents: tokens {n_total / totals['tokens']:.0f} docs/s, "
-              f"structure {n_total / totals['structure']:.0f} docs/s, "
-              f"ratio {totals['tokens'] / totals['structure']:.2f}")
+        print(
+            f"\nchunking alone, all {n_total} BEIR documents: tokens {n_total / totals['tokens']:.0f} docs/s, "
+            f"structure {n_total / totals['structure']:.0f} docs/s, "
+            f"ratio {totals['tokens'] / totals['structure']:.2f}"
+        )
     print(f"chunk texts encoded in this run (not in the cache): {encoder.encoded}", flush=True)
 
 

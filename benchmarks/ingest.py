@@ -66,8 +66,10 @@ def main() -> None:
         after = encode_seconds()
 
     encode = (before + after) / 2
-    print(f"{len(docs)} documents, {len(chunks)} chunks from {corpus.name}, engine {args.engine}, "
-          f"model {embedder.fingerprint[:12]}, batch {args.batch_size}")
+    print(
+        f"{len(docs)} documents, {len(chunks)} chunks from {corpus.name}, engine {args.engine}, "
+        f"model {embedder.fingerprint[:12]}, batch {args.batch_size}"
+    )
     print(json.dumps(result.counts()))
     print("| path | docs/s | chunks/s | vs encode only |")
     print("|---|---|---|---|")
@@ -75,8 +77,10 @@ def main() -> None:
         f"| encode only (mean of {before:.1f}s, {after:.1f}s) | {len(docs) / encode:.1f} "
         f"| {len(chunks) / encode:.1f} | 1.00x |"
     )
-    print(f"| ragcun ingest, end to end | {len(docs) / ingest_seconds:.1f} | {len(chunks) / ingest_seconds:.1f} "
-          f"| {encode / ingest_seconds:.2f}x |")
+    print(
+        f"| ragcun ingest, end to end | {len(docs) / ingest_seconds:.1f} | {len(chunks) / ingest_seconds:.1f} "
+        f"| {encode / ingest_seconds:.2f}x |"
+    )
     print(f"storage + catalog overhead: {100 * (ingest_seconds - encode) / ingest_seconds:.1f}% of ingest time")
 
 

@@ -100,8 +100,17 @@ class Mixture:
 
 def payloads(start: int, n: int, vectors: np.ndarray) -> list[dict]:
     norms = np.linalg.norm(vectors, axis=1)
-    return [{"doc_id": f"doc-{start + i}", "chunk": 0, "text": f"synthetic passage {start + i} " * 8,
-             "norm": float(norms[i]), "source": "bench", "model_version": "bench"} for i in range(n)]
+    return [
+        {
+            "doc_id": f"doc-{start + i}",
+            "chunk": 0,
+            "text": f"synthetic passage {start + i} " * 8,
+            "norm": float(norms[i]),
+            "source": "bench",
+            "model_version": "bench",
+        }
+        for i in range(n)
+    ]
 
 
 def peak_rss_mib() -> float:
@@ -153,8 +162,12 @@ def exact(base: np.ndarray, queries: np.ndarray) -> dict:
         latencies.append(time.perf_counter() - start)
         distances.append(found[0])
         truth.append(ids[0, :TOP_K])
-    return {"truth": np.array(truth), "p50": 1e3 * np.percentile(latencies, 50),
-            "p99": 1e3 * np.percentile(latencies, 99), "lid": local_intrinsic_dim(np.array(distances))}
+    return {
+        "truth": np.array(truth),
+        "p50": 1e3 * np.percentile(latencies, 50),
+        "p99": 1e3 * np.percentile(latencies, 99),
+        "lid": local_intrinsic_dim(np.array(distances)),
+    }
 
 
 def main() -> None:
@@ -194,11 +207,15 @@ def main() -> None:
     params = CollectionParams(dim=dim, hnsw_m=args.m, hnsw_ef_construct=args.ef_construct, hnsw_ef=efs[0])
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    print(f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct}; "
-          f"mixtures of {args.components} Gaussians fitted to {len(real):,} real embeddings; local intrinsic "
-          f"dimension (LID, {LID_NEIGHBOURS} neighbours) at that size: {', '.join(fidelity)}")
-    print("| data | N | LID | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
-          "| FAISS exact p50 / p99 ms | p50 vs FAISS | peak RSS MiB |")
+    print(
+        f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct}; "
+        f"mixtures of {args.components} Gaussians fitted to {len(real):,} real embeddings; local intrinsic "
+        f"dimension (LID, {LID_NEIGHBOURS} neighbours) at that size: {', '.join(fidelity)}"
+    )
+    print(
+        "| data | N | LID | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
+        "| FAISS exact p50 / p99 ms | p50 vs FAISS | peak RSS MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, draw in datasets:
         for n in sizes:

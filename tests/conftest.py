@@ -105,8 +105,9 @@ def copy_adi_home(template: Callable[[str], Path], engine: str, root: Path) -> P
     # The catalog records each model copy by absolute path: point the copy's rows at its own models folder.
     catalog = Catalog(Settings.from_env(home=root / "home", environ={}).db_url)
     with catalog.session() as session:
-        session.execute(update(ModelVersion).values(
-            path=func.replace(ModelVersion.path, str(source / "home"), str(root / "home"))))
+        session.execute(
+            update(ModelVersion).values(path=func.replace(ModelVersion.path, str(source / "home"), str(root / "home")))
+        )
         session.commit()
         paths = session.scalars(select(ModelVersion.path)).all()
     catalog.close()

@@ -18,6 +18,7 @@ TEXTS = ["Gaussian embeddings keep the norm.", "A library catalogue lists books.
 
 # ---- the χ² null ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("conditional", [False, True])
 def test_chance_p_values_are_uniform_under_the_null(conditional):
     rng = np.random.default_rng(0)
@@ -86,11 +87,12 @@ def test_unit_heads_export_reproduces_embeddings(tmp_path, base_encoder, kind):
     names = [type(m).__name__ for m in plain][-4:]
     # normalised before the head's Linear (and, on the sphere, after it, then scaled), never elsewhere
     expected = ["Normalize", "Dense", "Normalize", "Dense"] if kind == "unit-linear-unit" else ["Normalize", "Dense"]
-    assert names[-len(expected):] == expected
+    assert names[-len(expected) :] == expected
     np.testing.assert_allclose(plain.encode(TEXTS), model.encode(TEXTS), atol=1e-5)
 
 
 # ---- the recipe -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def adi_base(identity_embedder):
@@ -110,8 +112,9 @@ def test_spectral_map_whitens_at_gamma_one():
 
 
 def test_adapt_on_adi_is_more_isotropic_and_keeps_neighbours(adi_base):
-    config = AdaptConfig(out_dim=32, gamma=0.5, steps=30, batch_size=64, neighbours=8, random_candidates=16,
-                         sphere=False)
+    config = AdaptConfig(
+        out_dim=32, gamma=0.5, steps=30, batch_size=64, neighbours=8, random_candidates=16, sphere=False
+    )
     spec, head, metrics = fit(adi_base, config)
     assert spec.kind == "unit-linear" and spec.out_dim == 32
     z = apply_head(head, adi_base)
@@ -124,7 +127,7 @@ def test_adapt_on_adi_is_more_isotropic_and_keeps_neighbours(adi_base):
 
 
 def test_default_recipe_reaches_its_isotropy_target_on_adi(adi_base):
-    spec, head, metrics = fit(adi_base)
+    spec, _head, metrics = fit(adi_base)
     assert spec.kind == "unit-linear-unit" and 2 <= spec.out_dim < 82
     assert 0 < metrics["gamma"] < 1
     assert metrics["chunks_isotropy"]["effective_rank"] > 0.85  # 0.91 before the sphere, by construction

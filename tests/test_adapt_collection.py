@@ -63,6 +63,7 @@ def chunk_count(ws) -> int:
 
 # ---- the base-vector store -----------------------------------------------------------------------
 
+
 def test_ingest_keeps_base_vectors_and_a_head_only_reindex_never_encodes(workspace, identity_embedder, base_encoder):
     ingest(workspace, [ADI], "adi", identity_embedder)
     with workspace.catalog.session() as session:
@@ -123,6 +124,7 @@ def test_deleting_documents_forgets_their_base_vectors(tmp_path, workspace, iden
 
 
 # ---- adapt -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory, identity_embedder):
@@ -191,8 +193,9 @@ def test_adapt_and_ingest_adapt_cli(tmp_path, identity_model_dir):
     home = str(tmp_path / "home")
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
-    done = runner.invoke(cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir),
-                               "--adapt", "--json"])
+    done = runner.invoke(
+        cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir), "--adapt", "--json"]
+    )
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert report["ingest"]["added"] == 82 and report["adapt"]["activated"]
@@ -210,8 +213,10 @@ def test_adapt_cli_exit_code_when_the_gate_refuses(tmp_path, identity_model_dir,
     home = str(tmp_path / "home")
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
-    assert runner.invoke(cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)]) \
-        .exit_code == 0
+    assert (
+        runner.invoke(cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)]).exit_code
+        == 0
+    )
     # The recipe's defaults are what the CLI runs; break them for this test only.
     monkeypatch.setattr(AdaptConfig, "__init__", _broken_init)
     refused = runner.invoke(cli, ["--home", home, "adapt", "-c", "adi"])
@@ -227,6 +232,7 @@ def _broken_init(self, *args, **kwargs):
 
 # ---- in memory ------------------------------------------------------------------------------------
 
+
 def test_retriever_adapt_refits_in_memory_through_the_head_only(identity_embedder, base_encoder):
     from ragcun.beir import SAMPLE_DIR, read_corpus
 
@@ -240,15 +246,18 @@ def test_retriever_adapt_refits_in_memory_through_the_head_only(identity_embedde
     assert retriever.embedder is fitted.model and len(retriever) == len(docs)
     hits = retriever.search(ON_TOPIC, 3)
     assert hits[0].p_value is not None and hits[0].p_value < 0.05
-    np.testing.assert_allclose(hits[0].distance, np.linalg.norm(
-        fitted.model.encode([hits[0].text])[0] - fitted.model.encode([ON_TOPIC])[0]), rtol=1e-4)
+    np.testing.assert_allclose(
+        hits[0].distance,
+        np.linalg.norm(fitted.model.encode([hits[0].text])[0] - fitted.model.encode([ON_TOPIC])[0]),
+        rtol=1e-4,
+    )
 
 
 def test_cut_spans_is_capped_and_skips_short_texts():
     texts = ["one two three", " ".join(f"w{i}" for i in range(40)), " ".join(f"v{i}" for i in range(30))]
     spans, owner = cut_spans(texts)
     assert len(spans) == 4 and set(owner.tolist()) == {1, 2}
-    assert all(len(s.split()) == 12 and s in texts[o] for s, o in zip(spans, owner))
+    assert all(len(s.split()) == 12 and s in texts[o] for s, o in zip(spans, owner, strict=False))
     from ragcun.model.adapt import SpanOptions
 
     assert len(cut_spans(texts, SpanOptions(cap=3))[0]) == 3

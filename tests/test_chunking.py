@@ -2,27 +2,29 @@
 
 import pytest
 
-from ragcun.ingest.chunking import Chunker, StructureChunker, make_chunker, sentence_spans
 from ragcun.errors import InvalidInputError
+from ragcun.ingest.chunking import Chunker, StructureChunker, make_chunker, sentence_spans
 
 ROWS = [f"| Key {i} | rotate every {30 * (i + 1)} days | owned by team {chr(65 + i)} |" for i in range(8)]
-DOC = "\n".join([
-    "# Security",
-    "",
-    "Every service authenticates with a key issued by the vault. Keys never leave the vault unencrypted.",
-    "",
-    "## Keys",
-    "",
-    "Rotate keys with the vault command line. Dr. Smith's team owns the schedule, e.g. the table below.",
-    "",
-    "| Key | Rotation | Owner |",
-    "| --- | --- | --- |",
-    *ROWS,
-    "",
-    "## Incidents",
-    "",
-    "Report a leaked key at once: revoke it, rotate it, and open an incident ticket.",
-])
+DOC = "\n".join(
+    [
+        "# Security",
+        "",
+        "Every service authenticates with a key issued by the vault. Keys never leave the vault unencrypted.",
+        "",
+        "## Keys",
+        "",
+        "Rotate keys with the vault command line. Dr. Smith's team owns the schedule, e.g. the table below.",
+        "",
+        "| Key | Rotation | Owner |",
+        "| --- | --- | --- |",
+        *ROWS,
+        "",
+        "## Incidents",
+        "",
+        "Report a leaked key at once: revoke it, rotate it, and open an incident ticket.",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,9 @@ def test_chunks_follow_headings_and_never_cut_a_table_row(tokenizer):
 
 
 def test_a_long_paragraph_is_cut_between_sentences(tokenizer):
-    sentences = [f"Sentence number {i} says that Dr. Who arrived at 10 a.m. on Jan. {i + 1}, by train."
-                 for i in range(12)]
+    sentences = [
+        f"Sentence number {i} says that Dr. Who arrived at 10 a.m. on Jan. {i + 1}, by train." for i in range(12)
+    ]
     text = " ".join(sentences)
     chunks = StructureChunker(tokenizer, 64, overlap=8).split(text)
     assert len(chunks) > 1 and all(c.token_count <= 64 for c in chunks)
@@ -76,7 +79,9 @@ def test_a_sentence_longer_than_a_chunk_falls_back_to_token_windows(tokenizer):
 def test_sentence_spans_know_abbreviations():
     text = "Dr. Smith went to Washington D.C. on Monday. He met Mr. Jones at 3 p.m. sharp."
     assert [text[s:e] for s, e in sentence_spans(text)] == [
-        "Dr. Smith went to Washington D.C. on Monday.", "He met Mr. Jones at 3 p.m. sharp."]
+        "Dr. Smith went to Washington D.C. on Monday.",
+        "He met Mr. Jones at 3 p.m. sharp.",
+    ]
 
 
 def test_unknown_chunking_is_refused(tokenizer):

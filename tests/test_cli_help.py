@@ -18,8 +18,12 @@ def test_every_option_of_every_command_has_help():
     root = click.Context(cli, info_name="ragcun")
     commands = dict(walk(cli, root))
     assert ("train",) in commands and ("eval", "list") in commands and ("collections", "show") in commands
-    missing = [f"{' '.join(path) or 'ragcun'} {param.opts[0]}" for path, command in commands.items()
-               for param in command.params if isinstance(param, click.Option) and not param.help]
+    missing = [
+        f"{' '.join(path) or 'ragcun'} {param.opts[0]}"
+        for path, command in commands.items()
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
     assert missing == []
     undocumented = [" ".join(path) for path, command in commands.items() if path and not command.help]
     assert undocumented == []

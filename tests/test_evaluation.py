@@ -51,8 +51,20 @@ def adi(tmp_path_factory, identity_model_dir):
         env.setenv("RAGCUN_CACHE", str(root / "cache"))  # the baselines' embedding cache, kept out of ~/.cache
         assert invoke(home, "init").exit_code == 0
         plot = root / "reliability.png"
-        report = run_json(home, "eval", "--beir", str(SAMPLE_DIR), "-c", "adi", "--model", str(identity_model_dir),
-                          "--compare", "base-cosine,base-l2,bm25", "--plot", str(plot))
+        report = run_json(
+            home,
+            "eval",
+            "--beir",
+            str(SAMPLE_DIR),
+            "-c",
+            "adi",
+            "--model",
+            str(identity_model_dir),
+            "--compare",
+            "base-cosine,base-l2,bm25",
+            "--plot",
+            str(plot),
+        )
         yield home, report, plot, root
 
 
@@ -101,8 +113,19 @@ def test_every_adi_document_is_in_the_collection(adi):
 
 def test_eval_ndcg_agrees_with_the_trainers_evaluator(adi, identity_embedder):
     """The collection path (scroll, best chunk per document, pytrec_eval) gives the trainer's figures."""
-    report = run_json(adi[0], "eval", "-c", "adi", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS,
-                      "--compare", "none", "--keep-identical-ids")
+    report = run_json(
+        adi[0],
+        "eval",
+        "-c",
+        "adi",
+        "--queries",
+        ADI_QUERIES,
+        "--qrels",
+        ADI_QRELS,
+        "--compare",
+        "none",
+        "--keep-identical-ids",
+    )
     assert report["warnings"] == []
     corpus, queries, qrels = read_corpus(SAMPLE_DIR), read_queries(SAMPLE_DIR), read_qrels(ADI_QRELS)
     query_ids = sorted(q for q in qrels if q in queries)
@@ -118,10 +141,15 @@ def test_baselines_of_a_headed_model_use_the_base_encoder(adi, tmp_path, mlp_emb
     """With a real head, base-l2 re-embeds the chunk texts without it: the identity model's figures."""
     home, identity_report = adi[0], adi[1]
     mlp_embedder.save(tmp_path / "mlp")
-    assert invoke(home, "ingest", str(SAMPLE_DIR / "corpus.jsonl"), "-c", "adi-mlp", "--model",
-                  str(tmp_path / "mlp")).exit_code == 0
-    report = run_json(home, "eval", "-c", "adi-mlp", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS,
-                      "--compare", "base-l2")
+    assert (
+        invoke(
+            home, "ingest", str(SAMPLE_DIR / "corpus.jsonl"), "-c", "adi-mlp", "--model", str(tmp_path / "mlp")
+        ).exit_code
+        == 0
+    )
+    report = run_json(
+        home, "eval", "-c", "adi-mlp", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS, "--compare", "base-l2"
+    )
     model, base_l2 = report["results"]
     assert model["model_version"] == mlp_embedder.fingerprint
     assert base_l2["metrics"] == pytest.approx(identity_report["results"][2]["metrics"], abs=1e-6)
@@ -141,10 +169,13 @@ def test_eval_text_table_and_bad_qrels_are_counted(adi, tmp_path):
     assert len(result.stdout.splitlines()) == 3  # summary, header, the collection's model alone
 
 
-@pytest.mark.parametrize("content, message", [
-    ("query-id\tcorpus-id\tscore\n", "no relevance judgement (empty qrels"),
-    ("query-id\tcorpus-id\tscore\n999\t1\t1\n", "no query has a relevant document in the collection"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("query-id\tcorpus-id\tscore\n", "no relevance judgement (empty qrels"),
+        ("query-id\tcorpus-id\tscore\n999\t1\t1\n", "no query has a relevant document in the collection"),
+    ],
+)
 def test_eval_refuses_unusable_qrels(adi, tmp_path, content, message):
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text(content)
@@ -163,9 +194,11 @@ def test_eval_refuses_duplicate_query_ids(adi, tmp_path):
 def test_eval_ignores_a_document_with_the_query_id(tmp_path, identity_model_dir):
     folder = tmp_path / "beir"
     (folder / "qrels").mkdir(parents=True)
-    docs = [("q1", "How are library catalogues computerised?"),
-            ("d1", "Computerising the catalogue of a university library."),
-            ("d2", "The Eiffel Tower is a wrought-iron landmark in Paris.")]
+    docs = [
+        ("q1", "How are library catalogues computerised?"),
+        ("d1", "Computerising the catalogue of a university library."),
+        ("d2", "The Eiffel Tower is a wrought-iron landmark in Paris."),
+    ]
     (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in docs))
     (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": docs[0][1]}) + "\n")
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
@@ -180,8 +213,9 @@ def test_eval_ignores_a_document_with_the_query_id(tmp_path, identity_model_dir)
 def test_title_only_and_text_only_rows_are_documents(tmp_path, identity_model_dir):
     home = str(tmp_path / "home")
     assert invoke(home, "init").exit_code == 0
-    report = run_json(home, "eval", "--beir", str(MIXED), "-c", "mixed", "--model", str(identity_model_dir),
-                      "--compare", "none")
+    report = run_json(
+        home, "eval", "--beir", str(MIXED), "-c", "mixed", "--model", str(identity_model_dir), "--compare", "none"
+    )
     lines = (MIXED / "corpus.jsonl").read_text().splitlines()
     (physical,) = run_json(home, "collections", "show", "mixed")["physical"]
     assert physical["documents"] == len(lines) == 5
@@ -203,10 +237,21 @@ def test_eval_refuses_a_collection_with_failed_documents(tmp_path, identity_mode
     assert refused.output == (
         "Error: collection 'beir-beir' lacks 2 document(s) that failed to ingest "
         "(\"both the text field 'text' and the title field 'title' are missing or empty\" ×2); "
-        "see `ragcun runs show 1`, fix the corpus and ingest again, or pass --allow-incomplete to score it anyway\n")
+        "see `ragcun runs show 1`, fix the corpus and ingest again, or pass --allow-incomplete to score it anyway\n"
+    )
     # The same refusal for an evaluation of the collection by name.
-    by_name = invoke(home, "eval", "-c", "beir-beir", "--queries", str(folder / "queries.jsonl"),
-                     "--qrels", str(folder / "qrels" / "test.tsv"), "--compare", "none")
+    by_name = invoke(
+        home,
+        "eval",
+        "-c",
+        "beir-beir",
+        "--queries",
+        str(folder / "queries.jsonl"),
+        "--qrels",
+        str(folder / "qrels" / "test.tsv"),
+        "--compare",
+        "none",
+    )
     assert by_name.exit_code == 1 and "lacks 2 document(s)" in by_name.output
     report = run_json(home, "eval", "--beir", str(folder), "--compare", "none", "--allow-incomplete")
     assert report["missing_documents"] == 2
@@ -230,8 +275,9 @@ def test_stats_against_the_gaussian_reference(adi):
     assert 0 < stats["effective_rank_ratio"] <= 81 / 384
     assert stats["effective_rank_cap"] == pytest.approx(81 / 384)
     (warning,) = stats["warnings"]
-    assert warning.startswith("82 points in 384 dimensions: the effective rank / dim cannot exceed (points - 1) / "
-                              "dim = 0.211")
+    assert warning.startswith(
+        "82 points in 384 dimensions: the effective rank / dim cannot exceed (points - 1) / dim = 0.211"
+    )
     assert 0.8 < stats["sigreg_reference"] < 1.4 < stats["sigreg"]  # raw MiniLM is far from N(0, I)
     # Text embeddings lie near low-dimensional patches; 82 Gaussian points in 384-d do not.
     assert 2 < stats["local_intrinsic_dim"] < 0.7 * stats["local_intrinsic_dim_reference"]

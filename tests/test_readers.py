@@ -33,16 +33,24 @@ def test_html_keeps_the_main_content_and_drops_navigation_and_footer():
     assert "API keys should be rotated every ninety days." in document.text
     assert "## Before you start" in document.text and "## Schedule" in document.text
     assert "| Personal token | 30 days | none |" in document.text
-    for boilerplate in ("Pricing", "Careers at ACME", "Copyright 2024", "Privacy policy", "Our new office",
-                        "do-not-index", "float: left"):
+    for boilerplate in (
+        "Pricing",
+        "Careers at ACME",
+        "Copyright 2024",
+        "Privacy policy",
+        "Our new office",
+        "do-not-index",
+        "float: left",
+    ):
         assert boilerplate not in document.text, boilerplate
     assert document.metadata == {"encoding": "utf-8", "extraction": "trafilatura"}
 
 
 def test_html_without_main_content_falls_back_with_a_recorded_reason(tmp_path):
     # A page whose only text is in a footer: trafilatura keeps nothing, so the visible text is taken.
-    (tmp_path / "menu.html").write_text("<html><head><title>Menu</title></head><body><footer>Soup of the day"
-                                        "</footer></body></html>")
+    (tmp_path / "menu.html").write_text(
+        "<html><head><title>Menu</title></head><body><footer>Soup of the day</footer></body></html>"
+    )
     document = only_document(tmp_path / "menu.html")
     assert (document.title, document.text) == ("Menu", "Soup of the day")
     assert document.metadata["extraction"] == "beautifulsoup: trafilatura found no main content"
@@ -56,7 +64,8 @@ def test_docx_keeps_paragraphs_and_tables_in_reading_order():
         "Employees are reimbursed for travel booked through the company portal.\n\n"
         "| Expense | Daily limit |\n| --- | --- |\n| Hotel | 180 EUR |\n| Meals | 45 EUR |\n\n"
         "## Receipts\n\n"
-        "Receipts are uploaded within thirty days of the trip.")
+        "Receipts are uploaded within thirty days of the trip."
+    )
 
 
 def test_pdf_keeps_where_each_page_starts_and_takes_the_sidecar():
@@ -73,8 +82,12 @@ def test_pdf_keeps_where_each_page_starts_and_takes_the_sidecar():
 def test_markdown_front_matter_is_metadata_and_not_text():
     document = only_document(FILES / "handbook.md")
     assert document.title == "Security handbook"
-    assert document.metadata == {"encoding": "utf-8", "owner": "platform-team", "tags": ["security", "keys"],
-                                 "reviewed": "2024-05-01"}
+    assert document.metadata == {
+        "encoding": "utf-8",
+        "owner": "platform-team",
+        "tags": ["security", "keys"],
+        "reviewed": "2024-05-01",
+    }
     assert document.text.startswith("# Security\n\nEvery service authenticates")
     assert "owner:" not in document.text and "| Service key | 90 days | platform-team |" in document.text
 
@@ -112,11 +125,17 @@ def test_page_numbers_and_metadata_reach_the_payload(workspace, identity_embedde
     for name in ("report.pdf", "report.pdf.meta.json", "handbook.md"):
         shutil.copy(FILES / name, folder / name)
     # Small chunks, so each PDF page is its own chunk; the whole PDF as one chunk spans both pages.
-    ingest(workspace, [folder / "report.pdf"], "pages", identity_embedder,
-           IngestOptions(chunk_tokens=16, chunk_overlap=4))
+    ingest(
+        workspace, [folder / "report.pdf"], "pages", identity_embedder, IngestOptions(chunk_tokens=16, chunk_overlap=4)
+    )
     ingest(workspace, [folder / "report.pdf"], "whole", identity_embedder)
-    ingest(workspace, [folder / "handbook.md"], "handbook", identity_embedder,
-           IngestOptions(chunk_tokens=40, chunk_overlap=4))
+    ingest(
+        workspace,
+        [folder / "handbook.md"],
+        "handbook",
+        identity_embedder,
+        IngestOptions(chunk_tokens=40, chunk_overlap=4),
+    )
     (revenue, headcount) = sorted(payloads(workspace, "pages"), key=lambda p: p["chunk"])
     assert "Revenue grew" in revenue["text"] and "Headcount" in headcount["text"]
     assert (revenue["page"], headcount["page"]) == (1, 2) and "pages" not in revenue

@@ -70,8 +70,10 @@ def test_reindex_switches_search_and_the_alias(tmp_path, adi_template, identity_
             assert active(ws, "adi") == (result.physical_name, model_b.fingerprint)
             assert ws.store.shape(result.physical_name).dim == 64
             # Searching with the old model is now refused, naming both versions.
-            with pytest.raises(RagcunError, match=f"built by model {model_b.fingerprint[:12]}.*"
-                                                  f"model {identity_embedder.fingerprint[:12]}"):
+            with pytest.raises(
+                RagcunError,
+                match=f"built by model {model_b.fingerprint[:12]}.*model {identity_embedder.fingerprint[:12]}",
+            ):
                 search(ws, "adi", QUERY, embedder=identity_embedder)
             # Re-running the finished command changes nothing.
             assert not reindex(ws, "adi", model_b).switched
@@ -107,8 +109,9 @@ def test_searches_keep_working_during_a_reindex(adi_workspace, model_b):
     assert len(served) >= 3
 
 
-def test_rollback_reactivates_the_previous_version_without_losing_documents(adi_workspace, identity_embedder, model_b,
-                                                                           tmp_path):
+def test_rollback_reactivates_the_previous_version_without_losing_documents(
+    adi_workspace, identity_embedder, model_b, tmp_path
+):
     workspace = adi_workspace
     old_physical, _ = active(workspace, "adi")
     reindex(workspace, "adi", model_b, batch_size=32)
@@ -119,8 +122,9 @@ def test_rollback_reactivates_the_previous_version_without_losing_documents(adi_
     assert result.physical_name == old_physical and result.chunks_embedded == 1
     assert active(workspace, "adi") == (old_physical, identity_embedder.fingerprint)
     hits = search(workspace, "adi", "Gaussian embeddings keep the norm", top_k=1)
-    assert hits[0].text.startswith("Gaussian embeddings") and distances_match(identity_embedder, QUERY,
-                                                                              search(workspace, "adi", QUERY, 3))
+    assert hits[0].text.startswith("Gaussian embeddings") and distances_match(
+        identity_embedder, QUERY, search(workspace, "adi", QUERY, 3)
+    )
     assert [r.problems for r in check(workspace, "adi")] == [0]
     # The version just retired is now "the previous one": rolling back again returns to it.
     assert rollback(workspace, "adi").model_version == model_b.fingerprint
@@ -144,8 +148,10 @@ def test_gc_and_model_removal(adi_home, model_b_dir):
     dropped = json.loads(run("collections", "gc", "--keep", "0", "--yes", "--json").stdout)
     assert [d["model_version"] for d in dropped] == [old]
     assert json.loads(run("models", "remove", old[:12], "--json").stdout)["fingerprint"] == old
-    assert run("rollback", "-c", "adi", code=1).output.strip() == \
-        "Error: collection 'adi' has no retired version to roll back to"
+    assert (
+        run("rollback", "-c", "adi", code=1).output.strip()
+        == "Error: collection 'adi' has no retired version to roll back to"
+    )
 
 
 def test_mismatched_model_search_is_refused_by_the_cli(adi_home, model_b_dir, model_b):
@@ -176,8 +182,13 @@ def test_check_finds_each_planted_fault_and_repair_fixes_it(adi_workspace):
     assert (len(report.missing_points), len(report.orphan_points), len(report.wrong_norms)) == (1, 1, 1)
     (repaired,) = check(workspace, "adi", repair=True)
     assert repaired.problems == 0 and repaired.points == 82
-    assert repaired.repaired == {"orphans_deleted": 1, "points_restored": 1, "points_rewritten": 1,
-                                 "base_vectors_encoded": 0, "base_vectors_deleted": 0}
+    assert repaired.repaired == {
+        "orphans_deleted": 1,
+        "points_restored": 1,
+        "points_rewritten": 1,
+        "base_vectors_encoded": 0,
+        "base_vectors_deleted": 0,
+    }
     # A restored point keeps its lineage: the ingest run that first wrote it, in the catalog and the payload.
     victim = sorted(r.id for r in workspace.store.scroll(active(workspace, "adi")[0]))[0]
     (stored,) = chunk_lineage(workspace, victim).collections
@@ -209,8 +220,20 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(adi_home, mo
     with Workspace(settings) as ws, ws.catalog.session() as session:
         session.execute(delete(BaseVector))
         session.commit()
-    command = [sys.executable, "-m", "ragcun.cli", "--home", str(home), "reindex", "-c", "adi", "--model",
-               str(model_b_dir), "--batch-size", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "ragcun.cli",
+        "--home",
+        str(home),
+        "reindex",
+        "-c",
+        "adi",
+        "--model",
+        str(model_b_dir),
+        "--batch-size",
+        "2",
+    ]
     built = []
     for kill_at in (2, 40, 80):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -219,8 +242,11 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(adi_home, mo
             while time.monotonic() < deadline and process.poll() is None:
                 with probe.catalog.session() as session:
                     target = session.scalar(select(Collection).where(Collection.status == "building"))
-                    written = session.scalar(select(func.count()).where(
-                        CollectionChunk.collection_id == target.id)) if target else 0
+                    written = (
+                        session.scalar(select(func.count()).where(CollectionChunk.collection_id == target.id))
+                        if target
+                        else 0
+                    )
                 if written >= kill_at:
                     break
                 # Every 0.2 s, and closely at the end: the last kill point (80 of 82) is a single batch wide.
@@ -233,8 +259,7 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(adi_home, mo
             assert active(ws, "adi")[1] != model_b.fingerprint
             assert len(search(ws, "adi", QUERY, top_k=3)) == 3
     assert built == sorted(built) and built[0] >= 2 and built[-1] < 82  # each run continued the last
-    finished = runner.invoke(cli, ["--home", str(home), "reindex", "-c", "adi", "--model", str(model_b_dir),
-                                   "--json"])
+    finished = runner.invoke(cli, ["--home", str(home), "reindex", "-c", "adi", "--model", str(model_b_dir), "--json"])
     assert finished.exit_code == 0, finished.output
     result = json.loads(finished.stdout)
     assert result["switched"] and result["chunks_total"] == 82 and result["chunks_embedded"] <= 82 - built[-1]

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ragcun.model.head import HeadSpec, build_head
 from ragcun.evaluation.isotropy import isotropy
+from ragcun.model.head import HeadSpec, build_head
 from ragcun.model.sigreg import epps_pulley, sigreg
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,9 @@ def spectrum(u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return mean, eigenvalues[order].clamp_min(1e-12), eigenvectors[:, order]
 
 
-def spectral_map(u: Tensor, out_dim: int | None, gamma: float | None, target: float = 0.91) -> tuple[Tensor, Tensor, dict]:
+def spectral_map(
+    u: Tensor, out_dim: int | None, gamma: float | None, target: float = 0.91
+) -> tuple[Tensor, Tensor, dict]:
     """Weight W (k × D) and bias b of z = W u + b = s · Λ_k^{−γ/2} V_kᵀ (u − μ), and the k and γ chosen.
 
     μ, V, Λ: mean, eigenvectors and eigenvalues of cov(u); s makes E‖z‖² = k so that z has unit
@@ -165,7 +167,9 @@ def teacher_neighbours(u: Tensor, k: int, block: int = 2048) -> tuple[Tensor, Te
     return torch.cat(indices), torch.cat(values)
 
 
-def listwise_distillation(z_anchor: Tensor, z_candidates: Tensor, teacher_logits: Tensor, student_temperature: Tensor) -> Tensor:
+def listwise_distillation(
+    z_anchor: Tensor, z_candidates: Tensor, teacher_logits: Tensor, student_temperature: Tensor
+) -> Tensor:
     """KL(p_t ‖ p_s) over each anchor's candidate list, averaged over anchors.
 
     p_t = softmax_j(cos(u_i, u_j) / τ_t) over candidates j (its K base neighbours plus random
@@ -215,13 +219,17 @@ def apply_head(head: torch.nn.Module, x: np.ndarray | Tensor, batch: int = 8192)
     return torch.cat([head(x[i : i + batch]) for i in range(0, len(x), batch)]).numpy()
 
 
-def fit(x: np.ndarray, config: AdaptConfig = AdaptConfig(), spans: np.ndarray | None = None,
-        span_chunk: np.ndarray | None = None) -> tuple[HeadSpec, torch.nn.Sequential, dict]:
+def fit(
+    x: np.ndarray,
+    config: AdaptConfig | None = None,
+    spans: np.ndarray | None = None,
+    span_chunk: np.ndarray | None = None,
+) -> tuple[HeadSpec, torch.nn.Sequential, dict]:
     """Fit a head to a collection from its chunks' base embeddings ``x`` (N × D), with no labels.
 
     Args:
         x: Base (pre-head, unnormalized) embeddings of the collection's chunks.
-        config: The recipe.
+        config: The recipe (``None``: the measured defaults of :class:`AdaptConfig`).
         spans: Optional base embeddings of short spans of the chunks (query-like inputs).
         span_chunk: For each span row, the index of its chunk in ``x``.
 
@@ -229,6 +237,7 @@ def fit(x: np.ndarray, config: AdaptConfig = AdaptConfig(), spans: np.ndarray | 
         (head spec, head in eval mode, metrics: config, per-step log of every term, isotropy of the
         chunks' and spans' embeddings, wall time).
     """
+    config = config or AdaptConfig()
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
     u = unit(torch.as_tensor(np.asarray(x)))
@@ -239,13 +248,23 @@ def fit(x: np.ndarray, config: AdaptConfig = AdaptConfig(), spans: np.ndarray | 
         weight, bias, log = _train(u, weight, bias, config, generator, spans, span_chunk)
     spec, head = head_for(weight, bias, config.sphere)
     z = apply_head(head, x)
-    metrics = {"config": config.to_dict(), "chunks": int(len(x)), **chosen, "log": log,
-               "chunks_isotropy": isotropy_figures(z)}
+    metrics = {
+        "config": config.to_dict(),
+        "chunks": len(x),
+        **chosen,
+        "log": log,
+        "chunks_isotropy": isotropy_figures(z),
+    }
     if spans is not None and len(spans) > 1:
         metrics["spans_isotropy"] = isotropy_figures(apply_head(head, spans))
     metrics["seconds"] = time.perf_counter() - started
-    logger.info("adapted a %d-d head on %d chunks in %.1f s: %s", out_dim, len(x), metrics["seconds"],
-                metrics["chunks_isotropy"])
+    logger.info(
+        "adapted a %d-d head on %d chunks in %.1f s: %s",
+        out_dim,
+        len(x),
+        metrics["seconds"],
+        metrics["chunks_isotropy"],
+    )
     return spec, head, metrics
 
 
@@ -254,15 +273,22 @@ def isotropy_figures(z: np.ndarray) -> dict[str, float]:
     return {**isotropy(z), "sq_norm_per_dim": float((np.asarray(z, dtype=np.float64) ** 2).sum(1).mean() / z.shape[1])}
 
 
-def _train(u: Tensor, weight: Tensor, bias: Tensor, config: AdaptConfig, generator: torch.Generator,
-           spans: np.ndarray | None, span_chunk: np.ndarray | None) -> tuple[Tensor, Tensor, list[dict]]:
+def _train(
+    u: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    config: AdaptConfig,
+    generator: torch.Generator,
+    spans: np.ndarray | None,
+    span_chunk: np.ndarray | None,
+) -> tuple[Tensor, Tensor, list[dict]]:
     """The trained stage: L = w_d · L_distill + λ · (SIGReg_random + SIGReg_principal)/2 + w_s · L_span.
 
     It trains the Linear before any final sphere projection (unmeasured for quality so far: see
     benchmarks/adapt.py and the phase-1 notes; the default recipe has ``steps = 0``).
     """
     n = u.shape[0]
-    neighbours, cosines = teacher_neighbours(u, config.neighbours)
+    neighbours, _cosines = teacher_neighbours(u, config.neighbours)
     u32 = u.float()
     lin = torch.nn.Linear(weight.shape[1], weight.shape[0]).float()
     with torch.no_grad():
@@ -283,9 +309,12 @@ def _train(u: Tensor, weight: Tensor, bias: Tensor, config: AdaptConfig, generat
         z_anchor = lin(u32[anchors])
         terms = {"distill": listwise_distillation(z_anchor, lin(u32[candidates]), teacher, log_tau.exp())}
         terms["sigreg_random"], terms["sigreg_principal"] = sliced_sigreg(
-            z_anchor, config.random_slices, config.principal_slices, config.seed * 100_003 + step)
-        loss = (config.distill_weight * terms["distill"]
-                + config.sigreg_weight * (terms["sigreg_random"] + terms["sigreg_principal"]) / 2)
+            z_anchor, config.random_slices, config.principal_slices, config.seed * 100_003 + step
+        )
+        loss = (
+            config.distill_weight * terms["distill"]
+            + config.sigreg_weight * (terms["sigreg_random"] + terms["sigreg_principal"]) / 2
+        )
         if span_u is not None:
             rows = torch.randint(len(span_u), (min(config.batch_size, len(span_u)),), generator=generator)
             terms["span"] = span_nce(lin(span_u[rows]), lin(u32[span_chunk_t[rows]]), config.span_temperature)
@@ -294,8 +323,12 @@ def _train(u: Tensor, weight: Tensor, bias: Tensor, config: AdaptConfig, generat
         loss.backward()
         optimizer.step()
         if step % 25 == 0 or step == config.steps - 1:
-            entry = {"step": step, "loss": float(loss.detach()), "student_temperature": float(log_tau.detach().exp()),
-                     **{name: float(value.detach()) for name, value in terms.items()}}
+            entry = {
+                "step": step,
+                "loss": float(loss.detach()),
+                "student_temperature": float(log_tau.detach().exp()),
+                **{name: float(value.detach()) for name, value in terms.items()},
+            }
             log.append(entry)
             logger.info("adapt step %d: %s", step, entry)
     return lin.weight.detach().double(), lin.bias.detach().double(), log
@@ -322,8 +355,15 @@ def _neighbours(queries: Tensor, corpus: Tensor, k: int, exclude: Tensor | None)
     return sq.topk(min(k, corpus.shape[0] - 1), dim=1, largest=False).indices
 
 
-def gate_figures(x: np.ndarray, head: torch.nn.Module | None, spans: np.ndarray | None = None,
-                 span_chunk: np.ndarray | None = None, sample: int = 1000, k: int = 10, seed: int = 0) -> dict:
+def gate_figures(
+    x: np.ndarray,
+    head: torch.nn.Module | None,
+    spans: np.ndarray | None = None,
+    span_chunk: np.ndarray | None = None,
+    sample: int = 1000,
+    k: int = 10,
+    seed: int = 0,
+) -> dict:
     """Label-free figures of one head on a collection (``head=None``: the base by cosine).
 
     ``agreement@k``: over ``sample`` random chunks, the share of their k base-cosine neighbours that
@@ -331,14 +371,17 @@ def gate_figures(x: np.ndarray, head: torch.nn.Module | None, spans: np.ndarray 
     ``span@1`` / ``span@10``: the share of spans whose own chunk is the nearest / among the 10 nearest.
     """
     generator = torch.Generator().manual_seed(seed)
-    space = (lambda a: unit(torch.as_tensor(np.asarray(a)))) if head is None else (
-        lambda a: torch.as_tensor(apply_head(head, a), dtype=torch.float64))
+    space = (
+        (lambda a: unit(torch.as_tensor(np.asarray(a))))
+        if head is None
+        else (lambda a: torch.as_tensor(apply_head(head, a), dtype=torch.float64))
+    )
     z = space(x)
     rows = torch.randperm(len(x), generator=generator)[:sample]
     base = unit(torch.as_tensor(np.asarray(x)))
     teacher = _neighbours(base[rows], base, k, rows)
     student = _neighbours(z[rows], z, k, rows)
-    agreement = np.mean([len(set(t.tolist()) & set(s.tolist())) / k for t, s in zip(teacher, student)])
+    agreement = np.mean([len(set(t.tolist()) & set(s.tolist())) / k for t, s in zip(teacher, student, strict=False)])
     figures = {f"agreement@{k}": float(agreement)}
     if spans is not None and len(spans):
         pick = torch.randperm(len(spans), generator=generator)[:sample]
@@ -349,10 +392,18 @@ def gate_figures(x: np.ndarray, head: torch.nn.Module | None, spans: np.ndarray 
     return figures
 
 
-def acceptance_gate(x: np.ndarray, candidate: torch.nn.Module, current: torch.nn.Module | None = None,
-                    spans: np.ndarray | None = None, span_chunk: np.ndarray | None = None, *,
-                    tolerance: float = 0.02, min_agreement: float = 0.5, sample: int = 1000,
-                    seed: int = 0) -> GateResult:
+def acceptance_gate(
+    x: np.ndarray,
+    candidate: torch.nn.Module,
+    current: torch.nn.Module | None = None,
+    spans: np.ndarray | None = None,
+    span_chunk: np.ndarray | None = None,
+    *,
+    tolerance: float = 0.02,
+    min_agreement: float = 0.5,
+    sample: int = 1000,
+    seed: int = 0,
+) -> GateResult:
     """May ``candidate`` replace ``current`` on this collection? Computed from the collection alone.
 
     Passes when the candidate's agreement@10 with base-cosine neighbours is at least the current
@@ -369,7 +420,14 @@ def acceptance_gate(x: np.ndarray, candidate: torch.nn.Module, current: torch.nn
     if "span@10" in cand and cand["span@10"] < cur["span@10"] - tolerance:
         reasons.append(f"span@10 {cand['span@10']:.3f} < current {cur['span@10']:.3f} − {tolerance}")
     passed = not reasons
-    reason = "; ".join(reasons) if reasons else (
-        f"agreement@10 {cand['agreement@10']:.3f}" + (f", span@10 {cand['span@10']:.3f}" if "span@10" in cand else "")
-        + f" against current {cur['agreement@10']:.3f}" + (f", {cur['span@10']:.3f}" if "span@10" in cur else ""))
+    reason = (
+        "; ".join(reasons)
+        if reasons
+        else (
+            f"agreement@10 {cand['agreement@10']:.3f}"
+            + (f", span@10 {cand['span@10']:.3f}" if "span@10" in cand else "")
+            + f" against current {cur['agreement@10']:.3f}"
+            + (f", {cur['span@10']:.3f}" if "span@10" in cur else "")
+        )
+    )
     return GateResult(passed, reason, cand, cur)

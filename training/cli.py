@@ -13,7 +13,6 @@ import click
 
 from ragcun.training.config import RECIPES, TrainConfig, options
 
-
 # The help of each TrainConfig field (tests/test_cli_help.py checks that every field has one).
 FIELD_HELP = {
     "data": "BEIR folder, pairs .jsonl, or raw corpus (corpus.jsonl, a folder without qrels, .txt) to train on.",
@@ -62,14 +61,22 @@ def config_options(command):
         flag = "--" + name.replace("_", "-")
         help_text = FIELD_HELP.get(name)
         if name == "recipe":
-            command = click.option(flag, type=click.Choice(RECIPES), default=default, show_default=True,
-                                   help=help_text)(command)
+            command = click.option(
+                flag, type=click.Choice(RECIPES), default=default, show_default=True, help=help_text
+            )(command)
         elif kind is bool:
-            command = click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True,
-                                   help=help_text)(command)
+            command = click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True, help=help_text)(
+                command
+            )
         else:
-            command = click.option(flag, type=kind, default=default, required=name in ("data", "out"),
-                                   show_default=default not in (None, ""), help=help_text)(command)
+            command = click.option(
+                flag,
+                type=kind,
+                default=default,
+                required=name in ("data", "out"),
+                show_default=default not in (None, ""),
+                help=help_text,
+            )(command)
     return command
 
 

@@ -83,10 +83,14 @@ class TrainConfig:
 def architecture(config: dict) -> dict:
     """The options that decide which tensors a run trains: a checkpoint resumes only under the same ones."""
     return {
-        "recipe": config["recipe"], "base_model": config["base_model"], "head": config["head"],
-        "out_dim": config["out_dim"], "hidden_dim": config["hidden_dim"] if config["head"] == "mlp" else None,
+        "recipe": config["recipe"],
+        "base_model": config["base_model"],
+        "head": config["head"],
+        "out_dim": config["out_dim"],
+        "hidden_dim": config["hidden_dim"] if config["head"] == "mlp" else None,
         "learn_temperature": config["learn_temperature"],
-        "jepa_weight > 0": config["jepa_weight"] > 0, "distill_weight > 0": config["distill_weight"] > 0,
+        "jepa_weight > 0": config["jepa_weight"] > 0,
+        "distill_weight > 0": config["distill_weight"] > 0,
     }
 
 

@@ -81,9 +81,17 @@ class GaussianLoss(nn.Module):
         distill_temperature: Teacher temperature τ_t on the base cosine.
     """
 
-    def __init__(self, dim: int, temperature: float = 1.0, learn_temperature: bool = True, sigreg_on: str = "both",
-                 num_slices: int = 1024, jepa_weight: float = 0.0, distill_weight: float = 0.0,
-                 distill_temperature: float = 0.05):
+    def __init__(
+        self,
+        dim: int,
+        temperature: float = 1.0,
+        learn_temperature: bool = True,
+        sigreg_on: str = "both",
+        num_slices: int = 1024,
+        jepa_weight: float = 0.0,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 0.05,
+    ):
         super().__init__()
         if sigreg_on not in SIGREG_VIEWS:
             raise InvalidInputError(f"sigreg_on must be one of {', '.join(SIGREG_VIEWS)}, got {sigreg_on!r}")
@@ -100,9 +108,18 @@ class GaussianLoss(nn.Module):
     def temperature(self) -> Tensor:
         return self.log_temperature.exp()
 
-    def forward(self, q: Tensor, d: Tensor, negatives: Tensor | None = None, same: Tensor | None = None,
-                corpus: Tensor | None = None, lam: float = 0.0, seed: int = 0,
-                teacher: Tensor | None = None, student: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        q: Tensor,
+        d: Tensor,
+        negatives: Tensor | None = None,
+        same: Tensor | None = None,
+        corpus: Tensor | None = None,
+        lam: float = 0.0,
+        seed: int = 0,
+        teacher: Tensor | None = None,
+        student: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Terms of the loss for one batch; ``loss`` is the weighted total.
 
         Args:

@@ -143,8 +143,10 @@ def check_resumable(path: Path, config: TrainConfig) -> None:
     wanted = architecture(config.to_dict())
     changed = [f"{k} {stored[k]!r} (now {wanted[k]!r})" for k in wanted if stored[k] != wanted[k]]
     if changed:
-        raise InvalidInputError(f"{path}: cannot resume, the checkpoint was trained with {', '.join(changed)}: rerun "
-                                "with the checkpoint's options, or without --resume into another --out")
+        raise InvalidInputError(
+            f"{path}: cannot resume, the checkpoint was trained with {', '.join(changed)}: rerun "
+            "with the checkpoint's options, or without --resume into another --out"
+        )
 
 
 def git_commit() -> dict:
@@ -154,8 +156,15 @@ def git_commit() -> dict:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
@@ -261,17 +270,32 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     )
     if len(train_set) == 0:
         raise InvalidInputError(f"{config.data}: no training pairs")
-    embedder = GaussianEmbedder(config.base_model, head=config.head, out_dim=config.out_dim,
-                                hidden_dim=config.hidden_dim if config.head == "mlp" else None,
-                                seed=config.seed, device=str(device), base_encoder=base_encoder)
+    embedder = GaussianEmbedder(
+        config.base_model,
+        head=config.head,
+        out_dim=config.out_dim,
+        hidden_dim=config.hidden_dim if config.head == "mlp" else None,
+        seed=config.seed,
+        device=str(device),
+        base_encoder=base_encoder,
+    )
     if base_encoder is not None:
         embedder.base.to(device)
     if full and config.distill_weight > 0:
-        raise InvalidInputError("distill_weight needs the frozen recipe (the base embeddings are the teacher); "
-                         "with --recipe full pass --distill-weight 0")
-    loss_fn = GaussianLoss(embedder.dim, config.temperature, config.learn_temperature, config.sigreg_on,
-                           config.sigreg_slices, config.jepa_weight, config.distill_weight,
-                           config.distill_temperature).to(device)
+        raise InvalidInputError(
+            "distill_weight needs the frozen recipe (the base embeddings are the teacher); "
+            "with --recipe full pass --distill-weight 0"
+        )
+    loss_fn = GaussianLoss(
+        embedder.dim,
+        config.temperature,
+        config.learn_temperature,
+        config.sigreg_on,
+        config.sigreg_slices,
+        config.jepa_weight,
+        config.distill_weight,
+        config.distill_temperature,
+    ).to(device)
     model = Trainable(embedder, loss_fn, full).to(device)
     positives = positives_by_query(train_set)
     if config.init in ("pca", "whiten") and state_is_fresh(config):
@@ -326,8 +350,14 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                 group["peak_lr"],
                 group["peak_lr"] * lr_multiplier(step, total_steps, config.warmup, config.min_lr_ratio),
             )
-        logger.info("%d pairs (%s), %d optimizer steps/epoch, %d epochs, world size %d", len(train_set), train_set.kind,
-                    steps_per_epoch, config.epochs, world)
+        logger.info(
+            "%d pairs (%s), %d optimizer steps/epoch, %d epochs, world size %d",
+            len(train_set),
+            train_set.kind,
+            steps_per_epoch,
+            config.epochs,
+            world,
+        )
 
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -419,9 +449,13 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         run = {
             "model_version": fingerprint,
             "config": config.to_dict(),
-            "data": {"kind": train_set.kind, "sources": train_set.sources, "pairs": len(train_set),
-                     "fingerprint": data_module.fingerprint(train_set),
-                     "dev_queries": len(dev_set.query_ids) if dev_set is not None else 0},
+            "data": {
+                "kind": train_set.kind,
+                "sources": train_set.sources,
+                "pairs": len(train_set),
+                "fingerprint": data_module.fingerprint(train_set),
+                "dev_queries": len(dev_set.query_ids) if dev_set is not None else 0,
+            },
             "metrics": {"best": state["best"], "history": state["history"]},
             "selected_by": "dev_ndcg@10" if dev_set is not None else "last epoch",
             "steps": step,
@@ -433,4 +467,3 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     if distributed:
         dist.barrier()
     return Path(config.out)
-

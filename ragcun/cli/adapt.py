@@ -10,17 +10,23 @@ from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 def render_adapt(d: dict) -> None:
     """One paragraph: the candidate, the gate's verdict and figures, what happened, the time taken."""
     verdict = "passed" if d["passed"] else "refused"
-    click.echo(f"{d['collection']!r}: fitted model {d['candidate'][:12]} on {d['chunks']} chunks and {d['spans']} "
-               f"spans ({d['chunks_encoded']} chunks encoded, the rest from the base-vector store)")
+    click.echo(
+        f"{d['collection']!r}: fitted model {d['candidate'][:12]} on {d['chunks']} chunks and {d['spans']} "
+        f"spans ({d['chunks_encoded']} chunks encoded, the rest from the base-vector store)"
+    )
     click.echo(f"  gate {verdict}: {d['reason']}")
     if d["activated"]:
         forced = " (forced)" if d["forced"] else ""
-        click.echo(f"  activated{forced}: now served by {d['reindex']['physical_name']}; "
-                   f"`ragcun rollback -c {d['collection']}` returns to model {d['previous'][:12]}")
+        click.echo(
+            f"  activated{forced}: now served by {d['reindex']['physical_name']}; "
+            f"`ragcun rollback -c {d['collection']}` returns to model {d['previous'][:12]}"
+        )
     else:
-        click.echo(f"  not activated: model {d['candidate'][:12]} stays a registered candidate; "
-                   f"`ragcun reindex -c {d['collection']} --model {d['candidate'][:12]}` or `adapt --force` "
-                   "activates it anyway")
+        click.echo(
+            f"  not activated: model {d['candidate'][:12]} stays a registered candidate; "
+            f"`ragcun reindex -c {d['collection']} --model {d['candidate'][:12]}` or `adapt --force` "
+            "activates it anyway"
+        )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in d["seconds"].items())
     click.echo(f"  time: {times}")
 

@@ -11,10 +11,14 @@ from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
 @click.option("-k", "top_k", type=int, help="Passages to retrieve [default: TOP_K or 5].")
-@click.option("--generator", "generator_name",
-              help="extractive | openai:MODEL | hf:PATH [default: MODEL_NAME or extractive].")
-@click.option("--prompt-template", type=click.Path(exists=True, dir_okay=False),
-              help="Prompt file with {context} and {question} [default: PROMPT_TEMPLATE_FILE or built-in].")
+@click.option(
+    "--generator", "generator_name", help="extractive | openai:MODEL | hf:PATH [default: MODEL_NAME or extractive]."
+)
+@click.option(
+    "--prompt-template",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Prompt file with {context} and {question} [default: PROMPT_TEMPLATE_FILE or built-in].",
+)
 @json_option
 @pass_app
 def ask(app: AppContext, question, collection, top_k, generator_name, prompt_template, as_json) -> None:
@@ -47,6 +51,8 @@ def ask(app: AppContext, question, collection, top_k, generator_name, prompt_tem
         for (source, doc_id), cited in by_document.items():
             numbers = "".join(f"[{c['n']}]" for c in cited)
             nearest = min(cited, key=lambda c: c["distance"])
-            click.echo(f"{numbers} {doc_id}  distance {nearest['distance']:.4f}  {source if source != doc_id else ''}".rstrip())
+            click.echo(
+                f"{numbers} {doc_id}  distance {nearest['distance']:.4f}  {source if source != doc_id else ''}".rstrip()
+            )
 
     emit(result, as_json, render)

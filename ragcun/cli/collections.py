@@ -31,8 +31,14 @@ def collections_show(app: AppContext, name, as_json) -> None:
     """Catalog and engine view of one collection."""
     with app.workspace() as ws:
         data = show_collection(ws, name).to_dict()
-    emit(data, as_json, lambda d: table(d["physical"], ["physical_name", "status", "model_version", "dim",
-                                                        "distance", "documents", "chunks", "engine_points"]))
+    emit(
+        data,
+        as_json,
+        lambda d: table(
+            d["physical"],
+            ["physical_name", "status", "model_version", "dim", "distance", "documents", "chunks", "engine_points"],
+        ),
+    )
 
 
 @collections.command("drop")
@@ -46,8 +52,11 @@ def collections_drop(app: AppContext, name, yes, as_json) -> None:
         click.confirm(f"Drop collection {name!r} and all its documents?", abort=True)
     with app.workspace() as ws:
         data = drop_collection(ws, name).to_dict()
-    emit(data, as_json, lambda d: click.echo(f"Dropped {', '.join(d['physical_dropped'])} "
-                                             f"({d['documents_deleted']} documents)"))
+    emit(
+        data,
+        as_json,
+        lambda d: click.echo(f"Dropped {', '.join(d['physical_dropped'])} ({d['documents_deleted']} documents)"),
+    )
 
 
 @collections.command("gc")
@@ -65,5 +74,10 @@ def collections_gc(app: AppContext, collection, older_than_days, keep, yes, as_j
             names = ", ".join(d["physical_name"] for d in doomed)
             click.confirm(f"Drop {len(doomed)} retired collection(s): {names}?", abort=True)
         dropped = [d.to_dict() for d in gc(ws, collection, older_than_days, keep)] if doomed else []
-    emit(dropped, as_json, lambda rows: click.echo(
-        f"Dropped {len(rows)} retired collection(s)" + "".join(f"\n  {r['physical_name']}" for r in rows)))
+    emit(
+        dropped,
+        as_json,
+        lambda rows: click.echo(
+            f"Dropped {len(rows)} retired collection(s)" + "".join(f"\n  {r['physical_name']}" for r in rows)
+        ),
+    )

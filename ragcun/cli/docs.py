@@ -30,8 +30,10 @@ def docs_show(app: AppContext, chunk_id, as_json) -> None:
         )
         click.echo(f"source    {source['uri']} (sha256 {source['sha256'][:16]}…, {source['size']} bytes)")
         for c in d["collections"]:
-            click.echo(f"stored in {c['physical_name']} [{c['status']}] by model {c['model_version'][:12]} "
-                       f"({c['base_model']}), run {c['ingest_run']}, norm {c['norm']:.4f}")
+            click.echo(
+                f"stored in {c['physical_name']} [{c['status']}] by model {c['model_version'][:12]} "
+                f"({c['base_model']}), run {c['ingest_run']}, norm {c['norm']:.4f}"
+            )
 
     emit(data, as_json, render)
 

@@ -98,14 +98,20 @@ class RagcunGroup(click.Group):
                 raise
             if isinstance(exc, RagcunError):
                 raise click.ClickException(first_line(exc)) from exc
-            raise click.ClickException(f"unexpected {type(exc).__name__}: {first_line(exc)} (a bug: rerun with "
-                                       "--debug for the traceback and report it)") from exc
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {first_line(exc)} (a bug: rerun with "
+                "--debug for the traceback and report it)"
+            ) from exc
 
 
 @click.group(cls=RagcunGroup)
 @click.version_option(__version__, prog_name="ragcun")
-@click.option("--home", type=click.Path(file_okay=False), envvar="RAGCUN_HOME",
-              help="ragcun home folder (default: $RAGCUN_HOME or ~/.ragcun).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="RAGCUN_HOME",
+    help="ragcun home folder (default: $RAGCUN_HOME or ~/.ragcun).",
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:

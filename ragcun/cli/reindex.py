@@ -21,12 +21,16 @@ def reindex(app: AppContext, collection, model_ref, batch_size, as_json) -> None
 
     def render(d: dict) -> None:
         if not d["switched"]:
-            click.echo(f"{d['collection']!r} is already served by model {d['model_version'][:12]} "
-                       f"({d['physical_name']}); nothing to do")
+            click.echo(
+                f"{d['collection']!r} is already served by model {d['model_version'][:12]} "
+                f"({d['physical_name']}); nothing to do"
+            )
             return
-        click.echo(f"{d['collection']!r} now served by {d['physical_name']} (model {d['model_version'][:12]}, "
-                   f"{d['chunks_total']} chunks, {d['chunks_embedded']} embedded now); "
-                   f"{d['previous_physical_name']} retired")
+        click.echo(
+            f"{d['collection']!r} now served by {d['physical_name']} (model {d['model_version'][:12]}, "
+            f"{d['chunks_total']} chunks, {d['chunks_embedded']} embedded now); "
+            f"{d['previous_physical_name']} retired"
+        )
 
     emit(result, as_json, render)
 
@@ -39,6 +43,11 @@ def rollback(app: AppContext, collection, as_json) -> None:
     """Re-activate the previous model version of a collection."""
     with app.workspace() as ws:
         result = run_rollback(ws, collection).to_dict()
-    emit(result, as_json, lambda d: click.echo(
-        f"{d['collection']!r} rolled back to {d['physical_name']} (model {d['model_version'][:12]}); "
-        f"{d['previous_physical_name']} retired"))
+    emit(
+        result,
+        as_json,
+        lambda d: click.echo(
+            f"{d['collection']!r} rolled back to {d['physical_name']} (model {d['model_version'][:12]}); "
+            f"{d['previous_physical_name']} retired"
+        ),
+    )

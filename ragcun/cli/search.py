@@ -28,9 +28,12 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
 
     with app.workspace() as ws:
         embedder = load_model_ref(ws, model_ref) if model_ref else None
-        hits = [hit.to_dict() for hit in
-                run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact,
-                           plus=plus, minus=minus)]
+        hits = [
+            hit.to_dict()
+            for hit in run_search(
+                ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact, plus=plus, minus=minus
+            )
+        ]
         with ws.catalog.session() as session:
             calibrated = "sigma" in require_collection(session, collection).settings
 
@@ -45,8 +48,11 @@ def render_hits(rows: list[dict], calibrated: bool) -> None:
     first = rows[0]
     note = ""
     if first.get("out_of_domain") is not None:
-        note = ("; OUT OF DOMAIN: the query lies outside this collection's distribution" if first["out_of_domain"]
-                else "; in domain")
+        note = (
+            "; OUT OF DOMAIN: the query lies outside this collection's distribution"
+            if first["out_of_domain"]
+            else "; in domain"
+        )
     click.echo(f"query norm {first['query_norm']:.3f}{note}")
     with_p_value = first.get("p_value") is not None
     header = f"{'rank':>4}  {'distance':>9}  {'norm':>8}"
@@ -58,12 +64,15 @@ def render_hits(rows: list[dict], calibrated: bool) -> None:
         line += f"  {hit['probability']:>6.3f}" if calibrated else ""
         line += f"  {hit['p_value']:>9.2g}" if with_p_value else ""
         snippet = " ".join(hit["text"].split())[:100]
-        click.echo(f"{line}  {hit['doc_id']}#{hit['chunk']}  {snippet}\n{'':>6}chunk {hit['chunk_id']}  "
-                   f"source {hit['source']}")
+        click.echo(
+            f"{line}  {hit['doc_id']}#{hit['chunk']}  {snippet}\n{'':>6}chunk {hit['chunk_id']}  source {hit['source']}"
+        )
     legend = ["distance: Euclidean distance to the query (smaller is nearer)", "norm: the passage vector's length"]
     if calibrated:
         legend.append("P(rel): share of the Gaussian likelihood among these hits, under the calibrated sigma")
     if with_p_value:
-        legend.append("p chance: how likely the nearest of this collection's passages would be this close if none "
-                      "were related (small: closer than chance)")
+        legend.append(
+            "p chance: how likely the nearest of this collection's passages would be this close if none "
+            "were related (small: closer than chance)"
+        )
     click.echo("\n".join(f"  {item}" for item in legend))

@@ -58,8 +58,9 @@ class AdaptResult:
         return asdict(self)
 
 
-def adapt_collection(ws: Workspace, name: str, *, force: bool = False, config: Any = None,
-                     spans: Any = None, batch_size: int = 128) -> AdaptResult:
+def adapt_collection(
+    ws: Workspace, name: str, *, force: bool = False, config: Any = None, spans: Any = None, batch_size: int = 128
+) -> AdaptResult:
     """Fit, gate and (if it passes, or ``force``) activate a label-free model version for collection ``name``.
 
     Args:
@@ -84,8 +85,14 @@ def adapt_collection(ws: Workspace, name: str, *, force: bool = False, config: A
         if not has_base(current):
             raise InvalidInputError(f"collection {name!r} is served by a model without a base encoder; cannot adapt it")
         previous = active.model_version.fingerprint
-        chunks = list(session.scalars(select(Chunk).join(CollectionChunk, CollectionChunk.chunk_id == Chunk.id)
-                                      .where(CollectionChunk.collection_id == active.id).order_by(Chunk.id)))
+        chunks = list(
+            session.scalars(
+                select(Chunk)
+                .join(CollectionChunk, CollectionChunk.chunk_id == Chunk.id)
+                .where(CollectionChunk.collection_id == active.id)
+                .order_by(Chunk.id)
+            )
+        )
         if len(chunks) < 3:
             raise InvalidInputError(f"collection {name!r} holds {len(chunks)} chunks; adapting needs at least 3")
         texts = [c.text for c in chunks]
@@ -98,21 +105,46 @@ def adapt_collection(ws: Workspace, name: str, *, force: bool = False, config: A
     with ws.catalog.session() as session:
         model_path = register_model_version(session, candidate, ws.models_dir).path
         session.commit()
-    result = AdaptResult(name, candidate.fingerprint, previous, False, force and not fitted.passed, fitted.passed,
-                         fitted.reason, fitted.gate, len(chunks), fitted.spans, len(encoded), model_path, seconds)
+    result = AdaptResult(
+        name,
+        candidate.fingerprint,
+        previous,
+        False,
+        force and not fitted.passed,
+        fitted.passed,
+        fitted.reason,
+        fitted.gate,
+        len(chunks),
+        fitted.spans,
+        len(encoded),
+        model_path,
+        seconds,
+    )
     if fitted.passed or force:
         t = time.perf_counter()
         result.reindex = reindex(ws, name, candidate, batch_size).to_dict()
         seconds["reindex"] = time.perf_counter() - t
         result.activated = True
     seconds["total"] = time.perf_counter() - started
-    record = {**fitted.record(), "collection": name, "chunks": len(chunks), "span_options": asdict(spans),
-              "previous_model_version": previous, "activated": result.activated, "forced": result.forced,
-              "seconds": seconds}
+    record = {
+        **fitted.record(),
+        "collection": name,
+        "chunks": len(chunks),
+        "span_options": asdict(spans),
+        "previous_model_version": previous,
+        "activated": result.activated,
+        "forced": result.forced,
+        "seconds": seconds,
+    }
     text = json.dumps(record, indent=2, sort_keys=True, default=float)
     (Path(model_path) / TRAINING_RUN_FILE).write_text(text + "\n")
-    logger.info("adapt %s: candidate %s %s (%s)", name, candidate.fingerprint[:12],
-                "activated" if result.activated else "kept as a candidate", fitted.reason)
+    logger.info(
+        "adapt %s: candidate %s %s (%s)",
+        name,
+        candidate.fingerprint[:12],
+        "activated" if result.activated else "kept as a candidate",
+        fitted.reason,
+    )
     return result
 
 
@@ -131,12 +163,18 @@ class IngestAdaptResult:
         return self.adapt_seconds / self.ingest_seconds if self.ingest_seconds > 0 else float("inf")
 
     def to_dict(self) -> dict:
-        return {"ingest": self.ingest, "adapt": self.adapt.to_dict(), "ingest_seconds": self.ingest_seconds,
-                "adapt_seconds": self.adapt_seconds, "adapt_to_ingest": self.adapt_to_ingest}
+        return {
+            "ingest": self.ingest,
+            "adapt": self.adapt.to_dict(),
+            "ingest_seconds": self.ingest_seconds,
+            "adapt_seconds": self.adapt_seconds,
+            "adapt_to_ingest": self.adapt_to_ingest,
+        }
 
 
-def ingest_and_adapt(ws: Workspace, paths: list, name: str, embedder, options: Any = None, *, force: bool = False,
-                     config: Any = None) -> IngestAdaptResult:
+def ingest_and_adapt(
+    ws: Workspace, paths: list, name: str, embedder, options: Any = None, *, force: bool = False, config: Any = None
+) -> IngestAdaptResult:
     """Ingest ``paths`` into ``name`` with ``embedder``, then :func:`adapt_collection` it, timing both (wall clock).
 
     ``benchmarks/adapt.py`` calls this to set ``adapt``'s time against the ingest time of the same

@@ -48,8 +48,11 @@ def load_base_vectors(session: Session, key: str, shas: Iterable[str]) -> dict[s
     wanted = sorted(set(shas))
     found: dict[str, np.ndarray] = {}
     for start in range(0, len(wanted), IN_BATCH):
-        rows = session.execute(select(BaseVector.sha256, BaseVector.vector).where(
-            BaseVector.base_key == key, BaseVector.sha256.in_(wanted[start : start + IN_BATCH])))
+        rows = session.execute(
+            select(BaseVector.sha256, BaseVector.vector).where(
+                BaseVector.base_key == key, BaseVector.sha256.in_(wanted[start : start + IN_BATCH])
+            )
+        )
         for sha, blob in rows:
             found[sha] = np.frombuffer(blob, dtype="<f2")
     return found
@@ -58,12 +61,13 @@ def load_base_vectors(session: Session, key: str, shas: Iterable[str]) -> dict[s
 def save_base_vectors(session: Session, key: str, shas: Sequence[str], base: np.ndarray) -> None:
     """Stage base embeddings (rounded to float16) for ``shas`` in ``session``; the caller commits."""
     half = np.asarray(base, dtype="<f2")
-    for sha, row in zip(shas, half):
+    for sha, row in zip(shas, half, strict=False):
         session.merge(BaseVector(base_key=key, sha256=sha, dim=int(half.shape[1]), vector=row.tobytes()))
 
 
-def base_matrix(session: Session, embedder, texts: Sequence[str],
-                shas: Sequence[str]) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+def base_matrix(
+    session: Session, embedder, texts: Sequence[str], shas: Sequence[str]
+) -> tuple[np.ndarray, list[int], np.ndarray | None]:
     """Base embeddings of ``texts`` (float32 holding float16 values, in order), from the store where it has them.
 
     Returns ``(base, encoded, head_out)``: ``encoded`` are the indexes that went through the encoder
@@ -119,18 +123,28 @@ def forget_unreferenced(session: Session, shas: Iterable[str]) -> int:
 def missing_base_vectors(session: Session, collection_id: int, key: str) -> list[str]:
     """Chunk ids of a physical collection whose text has no base vector under ``key``."""
     have = select(BaseVector.sha256).where(BaseVector.base_key == key)
-    return sorted(session.scalars(
-        select(Chunk.id).join(CollectionChunk, CollectionChunk.chunk_id == Chunk.id)
-        .where(CollectionChunk.collection_id == collection_id, Chunk.sha256.not_in(have))))
+    return sorted(
+        session.scalars(
+            select(Chunk.id)
+            .join(CollectionChunk, CollectionChunk.chunk_id == Chunk.id)
+            .where(CollectionChunk.collection_id == collection_id, Chunk.sha256.not_in(have))
+        )
+    )
 
 
 def orphan_base_vectors(session: Session, key: str) -> list[str]:
     """sha256s stored under ``key`` that no chunk in the catalog has."""
-    return sorted(session.scalars(select(BaseVector.sha256).where(
-        BaseVector.base_key == key, BaseVector.sha256.not_in(select(Chunk.sha256)))))
+    return sorted(
+        session.scalars(
+            select(BaseVector.sha256).where(BaseVector.base_key == key, BaseVector.sha256.not_in(select(Chunk.sha256)))
+        )
+    )
 
 
 def delete_base_vectors(session: Session, key: str, shas: Sequence[str]) -> None:
     for start in range(0, len(shas), IN_BATCH):
-        session.execute(delete(BaseVector).where(BaseVector.base_key == key,
-                                                 BaseVector.sha256.in_(list(shas[start : start + IN_BATCH]))))
+        session.execute(
+            delete(BaseVector).where(
+                BaseVector.base_key == key, BaseVector.sha256.in_(list(shas[start : start + IN_BATCH]))
+            )
+        )

@@ -21,8 +21,15 @@ from ragcun.collections.base_vectors import (
 from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
 from ragcun.workspace import Workspace
 
-PROBLEM_KINDS = ("missing_points", "orphan_points", "payload_mismatches", "wrong_norms", "shape_mismatches",
-                 "missing_base_vectors", "orphan_base_vectors")
+PROBLEM_KINDS = (
+    "missing_points",
+    "orphan_points",
+    "payload_mismatches",
+    "wrong_norms",
+    "shape_mismatches",
+    "missing_base_vectors",
+    "orphan_base_vectors",
+)
 
 
 @dataclass
@@ -49,8 +56,16 @@ class CollectionReport:
     def to_dict(self) -> dict:
         counts = {kind: len(getattr(self, kind)) for kind in PROBLEM_KINDS}
         examples = {kind: getattr(self, kind)[:5] for kind in PROBLEM_KINDS if getattr(self, kind)}
-        return {"name": self.name, "physical_name": self.physical_name, "points": self.points, "chunks": self.chunks,
-                **counts, "problems": self.problems, "examples": examples, "repaired": self.repaired}
+        return {
+            "name": self.name,
+            "physical_name": self.physical_name,
+            "points": self.points,
+            "chunks": self.chunks,
+            **counts,
+            "problems": self.problems,
+            "examples": examples,
+            "repaired": self.repaired,
+        }
 
 
 def _inspect(ws: Workspace, session: Session, collection: Collection) -> CollectionReport:
@@ -64,8 +79,10 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
         report.shape_mismatches.append(f"dim {shape.dim}, model {version.fingerprint[:12]} makes {version.dim}")
     if shape.distance != models.Distance.EUCLID:
         report.shape_mismatches.append(f"distance {shape.distance.value}, expected Euclid")
-    members = {m.chunk_id: m for m in session.scalars(
-        select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))}
+    members = {
+        m.chunk_id: m
+        for m in session.scalars(select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))
+    }
     chunks = {c.id: c for c in session.scalars(select(Chunk).where(Chunk.id.in_(list(members))))} if members else {}
     report.chunks = len(members)
     seen = set()
@@ -77,11 +94,18 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
             report.orphan_points.append(point_id)
             continue
         payload, norm = record.payload or {}, float(np.linalg.norm(np.asarray(record.vector, dtype=np.float64)))
-        if (payload.get("text") != chunk.text or payload.get("doc_id") != chunk.document.doc_id
-                or payload.get("chunk") != chunk.ordinal or payload.get("model_version") != version.fingerprint):
+        if (
+            payload.get("text") != chunk.text
+            or payload.get("doc_id") != chunk.document.doc_id
+            or payload.get("chunk") != chunk.ordinal
+            or payload.get("model_version") != version.fingerprint
+        ):
             report.payload_mismatches.append(point_id)
-        elif (not isinstance(payload.get("norm"), (int, float)) or not norms_match(payload["norm"], norm)
-              or not norms_match(members[point_id].norm, norm)):
+        elif (
+            not isinstance(payload.get("norm"), (int, float))
+            or not norms_match(payload["norm"], norm)
+            or not norms_match(members[point_id].norm, norm)
+        ):
             report.wrong_norms.append(point_id)
     report.points = len(seen)
     report.missing_points = sorted(set(members) - seen)
@@ -121,11 +145,14 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
 def _repair(ws: Workspace, session: Session, collection: Collection, report: CollectionReport) -> None:
     if report.orphan_points:
         ws.store.delete(collection.physical_name, report.orphan_points)
-    members = {m.chunk_id: m for m in session.scalars(select(CollectionChunk).where(
-        CollectionChunk.collection_id == collection.id))}
+    members = {
+        m.chunk_id: m
+        for m in session.scalars(select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))
+    }
     if report.missing_points:
-        points = [ChunkPoint.of(session.get_one(Chunk, cid), members[cid].ingest_run_id)
-                  for cid in report.missing_points]
+        points = [
+            ChunkPoint.of(session.get_one(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points
+        ]
         write_points(ws, session, collection, ws.embedder_for(collection), points)
     rewrite = report.payload_mismatches + report.wrong_norms
     if rewrite:
@@ -143,6 +170,10 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         chunks = [session.get(Chunk, cid) for cid in still_missing]
         base_matrix(session, ws.embedder_for(collection), [c.text for c in chunks], [c.sha256 for c in chunks])
         session.commit()
-    report.repaired = {"orphans_deleted": len(report.orphan_points), "points_restored": len(report.missing_points),
-                       "points_rewritten": len(rewrite), "base_vectors_encoded": len(still_missing),
-                       "base_vectors_deleted": len(report.orphan_base_vectors)}
+    report.repaired = {
+        "orphans_deleted": len(report.orphan_points),
+        "points_restored": len(report.missing_points),
+        "points_rewritten": len(rewrite),
+        "base_vectors_encoded": len(still_missing),
+        "base_vectors_deleted": len(report.orphan_base_vectors),
+    }

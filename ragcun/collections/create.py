@@ -23,8 +23,9 @@ def physical_name(name: str, fingerprint: str) -> str:
     return f"{name}-{fingerprint[:12]}"
 
 
-def create_collection(ws: Workspace, session: Session, name: str, version: ModelVersion, params: CollectionParams,
-                      status: str) -> Collection:
+def create_collection(
+    ws: Workspace, session: Session, name: str, version: ModelVersion, params: CollectionParams, status: str
+) -> Collection:
     """The physical collection of ``name`` built by ``version``, created in the store and catalog if missing.
 
     The store side is created first, so the catalog never records a collection the store lacks; a
@@ -36,9 +37,15 @@ def create_collection(ws: Workspace, session: Session, name: str, version: Model
     if not ws.store.collection_exists(physical):
         ws.store.create_collection(physical, CollectionParams.from_settings(settings))
     if collection is None:
-        collection = Collection(name=name, physical_name=physical, engine=ws.store.engine,
-                                model_version_id=version.id, status=status, status_changed_at=utcnow(),
-                                settings=settings)
+        collection = Collection(
+            name=name,
+            physical_name=physical,
+            engine=ws.store.engine,
+            model_version_id=version.id,
+            status=status,
+            status_changed_at=utcnow(),
+            settings=settings,
+        )
         session.add(collection)
     elif collection.status != status:
         collection.status, collection.status_changed_at = status, utcnow()
@@ -53,8 +60,9 @@ def ensure_collection(
     version = register_model_version(session, embedder, ws.models_dir)
     collection = active_collection(session, name)
     if collection is None:
-        collection = create_collection(ws, session, name, version, CollectionParams(dim=embedder.dim, **params),
-                                       status="active")
+        collection = create_collection(
+            ws, session, name, version, CollectionParams(dim=embedder.dim, **params), status="active"
+        )
         ws.store.set_alias(name, collection.physical_name)
         return collection
     if collection.model_version.fingerprint != version.fingerprint:

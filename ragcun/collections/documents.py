@@ -70,16 +70,35 @@ class DocumentDeleted:
         return asdict(self)
 
 
-def write_documents(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
-                    planned: Sequence[PlannedDocument], ingest_run: int) -> int:
+def write_documents(
+    ws: Workspace,
+    session: Session,
+    collection: Collection,
+    embedder: GaussianEmbedder,
+    planned: Sequence[PlannedDocument],
+    ingest_run: int,
+) -> int:
     """Store ``planned`` documents in ``collection``; returns how many chunks were embedded.
 
     New chunks are embedded and upserted, then the points of chunks the documents no longer have
     are deleted, then one catalog transaction records documents, chunks and memberships.
     """
-    points = [ChunkPoint(p.chunk_ids[i], p.doc.doc_id, p.chunks[i].ordinal, p.chunks[i].text, p.doc.title,
-                         p.doc.metadata, p.source_uri, ingest_run, p.chunks[i].sha256, p.locators[i])
-              for p in planned for i in p.to_embed]
+    points = [
+        ChunkPoint(
+            p.chunk_ids[i],
+            p.doc.doc_id,
+            p.chunks[i].ordinal,
+            p.chunks[i].text,
+            p.doc.title,
+            p.doc.metadata,
+            p.source_uri,
+            ingest_run,
+            p.chunks[i].sha256,
+            p.locators[i],
+        )
+        for p in planned
+        for i in p.to_embed
+    ]
     norms = embed_points(ws, session, collection, embedder, points) if points else []
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
     if stale:
@@ -100,9 +119,16 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
         known = {c.id for c in document.chunks}
         for piece, chunk_id in zip(p.chunks, p.chunk_ids, strict=True):
             if chunk_id not in known:
-                document.chunks.append(Chunk(id=chunk_id, ordinal=piece.ordinal, sha256=piece.sha256,
-                                             text=piece.text, token_count=piece.token_count,
-                                             locator=chunk_locator(piece, p.doc.content_page_starts)))
+                document.chunks.append(
+                    Chunk(
+                        id=chunk_id,
+                        ordinal=piece.ordinal,
+                        sha256=piece.sha256,
+                        text=piece.text,
+                        token_count=piece.token_count,
+                        locator=chunk_locator(piece, p.doc.content_page_starts),
+                    )
+                )
     record_norms(session, collection, points, norms)
     if replaced:
         session.flush()
@@ -111,8 +137,9 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
     return len(points)
 
 
-def delete_documents(ws: Workspace, session: Session, documents: Sequence[Document],
-                     physical_names: Sequence[str]) -> int:
+def delete_documents(
+    ws: Workspace, session: Session, documents: Sequence[Document], physical_names: Sequence[str]
+) -> int:
     """Remove documents' points from every given physical collection, then stage removing their catalog rows."""
     if not documents:
         return 0

@@ -50,8 +50,9 @@ class ReindexResult:
 
 
 def logical_chunk_ids(session: Session, name: str) -> list[str]:
-    return list(session.scalars(select(Chunk.id).join(Document).where(Document.collection_name == name)
-                                .order_by(Chunk.id)))
+    return list(
+        session.scalars(select(Chunk.id).join(Document).where(Document.collection_name == name).order_by(Chunk.id))
+    )
 
 
 def member_chunk_ids(session: Session, collection_id: int) -> set[str]:
@@ -70,8 +71,9 @@ def build(
     if stale:
         ws.store.delete(target.physical_name, stale)
     todo = [cid for cid in wanted if cid not in present]
-    with tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"reindex {target.name}", unit="chunk",
-              disable=None) as progress:
+    with tqdm(
+        total=len(wanted), initial=len(wanted) - len(todo), desc=f"reindex {target.name}", unit="chunk", disable=None
+    ) as progress:
         for start in range(0, len(todo), batch_size):
             batch = session.scalars(select(Chunk).where(Chunk.id.in_(todo[start : start + batch_size]))).all()
             write_points(ws, session, target, embedder, [ChunkPoint.of(c, run_id) for c in batch])
@@ -86,15 +88,19 @@ def verify(ws: Workspace, session: Session, target: Collection) -> None:
     points = ws.store.count(target.physical_name)
     members = member_chunk_ids(session, target.id)
     if not points == len(members) == expected:
-        raise VerificationError(f"{target.physical_name} holds {points} points and {len(members)} catalog chunks; "
-                                f"the collection has {expected} chunks")
+        raise VerificationError(
+            f"{target.physical_name} holds {points} points and {len(members)} catalog chunks; "
+            f"the collection has {expected} chunks"
+        )
     sample = random.Random(0).sample(sorted(members), min(VERIFY_SAMPLE, len(members)))
     for record in ws.store.retrieve(target.physical_name, sample, with_vectors=True):
         norm = float(np.linalg.norm(np.asarray(record.vector, dtype=np.float64)))
         payload = record.payload or {}
         if not norms_match(payload["norm"], norm):
-            raise VerificationError(f"{target.physical_name}: point {record.id} has norm {norm:.6f} but its payload "
-                                    f"says {payload['norm']:.6f}")
+            raise VerificationError(
+                f"{target.physical_name}: point {record.id} has norm {norm:.6f} but its payload "
+                f"says {payload['norm']:.6f}"
+            )
 
 
 def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Collection | None:
@@ -136,8 +142,11 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
     """
     with ws.catalog.session() as session:
         require_collection(session, name)
-        previous = session.scalar(select(Collection).where(Collection.name == name, Collection.status == "retired")
-                                  .order_by(Collection.status_changed_at.desc(), Collection.id.desc()))
+        previous = session.scalar(
+            select(Collection)
+            .where(Collection.name == name, Collection.status == "retired")
+            .order_by(Collection.status_changed_at.desc(), Collection.id.desc())
+        )
         if previous is None:
             raise RagcunError(f"collection {name!r} has no retired version to roll back to")
         embedder = ws.embedder_for(previous)
@@ -160,5 +169,12 @@ def _build_verify_switch(
         raise
     total = len(member_chunk_ids(session, target.id))
     finish_run(session, run, "completed", counts={"chunks_written": embedded, "chunks": total})
-    return ReindexResult(target.name, target.model_version.fingerprint, target.physical_name,
-                         previous.physical_name if previous else None, embedded, total, switched=True)
+    return ReindexResult(
+        target.name,
+        target.model_version.fingerprint,
+        target.physical_name,
+        previous.physical_name if previous else None,
+        embedded,
+        total,
+        switched=True,
+    )

@@ -1,7 +1,8 @@
 """The one write path of every point: embed chunk text, upsert the points, record their norms.
 
 Ingest, reindex, rollback and repair all write points through here, in the same order: the store
-first, then the catalog rows that claim the points (and the base vectors of newly encoded texts), so the catalog never claims a point the store
+first, then the catalog rows that claim the points (and the base vectors of newly encoded texts), so the catalog
+never claims a point the store
 lacks. The point id of a chunk is its catalog id, so a repeated write overwrites.
 """
 
@@ -41,37 +42,61 @@ class ChunkPoint:
     sha256: str  # of ``text``: the key of its base vector
     locator: dict | None = None  # heading_path, page / pages: where in the document the chunk is
 
-
     @classmethod
     def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
         """The point of a chunk already in the catalog."""
         document = chunk.document
-        return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
-                   document.source.uri, ingest_run, chunk.sha256, chunk.locator)
+        return cls(
+            chunk.id,
+            document.doc_id,
+            chunk.ordinal,
+            chunk.text,
+            document.title,
+            document.metadata_,
+            document.source.uri,
+            ingest_run,
+            chunk.sha256,
+            chunk.locator,
+        )
 
     def payload(self, norm: float, model_version: str) -> dict:
         """Enough for any Qdrant client to show and trace a hit (and cite it: heading path, page)."""
-        return {"doc_id": self.doc_id, "chunk": self.ordinal, "text": self.text, "norm": norm,
-                "source": self.source, "model_version": model_version, "ingest_run": self.ingest_run,
-                "title": self.title, "metadata": self.metadata, **(self.locator or {})}
+        return {
+            "doc_id": self.doc_id,
+            "chunk": self.ordinal,
+            "text": self.text,
+            "norm": norm,
+            "source": self.source,
+            "model_version": model_version,
+            "ingest_run": self.ingest_run,
+            "title": self.title,
+            "metadata": self.metadata,
+            **(self.locator or {}),
+        }
 
 
 def norms_match(stored: float, norm: float) -> bool:
     return abs(stored - norm) <= NORM_TOLERANCE * max(1.0, norm)
 
 
-def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPoint],
-                 vectors: np.ndarray) -> list[float]:
+def store_points(
+    ws: Workspace, collection: Collection, points: Sequence[ChunkPoint], vectors: np.ndarray
+) -> list[float]:
     """Upsert ``points`` with ``vectors`` into ``collection``'s store; returns each vector's norm."""
     norms = [float(n) for n in np.linalg.norm(vectors, axis=1)]
     fingerprint = collection.model_version.fingerprint
-    ws.store.upsert(collection.physical_name, [p.chunk_id for p in points], vectors,
-                    [p.payload(n, fingerprint) for p, n in zip(points, norms, strict=True)])
+    ws.store.upsert(
+        collection.physical_name,
+        [p.chunk_id for p in points],
+        vectors,
+        [p.payload(n, fingerprint) for p, n in zip(points, norms, strict=True)],
+    )
     return norms
 
 
-def embed_points(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
-                 points: Sequence[ChunkPoint]) -> list[float]:
+def embed_points(
+    ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder, points: Sequence[ChunkPoint]
+) -> list[float]:
     """Embed ``points``' text with ``embedder`` and upsert them; returns their norms.
 
     Texts whose base vector is stored run through the head only; the base vectors of the others are
@@ -81,16 +106,21 @@ def embed_points(ws: Workspace, session: Session, collection: Collection, embedd
     return store_points(ws, collection, points, vectors)
 
 
-def record_norms(session: Session, collection: Collection, points: Sequence[ChunkPoint],
-                 norms: Sequence[float]) -> None:
+def record_norms(
+    session: Session, collection: Collection, points: Sequence[ChunkPoint], norms: Sequence[float]
+) -> None:
     """Stage the memberships that claim ``points`` (with their norms) in ``session``; the caller commits."""
     for point, norm in zip(points, norms, strict=True):
-        session.merge(CollectionChunk(collection_id=collection.id, chunk_id=point.chunk_id,
-                                      ingest_run_id=point.ingest_run, norm=norm))
+        session.merge(
+            CollectionChunk(
+                collection_id=collection.id, chunk_id=point.chunk_id, ingest_run_id=point.ingest_run, norm=norm
+            )
+        )
 
 
-def write_points(ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder,
-                 points: Sequence[ChunkPoint]) -> None:
+def write_points(
+    ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder, points: Sequence[ChunkPoint]
+) -> None:
     """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
     record_norms(session, collection, points, embed_points(ws, session, collection, embedder, points))
     session.commit()

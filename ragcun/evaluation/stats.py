@@ -73,7 +73,7 @@ def sample_lid(x: np.ndarray, seed: int = 0) -> float | None:
     if k < 2:
         return None
     base = torch.as_tensor(x, dtype=torch.float64)
-    queries = base[: LID_QUERIES]
+    queries = base[:LID_QUERIES]
     distances = torch.cdist(queries, base).square()
     distances[torch.arange(len(queries)), torch.arange(len(queries))] = float("inf")  # not its own neighbour
     return local_intrinsic_dim(distances.topk(k, largest=False).values.numpy())
@@ -83,8 +83,10 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
     """The isotropy figures of the rows of ``x`` (count × dim)."""
     count, dim = x.shape
     if count < 2:
-        raise EvaluationError(f"collection {name!r} has {count} point(s); stats need at least 2 "
-                              "(a covariance and a spread are undefined below that)")
+        raise EvaluationError(
+            f"collection {name!r} has {count} point(s); stats need at least 2 "
+            "(a covariance and a spread are undefined below that)"
+        )
     x = x.astype(np.float64)
     norms = np.linalg.norm(x, axis=1)
     reference = chi(dim)
@@ -93,31 +95,56 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
     gaussian = torch.randn(min(count, SIGREG_SIZE), dim, generator=torch.Generator().manual_seed(seed))
     # n centred points span at most n - 1 dimensions, whatever their distribution.
     cap = (count - 1) / dim if count <= dim else None
-    warnings = [] if cap is None else [
-        (f"{count} points in {dim} dimensions: the effective rank / dim cannot exceed (points - 1) / dim = {cap:.3f}, "
-         "so it says little about isotropy until the collection holds more points than dimensions")]
+    warnings = (
+        []
+        if cap is None
+        else [
+            (
+                f"{count} points in {dim} dimensions: the effective rank / dim cannot exceed "
+                f"(points - 1) / dim = {cap:.3f}, "
+                "so it says little about isotropy until the collection holds more points than dimensions"
+            )
+        ]
+    )
     return CollectionStats(
-        collection=name, count=count, dim=dim,
-        norm={"mean": float(norms.mean()), "std": float(norms.std(ddof=1)),
-              "quantiles": {str(q): float(np.quantile(norms, q)) for q in QUANTILES},
-              "chi": {"mean": float(reference.mean()), "std": float(reference.std()),
-                      "quantiles": {str(q): float(reference.ppf(q)) for q in QUANTILES}}},
-        per_dim_mean=mean.tolist(), per_dim_var=var.tolist(),
-        per_dim_summary={"mean_abs_mean": float(np.abs(mean).mean()), "max_abs_mean": float(np.abs(mean).max()),
-                         "var_min": float(var.min()), "var_median": float(np.median(var)), "var_max": float(var.max())},
+        collection=name,
+        count=count,
+        dim=dim,
+        norm={
+            "mean": float(norms.mean()),
+            "std": float(norms.std(ddof=1)),
+            "quantiles": {str(q): float(np.quantile(norms, q)) for q in QUANTILES},
+            "chi": {
+                "mean": float(reference.mean()),
+                "std": float(reference.std()),
+                "quantiles": {str(q): float(reference.ppf(q)) for q in QUANTILES},
+            },
+        },
+        per_dim_mean=mean.tolist(),
+        per_dim_var=var.tolist(),
+        per_dim_summary={
+            "mean_abs_mean": float(np.abs(mean).mean()),
+            "max_abs_mean": float(np.abs(mean).max()),
+            "var_min": float(var.min()),
+            "var_median": float(np.median(var)),
+            "var_max": float(var.max()),
+        },
         eigenvalues=eigenvalues.tolist(),
         effective_rank_ratio=effective_rank(x) / dim,
         sigreg=mean_sigreg(x, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
         sigreg_reference=mean_sigreg(gaussian, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
         local_intrinsic_dim=sample_lid(x, seed=seed),
         local_intrinsic_dim_reference=sample_lid(
-            np.random.default_rng(seed).standard_normal((min(count, LID_SIZE), dim)), seed=seed),
-        effective_rank_cap=cap, warnings=warnings,
+            np.random.default_rng(seed).standard_normal((min(count, LID_SIZE), dim)), seed=seed
+        ),
+        effective_rank_cap=cap,
+        warnings=warnings,
     )
 
 
-def collection_stats(ws: Workspace, collection_name: str, plot: str | Path | None = None,
-                     seed: int = 0) -> CollectionStats:
+def collection_stats(
+    ws: Workspace, collection_name: str, plot: str | Path | None = None, seed: int = 0
+) -> CollectionStats:
     """:func:`vector_stats` of a collection's stored vectors; with ``plot``, also write the PNG there."""
     points = load_points(ws, collection_name)
     stats = vector_stats(collection_name, points.vectors, seed=seed)

@@ -5,6 +5,16 @@ from ragcun.ingest.pipeline import IngestOptions, IngestResult, ingest
 from ragcun.ingest.readers import InputProblem, JsonlFields, SourceDocument, discover, read_source
 
 __all__ = [
-    "ChunkText", "Chunker", "IngestOptions", "IngestResult", "InputProblem", "JsonlFields", "SourceDocument",
-    "StructureChunker", "discover", "ingest", "make_chunker", "read_source",
+    "ChunkText",
+    "Chunker",
+    "IngestOptions",
+    "IngestResult",
+    "InputProblem",
+    "JsonlFields",
+    "SourceDocument",
+    "StructureChunker",
+    "discover",
+    "ingest",
+    "make_chunker",
+    "read_source",
 ]

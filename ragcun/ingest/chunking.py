@@ -49,8 +49,9 @@ class _Tokens:
     """One tokenization of a text, and the token count of any character span of it."""
 
     def __init__(self, tokenizer: Any, text: str):
-        encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                             verbose=False)
+        encoding = tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
         self.offsets: list[tuple[int, int]] = encoding["offset_mapping"]
         self.starts = [s for s, _ in self.offsets]
 
@@ -94,8 +95,10 @@ class Chunker:
         tokens = _Tokens(self.tokenizer, text)
         if len(tokens) <= self.max_tokens:
             return [ChunkText(0, text, len(tokens), None, 0, len(text))]
-        return [ChunkText(i, text[s:e], n, None, s, e)
-                for i, (s, e, n) in enumerate(tokens.windows(0, len(text), self.max_tokens, self.overlap))]
+        return [
+            ChunkText(i, text[s:e], n, None, s, e)
+            for i, (s, e, n) in enumerate(tokens.windows(0, len(text), self.max_tokens, self.overlap))
+        ]
 
 
 @dataclass
@@ -141,16 +144,19 @@ class StructureChunker(Chunker):
                 if tokens.count(start, end) <= budget:
                     pieces.append(_Piece(start, end, block.path, table_header=head))
                 else:  # one row longer than a chunk: the only case a row is cut
-                    pieces += [_Piece(s, e, block.path) for s, e, _ in
-                               tokens.windows(start, end, self.max_tokens, self.overlap)]
+                    pieces += [
+                        _Piece(s, e, block.path)
+                        for s, e, _ in tokens.windows(start, end, self.max_tokens, self.overlap)
+                    ]
             return pieces
         pieces = []
         for start, end in sentence_spans(text, block.start, block.end):
             if tokens.count(start, end) <= self.max_tokens:
                 pieces.append(_Piece(start, end, block.path))
             else:
-                pieces += [_Piece(s, e, block.path) for s, e, _ in
-                           tokens.windows(start, end, self.max_tokens, self.overlap)]
+                pieces += [
+                    _Piece(s, e, block.path) for s, e, _ in tokens.windows(start, end, self.max_tokens, self.overlap)
+                ]
         return pieces
 
     def _pack(self, text: str, pieces: list[_Piece], tokens: _Tokens) -> list[ChunkText]:
@@ -259,12 +265,69 @@ def make_chunker(kind: str, tokenizer: Any, max_tokens: int, overlap: int = 32) 
 
 
 # Words that end in a full stop without ending a sentence (compared lower-cased, without the stop).
-ABBREVIATIONS = frozenset({
-    "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "fig", "figs", "no", "nos", "vol",
-    "vols", "pp", "p", "eq", "eqs", "ref", "refs", "al", "approx", "ca", "cf", "inc", "ltd", "co", "corp", "jan",
-    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "a.m", "p.m", "u.s", "u.k",
-    "ph.d", "resp", "dept", "univ", "sec", "ch", "ed", "eds", "mt", "op", "viz",
-})
+ABBREVIATIONS = frozenset(
+    {
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "fig",
+        "figs",
+        "no",
+        "nos",
+        "vol",
+        "vols",
+        "pp",
+        "p",
+        "eq",
+        "eqs",
+        "ref",
+        "refs",
+        "al",
+        "approx",
+        "ca",
+        "cf",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "a.m",
+        "p.m",
+        "u.s",
+        "u.k",
+        "ph.d",
+        "resp",
+        "dept",
+        "univ",
+        "sec",
+        "ch",
+        "ed",
+        "eds",
+        "mt",
+        "op",
+        "viz",
+    }
+)
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
 INITIALS = re.compile(r"(?:[a-z]\.)+[a-z]")
 

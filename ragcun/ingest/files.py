@@ -65,7 +65,7 @@ def captured_warnings(notes: list[str]) -> Iterator[None]:
             yield
         notes.extend(f"{w.category.__name__}: {w.message}" for w in caught)
     finally:
-        for lg, (propagate, level) in zip(loggers, saved):
+        for lg, (propagate, level) in zip(loggers, saved, strict=False):
             lg.removeHandler(handler)
             lg.propagate, lg.level = propagate, level
 
@@ -143,7 +143,7 @@ def read_markdown(path: Path) -> FileText:
             raise ValueError(f"front matter must be a YAML mapping, got {type(front).__name__}")
         # Dates and other YAML types become JSON values, as payloads and the catalog need.
         front = json.loads(json.dumps(front or {}, default=str))
-        result.text = result.text[match.end():]
+        result.text = result.text[match.end() :]
         title = front.pop("title", None)
         result.title = str(title) if title else None
         result.metadata.update(front)
@@ -160,9 +160,17 @@ def read_html(path: Path) -> FileText:
 
     html, encoding = decode_text(path.read_bytes())
     # Formatting on: headings come out as "#" lines; the inline emphasis that comes with them is dropped.
-    text = trafilatura.extract(html, output_format="markdown", include_formatting=True, include_tables=True,
-                               include_comments=False, include_links=False, include_images=False, favor_recall=True,
-                               deduplicate=False)
+    text = trafilatura.extract(
+        html,
+        output_format="markdown",
+        include_formatting=True,
+        include_tables=True,
+        include_comments=False,
+        include_links=False,
+        include_images=False,
+        favor_recall=True,
+        deduplicate=False,
+    )
     text = EMPHASIS.sub(r"\2", text) if text else text
     meta = trafilatura.extract_metadata(html)
     title = meta.title if meta is not None and meta.title else _soup_title(html)

@@ -124,16 +124,16 @@ class Ingestor:
         files = discover(paths, self.options.include, self.options.exclude)
         session = self.session
         mark_interrupted_runs(session)
-        self.collection = ensure_collection(self.ws, session, self.name, self.embedder,
-                                            self.options.collection_params)
+        self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
         self.run_row = start_run(session, "ingest", self.collection, [str(Path(p).resolve()) for p in paths])
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
         self.started, self.last_log = started, started
         try:
-            for done, path in enumerate(tqdm(files, desc="files", unit="file",
-                                             disable=None if len(files) > 1 else True)):
+            for done, path in enumerate(
+                tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True)
+            ):
                 self._ingest_file(path)
                 self._log_progress(f"{done + 1}/{len(files)} files")
             if self.options.sync:
@@ -152,8 +152,13 @@ class Ingestor:
 
     def _finish(self, status: str, started: float) -> None:
         self.result.seconds = time.perf_counter() - started
-        finish_run(self.session, self.session.get_one(IngestRun, self.run_row.id), status, self.result.counts(),
-                   self.result.errors)
+        finish_run(
+            self.session,
+            self.session.get_one(IngestRun, self.run_row.id),
+            status,
+            self.result.counts(),
+            self.result.errors,
+        )
 
     def _problem(self, problem: InputProblem) -> None:
         # Recorded on the run and shown once by the caller (the CLI prints one line per problem).
@@ -171,8 +176,9 @@ class Ingestor:
             return
         source = session.scalar(select(Source).where(Source.collection_name == self.name, Source.uri == uri))
         if source is not None and source.complete_sha256 == sha:
-            self.result.unchanged += session.scalar(
-                select(func.count()).select_from(Document).where(Document.source_id == source.id)) or 0
+            self.result.unchanged += (
+                session.scalar(select(func.count()).select_from(Document).where(Document.source_id == source.id)) or 0
+            )
             return
         if source is None:
             source = Source(collection_name=self.name, uri=uri)
@@ -196,8 +202,9 @@ class Ingestor:
         self._flush()
         if self.result.failed == failed_before:
             # The file is fully stored; documents it no longer contains go, and it can be skipped next time.
-            gone = session.scalars(select(Document).where(Document.source_id == source.id,
-                                                          Document.id.not_in(seen) if seen else true())).all()
+            gone = session.scalars(
+                select(Document).where(Document.source_id == source.id, Document.id.not_in(seen) if seen else true())
+            ).all()
             self.result.deleted += delete_documents(self.ws, session, gone, [self.collection.physical_name])
             source.complete_sha256 = sha
         session.commit()
@@ -206,8 +213,11 @@ class Ingestor:
         session = self.session
         existing = session.get(Document, document_id)
         if existing is not None and existing.source_id != source.id:
-            self._problem(InputProblem(source.uri, f"duplicate id {doc.doc_id!r}: already ingested from "
-                                                   f"{existing.source.uri}", doc.line))
+            self._problem(
+                InputProblem(
+                    source.uri, f"duplicate id {doc.doc_id!r}: already ingested from {existing.source.uri}", doc.line
+                )
+            )
             return
         sha = doc.sha256
         if existing is not None and existing.sha256 == sha:
@@ -219,11 +229,19 @@ class Ingestor:
         chunk_ids = [chunk_uuid(document_id, c.ordinal, c.sha256) for c in chunks]
         present = chunk_ids_in(session, self.collection.id, chunk_ids)
         stale = [c.id for c in existing.chunks if c.id not in set(chunk_ids)] if existing is not None else []
-        self.pending.append(PlannedDocument(
-            doc=doc, document_id=document_id, source_id=source.id, source_uri=source.uri, chunks=chunks,
-            chunk_ids=chunk_ids,
-            to_embed=[i for i, cid in enumerate(chunk_ids) if cid not in present], stale_chunk_ids=stale,
-            kind="added" if existing is None else "updated"))
+        self.pending.append(
+            PlannedDocument(
+                doc=doc,
+                document_id=document_id,
+                source_id=source.id,
+                source_uri=source.uri,
+                chunks=chunks,
+                chunk_ids=chunk_ids,
+                to_embed=[i for i, cid in enumerate(chunk_ids) if cid not in present],
+                stale_chunk_ids=stale,
+                kind="added" if existing is None else "updated",
+            )
+        )
         self.pending_chunks += len(chunks)
         if self.pending_chunks >= self.options.batch_size:
             self._flush()
@@ -231,8 +249,7 @@ class Ingestor:
     def _flush(self) -> None:
         if not self.pending:
             return
-        written = write_documents(self.ws, self.session, self.collection, self.embedder, self.pending,
-                                  self.run_row.id)
+        written = write_documents(self.ws, self.session, self.collection, self.embedder, self.pending, self.run_row.id)
         for p in self.pending:
             setattr(self.result, p.kind, getattr(self.result, p.kind) + 1)
         self.result.chunks_written += written
@@ -249,9 +266,17 @@ class Ingestor:
         self.last_log = now
         r = self.result
         done = r.added + r.updated
-        progress_logger.info("%s%s: %d added, %d updated, %d unchanged, %d failed; %d chunks embedded "
-                             "(%.1f documents/s)", self.name, f" {files}" if files else "", r.added, r.updated,
-                             r.unchanged, r.failed, r.chunks_written, done / max(now - self.started, 1e-9))
+        progress_logger.info(
+            "%s%s: %d added, %d updated, %d unchanged, %d failed; %d chunks embedded (%.1f documents/s)",
+            self.name,
+            f" {files}" if files else "",
+            r.added,
+            r.updated,
+            r.unchanged,
+            r.failed,
+            r.chunks_written,
+            done / max(now - self.started, 1e-9),
+        )
 
     def _sync(self, paths: Sequence[str | Path], files: list[Path]) -> None:
         """Delete the documents of sources under the input paths whose files are gone."""
@@ -269,7 +294,12 @@ class Ingestor:
         session.commit()
 
 
-def ingest(ws: Workspace, paths: Sequence[str | Path], collection_name: str, embedder: GaussianEmbedder,
-           options: IngestOptions = IngestOptions()) -> IngestResult:
+def ingest(
+    ws: Workspace,
+    paths: Sequence[str | Path],
+    collection_name: str,
+    embedder: GaussianEmbedder,
+    options: IngestOptions = IngestOptions(),
+) -> IngestResult:
     """Ingest files and folders into ``collection_name`` (created on first use)."""
     return Ingestor(ws, collection_name, embedder, options).run(paths)

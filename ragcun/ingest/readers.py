@@ -19,8 +19,13 @@ from ragcun.ingest import files
 from ragcun.ingest.files import SNIFF_BYTES, FileText, captured_warnings, read_sidecar, sidecar_path
 
 FILE_READERS: dict[str, Callable[[Path], FileText]] = {
-    ".txt": files.read_text, ".md": files.read_markdown, ".markdown": files.read_markdown,
-    ".html": files.read_html, ".htm": files.read_html, ".pdf": files.read_pdf, ".docx": files.read_docx,
+    ".txt": files.read_text,
+    ".md": files.read_markdown,
+    ".markdown": files.read_markdown,
+    ".html": files.read_html,
+    ".htm": files.read_html,
+    ".pdf": files.read_pdf,
+    ".docx": files.read_docx,
 }
 SUPPORTED_SUFFIXES = set(FILE_READERS) | {".jsonl"}
 DEFAULT_MAX_DOCUMENT_BYTES = 10 * 2**20
@@ -156,8 +161,14 @@ def read_source(
     # The sidecar is the user's word on the file: it wins over what the reader found.
     title = sidecar.pop("title", None) or found.title
     metadata = {**found.metadata, **sidecar}
-    yield SourceDocument(doc_id=uri, text=found.text, title=str(title) if title else None, metadata=metadata,
-                         page_starts=found.page_starts, notes=tuple(dict.fromkeys(notes)))
+    yield SourceDocument(
+        doc_id=uri,
+        text=found.text,
+        title=str(title) if title else None,
+        metadata=metadata,
+        page_starts=found.page_starts,
+        notes=tuple(dict.fromkeys(notes)),
+    )
 
 
 def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[SourceDocument | InputProblem]:
@@ -175,8 +186,9 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
             if not raw.strip():
                 continue
             if len(raw) > max_bytes:
-                yield InputProblem(uri, f"line is {len(raw) / 2**20:.1f} MiB, over the "
-                                        f"{max_bytes / 2**20:.0f} MiB limit", line_no)
+                yield InputProblem(
+                    uri, f"line is {len(raw) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit", line_no
+                )
                 continue
             try:
                 row = json.loads(raw.decode("utf-8"))
@@ -196,8 +208,9 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
                 yield InputProblem(uri, doc, line_no)
                 continue
             if doc.doc_id in first_line:
-                yield InputProblem(uri, f"duplicate id {doc.doc_id!r} (first seen on line {first_line[doc.doc_id]})",
-                                   line_no)
+                yield InputProblem(
+                    uri, f"duplicate id {doc.doc_id!r} (first seen on line {first_line[doc.doc_id]})", line_no
+                )
                 continue
             first_line[doc.doc_id] = line_no
             yield doc
@@ -220,5 +233,4 @@ def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocum
         metadata = {k: v for k, v in row.items() if k not in reserved}
     else:
         metadata = {k: row[k] for k in fields.metadata if k in row}
-    return SourceDocument(doc_id=str(row[fields.id]), text=text, title=title or None, metadata=metadata,
-                          line=line_no)
+    return SourceDocument(doc_id=str(row[fields.id]), text=text, title=title or None, metadata=metadata, line=line_no)

@@ -47,9 +47,17 @@ class Fitted:
 
     def record(self) -> dict:
         """What ``training_run.json`` keeps of the fit (everything but the model itself)."""
-        return {"recipe": RECIPE, "recipe_module": "ragcun.training.adapt", "labels": "none",
-                "passed": self.passed, "reason": self.reason, "gate": self.gate, "spans": self.spans,
-                "seconds": self.seconds, "metrics": self.metrics}
+        return {
+            "recipe": RECIPE,
+            "recipe_module": "ragcun.training.adapt",
+            "labels": "none",
+            "passed": self.passed,
+            "reason": self.reason,
+            "gate": self.gate,
+            "spans": self.spans,
+            "seconds": self.seconds,
+            "metrics": self.metrics,
+        }
 
 
 def cut_spans(texts: list[str], options: SpanOptions = SpanOptions()) -> tuple[list[str], np.ndarray]:
@@ -75,8 +83,14 @@ def cut_spans(texts: list[str], options: SpanOptions = SpanOptions()) -> tuple[l
     return spans[: options.cap], np.asarray(owner[: options.cap], dtype=np.int64)
 
 
-def fit_candidate(current: GaussianEmbedder, base: np.ndarray, texts: list[str], *, config: Any = None,
-                  spans: SpanOptions = SpanOptions()) -> Fitted:
+def fit_candidate(
+    current: GaussianEmbedder,
+    base: np.ndarray,
+    texts: list[str],
+    *,
+    config: Any = None,
+    spans: SpanOptions = SpanOptions(),
+) -> Fitted:
     """Fit a head on a corpus's base embeddings and judge it against ``current``, from the corpus alone.
 
     Args:
@@ -104,4 +118,3 @@ def fit_candidate(current: GaussianEmbedder, base: np.ndarray, texts: list[str],
     gate = recipe.acceptance_gate(base, model.head, current.head, span_base, owner)
     seconds["gate"] = time.perf_counter() - t
     return Fitted(model, bool(gate.passed), gate.reason, gate.to_dict(), metrics, len(span_texts), seconds)
-

@@ -228,11 +228,8 @@ class GaussianEmbedder:
         base = np.empty((len(texts), self.base_dim), dtype=np.float32) if keep_base else None
         if not texts:
             return embeddings, base
-        if sort_by_length:
-            # Longest first, so a batch that would run out of memory does so at once.
-            order = np.argsort(-self._token_lengths(texts), kind="stable")
-        else:
-            order = np.arange(len(texts))
+        # Longest first, so a batch that would run out of memory does so at once.
+        order = np.argsort(-self._token_lengths(texts), kind="stable") if sort_by_length else np.arange(len(texts))
         if show_progress_bar is None:
             disable = None if len(texts) >= PROGRESS_MIN_TEXTS else True  # None: auto, off without a TTY
         else:
@@ -367,8 +364,15 @@ class GaussianEmbedder:
                 dense_modules.append(Normalize())
                 if layer.radius != 1.0:  # the radius as a bias-free diagonal Dense
                     width = layers[i - 1].out_features
-                    dense_modules.append(Dense(width, width, bias=False, activation_function=nn.Identity(),
-                                               init_weight=layer.radius * torch.eye(width)))
+                    dense_modules.append(
+                        Dense(
+                            width,
+                            width,
+                            bias=False,
+                            activation_function=nn.Identity(),
+                            init_weight=layer.radius * torch.eye(width),
+                        )
+                    )
                 continue
             if not isinstance(layer, nn.Linear):
                 continue

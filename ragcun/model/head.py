@@ -84,8 +84,9 @@ def build_head(spec: HeadSpec, seed: int = 0) -> nn.Sequential:
         if spec.kind == "unit-linear":
             return nn.Sequential(UnitNormalize(), nn.Linear(spec.in_dim, spec.out_dim))
         if spec.kind == "unit-linear-unit":
-            return nn.Sequential(UnitNormalize(), nn.Linear(spec.in_dim, spec.out_dim),
-                                 UnitNormalize(math.sqrt(spec.out_dim)))
+            return nn.Sequential(
+                UnitNormalize(), nn.Linear(spec.in_dim, spec.out_dim), UnitNormalize(math.sqrt(spec.out_dim))
+            )
         if spec.kind == "linear":
             linear = nn.Linear(spec.in_dim, spec.out_dim)
             if spec.in_dim == spec.out_dim:

@@ -67,8 +67,9 @@ class Retriever:
                 embedder = GaussianEmbedder.load(embedding_model)
             self.index = CollectionRetriever(collection, workspace=workspace, embedder=embedder)
 
-    def add_documents(self, documents: Sequence[str], ids: Sequence[str] | None = None,
-                      sources: Sequence[str | None] | None = None) -> None:
+    def add_documents(
+        self, documents: Sequence[str], ids: Sequence[str] | None = None, sources: Sequence[str | None] | None = None
+    ) -> None:
         """Embed and index documents in memory (a persistent collection is filled by ``ragcun ingest``).
 
         Args:
@@ -95,8 +96,9 @@ class Retriever:
         """The embedding of one text, for query arithmetic: ``retrieve(embed(a) - embed(b))``."""
         return self.index.embed(text)
 
-    def retrieve(self, query: str | np.ndarray, top_k: int = 5, *, plus: Sequence[str] = (),
-                 minus: Sequence[str] = ()) -> list[Hit]:
+    def retrieve(
+        self, query: str | np.ndarray, top_k: int = 5, *, plus: Sequence[str] = (), minus: Sequence[str] = ()
+    ) -> list[Hit]:
         """The ``top_k`` passages nearest to ``query``, nearest first; ``[]`` when there are none.
 
         Args:

@@ -78,8 +78,9 @@ def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def query_vector(embedder: GaussianEmbedder, query: str | np.ndarray | None, plus: Sequence[str] = (),
-                 minus: Sequence[str] = ()) -> np.ndarray:
+def query_vector(
+    embedder: GaussianEmbedder, query: str | np.ndarray | None, plus: Sequence[str] = (), minus: Sequence[str] = ()
+) -> np.ndarray:
     """The vector to search: e(query) + Σ e(plus) − Σ e(minus), float32 of the model's dim.
 
     Args:
@@ -106,8 +107,17 @@ def query_vector(embedder: GaussianEmbedder, query: str | np.ndarray | None, plu
     return (base + (signs[:, None] * embedder.encode(texts).astype(np.float64)).sum(axis=0)).astype(np.float32)
 
 
-def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int, *, sigma: float = 1.0,
-                  hnsw_ef: int | None = None, exact: bool = False, law: ChanceLaw | None = None) -> list[Hit]:
+def search_vector(
+    store: VectorStore,
+    name: str,
+    vector: np.ndarray,
+    top_k: int,
+    *,
+    sigma: float = 1.0,
+    hnsw_ef: int | None = None,
+    exact: bool = False,
+    law: ChanceLaw | None = None,
+) -> list[Hit]:
     """The ``top_k`` points of collection ``name`` nearest to ``vector`` by L2, nearest first, as hits.
 
     Args:
@@ -134,10 +144,26 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
     ]
 
 
-def hit_of(point: models.ScoredPoint, query_norm: float, probability: float, p_value: float | None = None,
-           out_of_domain: bool | None = None) -> Hit:
+def hit_of(
+    point: models.ScoredPoint,
+    query_norm: float,
+    probability: float,
+    p_value: float | None = None,
+    out_of_domain: bool | None = None,
+) -> Hit:
     payload = point.payload or {}  # ragcun writes every point with its payload
-    return Hit(chunk_id=str(point.id), doc_id=payload["doc_id"], distance=float(point.score), norm=payload["norm"],
-               text=payload["text"], source=payload.get("source"), chunk=payload.get("chunk", 0),
-               title=payload.get("title"), query_norm=query_norm, probability=probability,
-               metadata=payload.get("metadata") or {}, p_value=p_value, out_of_domain=out_of_domain)
+    return Hit(
+        chunk_id=str(point.id),
+        doc_id=payload["doc_id"],
+        distance=float(point.score),
+        norm=payload["norm"],
+        text=payload["text"],
+        source=payload.get("source"),
+        chunk=payload.get("chunk", 0),
+        title=payload.get("title"),
+        query_norm=query_norm,
+        probability=probability,
+        metadata=payload.get("metadata") or {},
+        p_value=p_value,
+        out_of_domain=out_of_domain,
+    )

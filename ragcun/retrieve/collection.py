@@ -46,15 +46,25 @@ def search(
         if embedder is None:
             embedder = ws.embedder_for(collection)
         elif embedder.fingerprint != expected:
-            raise ModelMismatchError(f"collection {collection_name!r} was built by model {expected[:12]}; "
-                                     f"refusing to search it with model {embedder.fingerprint[:12]}")
+            raise ModelMismatchError(
+                f"collection {collection_name!r} was built by model {expected[:12]}; "
+                f"refusing to search it with model {embedder.fingerprint[:12]}"
+            )
         physical = collection.physical_name
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
         documents = collection_counts(session, collection)["chunks"]
     vector = query_vector(embedder, query, plus, minus)
-    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact,
-                         law=ChanceLaw.of(embedder, documents))
+    return search_vector(
+        ws.store,
+        physical,
+        vector,
+        top_k,
+        sigma=sigma,
+        hnsw_ef=hnsw_ef,
+        exact=exact,
+        law=ChanceLaw.of(embedder, documents),
+    )
 
 
 class CollectionRetriever:
@@ -98,18 +108,28 @@ class CollectionRetriever:
             return collection_counts(session, require_collection(session, self.collection))["chunks"]
 
     def add_documents(self, documents: Sequence[str], **_) -> None:
-        raise InvalidInputError(f"collection {self.collection!r} is persistent: add documents with "
-                                f"`ragcun ingest PATH -c {self.collection}`")
+        raise InvalidInputError(
+            f"collection {self.collection!r} is persistent: add documents with "
+            f"`ragcun ingest PATH -c {self.collection}`"
+        )
 
     def embed(self, text: str) -> np.ndarray:
         """The collection model's embedding of one text."""
         return query_vector(self.embedder, require_text(text, "text"))
 
-    def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
-               plus: Sequence[str] = (), minus: Sequence[str] = ()) -> list[Hit]:
+    def search(
+        self,
+        query: str | np.ndarray,
+        top_k: int = 5,
+        *,
+        sigma: float | None = None,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+    ) -> list[Hit]:
         """See :func:`search`; ``sigma=None`` is the collection's calibrated σ."""
-        return search(self.workspace, self.collection, query, top_k, embedder=self.embedder, plus=plus,
-                      minus=minus, sigma=sigma)
+        return search(
+            self.workspace, self.collection, query, top_k, embedder=self.embedder, plus=plus, minus=minus, sigma=sigma
+        )
 
     def close(self) -> None:
         """Close the workspace this retriever opened itself (not one that was passed in)."""

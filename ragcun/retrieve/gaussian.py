@@ -60,9 +60,15 @@ class GaussianRetriever:
         """The documents' texts, in the order they were added."""
         return [(record.payload or {})["text"] for record in self.store.scroll(COLLECTION)]
 
-    def add_documents(self, documents: Sequence[str], batch_size: int = 32, *, ids: Sequence[str] | None = None,
-                      sources: Sequence[str | None] | None = None,
-                      titles: Sequence[str | None] | None = None) -> None:
+    def add_documents(
+        self,
+        documents: Sequence[str],
+        batch_size: int = 32,
+        *,
+        ids: Sequence[str] | None = None,
+        sources: Sequence[str | None] | None = None,
+        titles: Sequence[str | None] | None = None,
+    ) -> None:
         """Embed and index documents; they are appended to those already added.
 
         Args:
@@ -89,9 +95,10 @@ class GaussianRetriever:
         sources = sources if sources is not None else [None] * len(documents)
         titles = titles if titles is not None else [None] * len(documents)
         norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-        payloads = [{"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source,
-                     "title": title}
-                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles, strict=True)]
+        payloads = [
+            {"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source, "title": title}
+            for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles, strict=True)
+        ]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
     def adapt(self, *, force: bool = False, config: Any = None, spans: SpanOptions | None = None) -> Fitted:
@@ -119,8 +126,12 @@ class GaussianRetriever:
             self.store.create_collection(COLLECTION, CollectionParams(dim=self.embedder.dim))
             vectors = self.embedder.apply_head(self._base)
             norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-            self.store.upsert(COLLECTION, [str(r.id) for r in records], vectors,
-                              [{**r.payload, "norm": float(n)} for r, n in zip(records, norms)])
+            self.store.upsert(
+                COLLECTION,
+                [str(r.id) for r in records],
+                vectors,
+                [{**r.payload, "norm": float(n)} for r, n in zip(records, norms, strict=False)],
+            )
             fitted.activated = True
         return fitted
 
@@ -128,8 +139,15 @@ class GaussianRetriever:
         """The Gaussian embedding of one text."""
         return query_vector(self.embedder, require_text(text, "text"))
 
-    def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
-               plus: Sequence[str] = (), minus: Sequence[str] = ()) -> list[Hit]:
+    def search(
+        self,
+        query: str | np.ndarray,
+        top_k: int = 5,
+        *,
+        sigma: float | None = None,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+    ) -> list[Hit]:
         """The ``top_k`` nearest documents as :class:`~ragcun.retrieve.base.Hit`, nearest first.
 
         Args:
@@ -141,8 +159,14 @@ class GaussianRetriever:
         """
         top_k = check_top_k(top_k)
         vector = query_vector(self.embedder, query, plus, minus)
-        return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma,
-                             law=ChanceLaw.of(self.embedder, len(self)))
+        return search_vector(
+            self.store,
+            COLLECTION,
+            vector,
+            top_k,
+            sigma=1.0 if sigma is None else sigma,
+            law=ChanceLaw.of(self.embedder, len(self)),
+        )
 
     def retrieve(self, query: str | np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.
@@ -160,8 +184,10 @@ class GaussianRetriever:
         """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
         distances, nearest first."""
         hits = self.search(vector, top_k)
-        return (np.array([int(str(hit.chunk_id)) for hit in hits], dtype=np.int64),
-                np.array([hit.distance for hit in hits], dtype=np.float64))
+        return (
+            np.array([int(str(hit.chunk_id)) for hit in hits], dtype=np.int64),
+            np.array([hit.distance for hit in hits], dtype=np.float64),
+        )
 
     def close(self) -> None:
         """Nothing to release (a persistent :class:`~ragcun.retrieve.CollectionRetriever` closes its workspace)."""
@@ -188,16 +214,19 @@ class GaussianRetriever:
         retriever = cls(model_path=path / MODEL_DIR)
         retriever._base = None  # not saved: adapt() encodes the documents once
         if retriever.embedder.fingerprint != state["model_version"]:
-            raise ModelLoadError(f"{state_path}: vectors were built by model {state['model_version'][:12]}…, "
-                                 f"but {path / MODEL_DIR} is {retriever.embedder.fingerprint[:12]}…")
+            raise ModelLoadError(
+                f"{state_path}: vectors were built by model {state['model_version'][:12]}…, "
+                f"but {path / MODEL_DIR} is {retriever.embedder.fingerprint[:12]}…"
+            )
         if state.get("format") == FORMAT:
             retriever.store.drop_collection(COLLECTION)
             retriever.store.load(COLLECTION, path)
         elif "format" not in state and not (path / POINTS_FILE).exists():
             retriever._load_format_1(path, state)
         else:
-            raise ModelLoadError(f"{state_path}: unknown format {state.get('format')!r}; this ragcun reads "
-                                 f"1 and {FORMAT}")
+            raise ModelLoadError(
+                f"{state_path}: unknown format {state.get('format')!r}; this ragcun reads 1 and {FORMAT}"
+            )
         if len(retriever) != state["count"]:
             raise ModelLoadError(f"{path}: {len(retriever)} documents stored, {state['count']} expected")
         return retriever

@@ -100,8 +100,9 @@ class ClientStore(VectorStore):
             end = start + UPSERT_BATCH
             self.client.upsert(
                 name,
-                points=models.Batch(ids=point_ids[start:end], vectors=vectors[start:end].tolist(),
-                                    payloads=list(payloads[start:end])),
+                points=models.Batch(
+                    ids=point_ids[start:end], vectors=vectors[start:end].tolist(), payloads=list(payloads[start:end])
+                ),
                 wait=True,
             )
 
@@ -144,8 +145,9 @@ class ClientStore(VectorStore):
         operations: list[models.AliasOperations] = []
         if self.get_alias(alias) is not None:
             operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        operations.append(models.CreateAliasOperation(
-            create_alias=models.CreateAlias(collection_name=name, alias_name=alias)))
+        operations.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=alias))
+        )
         # One request: readers of the alias see the old collection or the new one, never neither.
         self.client.update_collection_aliases(change_aliases_operations=operations)
 

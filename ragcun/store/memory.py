@@ -25,8 +25,9 @@ POINTS_FILE = "points.json"
 FORMAT = 1
 
 
-def exact_nearest(vectors: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray,
-                  k: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_nearest(
+    vectors: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``vectors`` nearest to each query by L2, and their true distances, nearest first.
 
     Args:
@@ -156,8 +157,10 @@ class MemoryStore(VectorStore):
         if k == 0:
             return []
         rows, distances = exact_nearest(points.vectors, points.sq_norms, query, k)
-        return [models.ScoredPoint(id=points.ids[row], version=0, score=float(distance), payload=points.payloads[row])
-                for row, distance in zip(rows[0], distances[0], strict=True)]
+        return [
+            models.ScoredPoint(id=points.ids[row], version=0, score=float(distance), payload=points.payloads[row])
+            for row, distance in zip(rows[0], distances[0], strict=True)
+        ]
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         points = self._get(name)
@@ -190,7 +193,9 @@ class MemoryStore(VectorStore):
             raise ValueError(f"{folder / POINTS_FILE}: unknown format {state.get('format')!r}, expected {FORMAT}")
         vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
         if vectors.shape != (len(state["ids"]), state["dim"]) or len(state["payloads"]) != len(state["ids"]):
-            raise ValueError(f"{folder / VECTORS_FILE}: shape {vectors.shape} does not match "
-                             f"{len(state['ids'])} points of dim {state['dim']}")
+            raise ValueError(
+                f"{folder / VECTORS_FILE}: shape {vectors.shape} does not match "
+                f"{len(state['ids'])} points of dim {state['dim']}"
+            )
         self.create_collection(name, CollectionParams(dim=state["dim"]))
         self.upsert(name, state["ids"], vectors, state["payloads"])
