@@ -207,9 +207,11 @@ def head_for(weight: Tensor, bias: Tensor, sphere: bool) -> tuple[HeadSpec, torc
     kind = "unit-linear-unit" if sphere else "unit-linear"
     spec = HeadSpec(kind=kind, in_dim=weight.shape[1], out_dim=weight.shape[0])
     head = build_head(spec)
+    linear = head[1]
+    assert isinstance(linear, torch.nn.Linear)  # unit-linear heads: Normalize, Linear[, sphere]
     with torch.no_grad():
-        head[1].weight.copy_(weight.float())
-        head[1].bias.copy_(bias.float())
+        linear.weight.copy_(weight.float())
+        linear.bias.copy_(bias.float())
     return spec, head.eval()
 
 
@@ -315,7 +317,7 @@ def _train(
             config.distill_weight * terms["distill"]
             + config.sigreg_weight * (terms["sigreg_random"] + terms["sigreg_principal"]) / 2
         )
-        if span_u is not None:
+        if span_u is not None and span_chunk_t is not None:
             rows = torch.randint(len(span_u), (min(config.batch_size, len(span_u)),), generator=generator)
             terms["span"] = span_nce(lin(span_u[rows]), lin(u32[span_chunk_t[rows]]), config.span_temperature)
             loss = loss + config.span_weight * terms["span"]

@@ -141,7 +141,11 @@ def ingest(
         return
     from ragcun.cli.adapt import exit_if_refused, render_adapt
 
-    emit(both.to_dict(), as_json, lambda d: (render(d["ingest"]), render_adapt(d["adapt"])))
+    def render_both(data: dict) -> None:
+        render(data["ingest"])
+        render_adapt(data["adapt"])
+
+    emit(both.to_dict(), as_json, render_both)
     exit_if_refused(both.adapt)
 
 

@@ -116,7 +116,8 @@ def forget_unreferenced(session: Session, shas: Iterable[str]) -> int:
         still = set(session.scalars(select(Chunk.sha256).where(Chunk.sha256.in_(batch))))
         gone = [sha for sha in batch if sha not in still]
         if gone:
-            removed += session.execute(delete(BaseVector).where(BaseVector.sha256.in_(gone))).rowcount or 0
+            result = session.execute(delete(BaseVector).where(BaseVector.sha256.in_(gone)))
+            removed += getattr(result, "rowcount", 0) or 0  # a DELETE's result is a CursorResult
     return removed
 
 

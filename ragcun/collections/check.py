@@ -167,7 +167,7 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         session.commit()
     still_missing = missing_base_vectors(session, collection.id, base_key_of(collection.model_version.path))
     if still_missing:  # restored points above already brought theirs back
-        chunks = [session.get(Chunk, cid) for cid in still_missing]
+        chunks = [session.get_one(Chunk, cid) for cid in still_missing]
         base_matrix(session, ws.embedder_for(collection), [c.text for c in chunks], [c.sha256 for c in chunks])
         session.commit()
     report.repaired = {

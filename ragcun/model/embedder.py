@@ -357,13 +357,15 @@ class GaussianEmbedder:
         from ragcun.model.head import UnitNormalize
 
         path = Path(path)
-        dense_modules = []
+        dense_modules: list[nn.Module] = []
         layers = list(self.head)
         for i, layer in enumerate(layers):
             if isinstance(layer, UnitNormalize):
                 dense_modules.append(Normalize())
                 if layer.radius != 1.0:  # the radius as a bias-free diagonal Dense
-                    width = layers[i - 1].out_features
+                    previous = layers[i - 1]
+                    assert isinstance(previous, nn.Linear)  # the sphere follows the head's Linear
+                    width = previous.out_features
                     dense_modules.append(
                         Dense(
                             width,

@@ -171,8 +171,8 @@ class ExtractiveBackend:
         model = self._embedder(embedder)
         vectors = model.encode([question, *sentences], sort_by_length=False).astype(np.float64)
         distances = np.linalg.norm(vectors[1:] - vectors[0], axis=1)
-        nearest = np.argsort(distances, kind="stable")[: self.max_sentences]
-        nearest = [i for i in nearest if distances[i] <= ANSWER_DISTANCE_RATIO * distances[nearest[0]]]
+        closest = np.argsort(distances, kind="stable")[: self.max_sentences]
+        nearest = [i for i in closest if distances[i] <= ANSWER_DISTANCE_RATIO * distances[closest[0]]]
         return " ".join(f"{sentences[i]} [{seen[sentences[i]]}]" for i in nearest)
 
     def stream(

@@ -130,7 +130,7 @@ class GaussianRetriever:
                 COLLECTION,
                 [str(r.id) for r in records],
                 vectors,
-                [{**r.payload, "norm": float(n)} for r, n in zip(records, norms, strict=False)],
+                [{**(r.payload or {}), "norm": float(n)} for r, n in zip(records, norms, strict=False)],
             )
             fitted.activated = True
         return fitted
