@@ -12,9 +12,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from qdrant_client import models
+
 from ragcun.errors import InvalidInputError
-from ragcun.store.base import VectorStore
+from ragcun.retrieve.filters import parse_filter
+from ragcun.store.base import FUSIONS, MODES, SearchRequest, VectorStore
+from ragcun.store.bm25 import query_vector as bm25_query_vector
 from ragcun.validation import check_sigma, check_top_k, check_vector, require_text
+
+DEFAULT_MODE = "dense"
+# Chosen on benchmarks/hybrid.py's five collections (see the README's "Hybrid search").
+DEFAULT_FUSION = "rrf"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +41,8 @@ class Hit:
         query_norm: Euclidean norm of the query vector.
         probability: Softmax of ``-distance² / (2σ²)`` over the returned hits, see :func:`gaussian_probabilities`.
         metadata: The document's metadata, if any.
+        score: What ranked the hit: the BM25 score (``bm25`` mode) or the fused score (``hybrid``);
+            ``None`` in ``dense`` mode, where ``distance`` ranks.
     """
 
     chunk_id: str | None = None
@@ -46,6 +56,7 @@ class Hit:
     query_norm: float | None = None
     probability: float | None = None
     metadata: dict = field(default_factory=dict)
+    score: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,27 +102,58 @@ def query_vector(embedder, query: str | np.ndarray | None, plus: Sequence[str] =
     return (base + (signs[:, None] * embedder.encode(texts).astype(np.float64)).sum(axis=0)).astype(np.float32)
 
 
+def check_mode(mode: str, fusion: str, diversity: float | None) -> None:
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if fusion not in FUSIONS:
+        raise InvalidInputError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    if diversity is not None and (isinstance(diversity, bool) or not 0.0 <= float(diversity) <= 1.0):
+        raise InvalidInputError(f"diversity must be between 0 and 1, got {diversity!r}")
+
+
 def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int, *, sigma: float = 1.0,
-                  hnsw_ef: int | None = None, exact: bool = False) -> list[Hit]:
-    """The ``top_k`` points of collection ``name`` nearest to ``vector`` by L2, nearest first, as hits.
+                  hnsw_ef: int | None = None, exact: bool = False, text: str | None = None,
+                  mode: str = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
+                  filter: str | models.Filter | None = None, diversity: float | None = None) -> list[Hit]:
+    """The ``top_k`` best points of collection ``name`` for the query, best first, as hits.
 
     Args:
         store: Any engine: a persistent one, or :class:`~ragcun.store.memory.MemoryStore`.
         name: The physical collection.
-        vector: The query vector.
+        vector: The dense query vector; every hit's ``distance`` is measured from it.
         top_k: How many hits at most.
         sigma: Scale of the Gaussian likelihood behind each hit's ``probability``.
         hnsw_ef: Search width, for engines with an HNSW index.
         exact: Exact search on engines that have an index.
+        text: The query text, whose BM25 terms the ``bm25`` and ``hybrid`` modes match.
+        mode: ``dense`` (nearest by L2), ``bm25`` or ``hybrid`` (both, fused in the engine).
+        fusion: How ``hybrid`` fuses: ``rrf`` or ``dbsf`` (see :class:`~ragcun.store.base.SearchRequest`).
+        filter: A Qdrant ``models.Filter`` or a filter string (see :mod:`ragcun.retrieve.filters`).
+        diversity: MMR diversity in [0, 1] (``None``: plain ranking).
     """
     top_k, sigma = check_top_k(top_k), check_sigma(sigma)
-    points = store.search(name, vector, limit=top_k, hnsw_ef=hnsw_ef, exact=exact)
-    query_norm = float(np.linalg.norm(np.asarray(vector, dtype=np.float64)))
-    probabilities = gaussian_probabilities([float(p.score) for p in points], sigma)
+    check_mode(mode, fusion, diversity)
+    sparse = None
+    if mode != "dense":
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(f"{mode} search needs a query text, not only a vector")
+        sparse = bm25_query_vector(text)
+    request = SearchRequest(vector=vector, limit=top_k, sparse=sparse, mode=mode, fusion=fusion,
+                            filter=parse_filter(filter), hnsw_ef=hnsw_ef, exact=exact,
+                            diversity=None if diversity is None else float(diversity))
+    points = store.query(name, request)
+    query = np.asarray(vector, dtype=np.float64)
+    query_norm = float(np.linalg.norm(query))
+    if mode == "dense" and diversity is None:
+        distances = [float(p.score) for p in points]
+    else:
+        distances = [float(np.linalg.norm(np.asarray(p.vector, dtype=np.float64) - query)) for p in points]
+    probabilities = gaussian_probabilities(distances, sigma)
     return [
-        Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=float(p.score), norm=p.payload["norm"],
+        Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=distance, norm=p.payload["norm"],
             text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
             title=p.payload.get("title"), query_norm=query_norm, probability=float(prob),
-            metadata=p.payload.get("metadata") or {})
-        for p, prob in zip(points, probabilities)
+            metadata=p.payload.get("metadata") or {},
+            score=None if mode == "dense" and diversity is None else float(p.score))
+        for p, distance, prob in zip(points, distances, probabilities)
     ]
