@@ -33,16 +33,21 @@ def _figures(row: dict) -> dict:
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False),
               help="With --beir, for a new collection: the model to ingest with [default: the default model].")
 @click.option("--compare", default="base-cosine", show_default=True,
-              help="Comma-separated methods to score alongside: base-cosine, base-l2, bm25, a model directory "
+              help="Comma-separated methods to score alongside: base-cosine, base-l2, bm25 (bm25s), the collection "
+                   "through its engine (dense, bm25-engine, hybrid, hybrid-rrf, hybrid-dbsf), a model directory "
                    "or registered version; 'none' for the collection's model alone.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a reliability diagram (PNG) here.")
 @click.option("--keep-identical-ids", is_flag=True,
               help="Let a query retrieve the document with its own id (by default ignored, the BEIR rule); "
                    "for collections whose query and document ids are separate numberings.")
+@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
+              help="How the collection's own row searches (bm25/hybrid go through the engine).")
+@click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), help="For --mode hybrid [default: rrf].")
+@click.option("--filter", "where", metavar="EXPR", help="Payload filter for the engine searches (see `search --help`).")
 @json_option
 @click.pass_context
 def eval_group(ctx: click.Context, collection, queries, qrels, beir, split, model_path, compare, plot,
-               keep_identical_ids, as_json) -> None:
+               keep_identical_ids, mode, fusion, where, as_json) -> None:
     """Score a collection on judged queries: nDCG@10, MRR@10, Recall@10/100, separation, norm
     correlations and calibration, next to baselines; results are stored in the catalog."""
     if ctx.invoked_subcommand is not None:
@@ -59,12 +64,13 @@ def eval_group(ctx: click.Context, collection, queries, qrels, beir, split, mode
             from ragcun.cli.ingest import load_model
 
             report = evaluate_beir(ws, beir, load_model(model_path) if model_path else None, collection,
-                                   split=split, compare=methods, ignore_identical_ids=not keep_identical_ids)
+                                   split=split, compare=methods, ignore_identical_ids=not keep_identical_ids,
+                                   mode=mode, fusion=fusion, filter=where)
         else:
             if not (collection and queries and qrels):
                 raise click.UsageError("give -c NAME --queries FILE --qrels FILE, or --beir DIR")
             report = evaluate(ws, collection, queries, qrels, compare=methods,
-                              ignore_identical_ids=not keep_identical_ids)
+                              ignore_identical_ids=not keep_identical_ids, mode=mode, fusion=fusion, filter=where)
     data = report.to_dict()
     if plot:
         data["plot"] = str(plot_reliability([r for r in report.results if r.sigma is not None], plot))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, search_kwargs, search_options
 
 
 @cli.command()
@@ -16,10 +16,12 @@ from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 @click.option("--model", "model_ref", help="Embed the query with this model (refused unless it built the collection).")
 @click.option("--plus", multiple=True, help="Add this text's embedding to the query vector (repeatable).")
 @click.option("--minus", multiple=True, help="Subtract this text's embedding from the query vector (repeatable).")
+@search_options
 @json_option
 @pass_app
-def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, plus, minus, as_json) -> None:
-    """Nearest chunks to QUERY by Euclidean distance (smallest first); --plus/--minus compose the query."""
+def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, plus, minus, mode, fusion, where,
+           diverse, diversity, as_json) -> None:
+    """Best chunks for QUERY: by Euclidean distance (smallest first), BM25 or both; --plus/--minus compose the query."""
     if not query.strip() and not plus:
         raise click.UsageError("give a QUERY, or at least one --plus")
     from ragcun.collections.versions import load_model_ref
@@ -29,15 +31,18 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
         embedder = load_model_ref(ws, model_ref) if model_ref else None
         hits = [hit.to_dict() for hit in
                 run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact,
-                           plus=plus, minus=minus)]
+                           plus=plus, minus=minus, **search_kwargs(mode, fusion, where, diverse, diversity))]
 
     def render(rows: list[dict]) -> None:
         if rows:
             click.echo(f"query norm {rows[0]['query_norm']:.3f}")
         for rank, hit in enumerate(rows, 1):
             snippet = " ".join(hit["text"].split())[:100]
-            click.echo(f"{rank:>3}. {hit['distance']:.4f}  p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
+            score = f"score {hit['score']:.4f}  " if hit["score"] is not None else ""
+            click.echo(f"{rank:>3}. {hit['distance']:.4f}  {score}p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
                        f"[{hit['doc_id']}#{hit['chunk']}] "
                        f"{snippet}\n     chunk {hit['chunk_id']}  {hit['source']}")
+            if hit["metadata"]:
+                click.echo("     " + "  ".join(f"{key}={value}" for key, value in hit["metadata"].items()))
 
     emit(hits, as_json, render)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, utcnow
 from ragcun.workspace import Workspace
 
 # Relative tolerance between a stored norm and the norm of the stored vector (float32 round trips).
@@ -32,19 +33,21 @@ class ChunkPoint:
     metadata: dict
     source: str | None
     ingest_run: int | None
+    ingested_at: datetime | None = None  # when the document was last ingested (filterable: ingested_at>=…)
 
     @classmethod
     def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
         """The point of a chunk already in the catalog."""
         document = chunk.document
         return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
-                   document.source.uri, ingest_run)
+                   document.source.uri, ingest_run, document.updated_at)
 
     def payload(self, norm: float, model_version: str) -> dict:
-        """Enough for any Qdrant client to show and trace a hit."""
+        """Enough for any Qdrant client to show, trace and filter a hit."""
+        ingested_at = (self.ingested_at or utcnow()).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         return {"doc_id": self.doc_id, "chunk": self.ordinal, "text": self.text, "norm": norm,
                 "source": self.source, "model_version": model_version, "ingest_run": self.ingest_run,
-                "title": self.title, "metadata": self.metadata}
+                "title": self.title, "metadata": self.metadata, "ingested_at": ingested_at}
 
 
 def norms_match(stored: float, norm: float) -> bool:

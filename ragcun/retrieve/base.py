@@ -102,6 +102,12 @@ def query_vector(embedder, query: str | np.ndarray | None, plus: Sequence[str] =
     return (base + (signs[:, None] * embedder.encode(texts).astype(np.float64)).sum(axis=0)).astype(np.float32)
 
 
+def query_text(query: str | np.ndarray | None, plus: Sequence[str] = ()) -> str | None:
+    """The words a BM25 search matches: the query text and the added texts (subtracted ones match nothing)."""
+    words = [t for t in ([query] if isinstance(query, str) else []) + list(plus) if t.strip()]
+    return " ".join(words) or None
+
+
 def check_mode(mode: str, fusion: str, diversity: float | None) -> None:
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
+from qdrant_client import models
 
 from ragcun.catalog.ops import collection_counts, require_collection
 from ragcun.errors import InvalidInputError, ModelMismatchError
-from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, query_text, query_vector, search_vector
 from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+_NOTICED: set[str] = set()
 
 
 def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: int = 10, embedder=None,
            hnsw_ef: int | None = None, exact: bool = False, plus: Sequence[str] = (),
-           minus: Sequence[str] = (), sigma: float | None = None) -> list[Hit]:
-    """The ``top_k`` chunks nearest to ``query`` by true L2 distance, nearest first.
+           minus: Sequence[str] = (), sigma: float | None = None, mode: str = DEFAULT_MODE,
+           fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
+           diversity: float | None = None) -> list[Hit]:
+    """The ``top_k`` best chunks for ``query``: by default nearest by true L2 distance, nearest first.
 
     The query is embedded by the collection's own model version; passing an ``embedder`` of
     another version is refused rather than silently mixing vector spaces. Query arithmetic: the
     searched vector is e(query) + Σ e(plus) − Σ e(minus), where ``query`` is a text or already a
     vector of the collection's model (see :func:`ragcun.retrieve.base.query_vector`); it may be
     an empty text when ``plus`` is not. ``sigma``: the scale behind each hit's probability
-    (``None``: the collection's calibrated σ, else 1).
+    (``None``: the collection's calibrated σ, else 1). ``mode``, ``fusion``, ``filter`` and
+    ``diversity``: see :func:`ragcun.retrieve.base.search_vector`. A collection made before hybrid
+    search answers every mode dense-only (with a one-line notice) until ``ragcun reindex`` adds its
+    BM25 vectors.
     """
     top_k = check_top_k(top_k)
     with ws.catalog.session() as session:
@@ -37,8 +47,15 @@ def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: 
         physical = collection.physical_name
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
+    if mode != "dense" and not ws.store.shape(physical).hybrid:
+        if physical not in _NOTICED:
+            _NOTICED.add(physical)
+            logger.warning("collection %r has no BM25 vectors yet: searching dense only; "
+                           "`ragcun reindex -c %s` adds them", collection_name, collection_name)
+        mode = "dense"
     vector = query_vector(embedder, query, plus, minus)
-    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact)
+    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact,
+                         text=query_text(query, plus), mode=mode, fusion=fusion, filter=filter, diversity=diversity)
 
 
 class CollectionRetriever:
@@ -88,10 +105,12 @@ class CollectionRetriever:
         return query_vector(self.embedder, require_text(text, "text"))
 
     def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
-               plus: Sequence[str] = (), minus: Sequence[str] = ()) -> list[Hit]:
+               plus: Sequence[str] = (), minus: Sequence[str] = (), mode: str = DEFAULT_MODE,
+               fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
+               diversity: float | None = None) -> list[Hit]:
         """See :func:`search`; ``sigma=None`` is the collection's calibrated σ."""
         return search(self.workspace, self.collection, query, top_k, embedder=self.embedder, plus=plus,
-                      minus=minus, sigma=sigma)
+                      minus=minus, sigma=sigma, mode=mode, fusion=fusion, filter=filter, diversity=diversity)
 
     def close(self) -> None:
         """Close the workspace this retriever opened itself (not one that was passed in)."""

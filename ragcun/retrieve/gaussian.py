@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from qdrant_client import models
 
 from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
-from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, query_text, query_vector, search_vector
 from ragcun.store.base import CollectionParams
 from ragcun.store.memory import POINTS_FILE, VECTORS_FILE, MemoryStore
 from ragcun.validation import check_documents, check_same_length, check_top_k, require_text
@@ -56,7 +57,8 @@ class GaussianRetriever:
 
     def add_documents(self, documents: Sequence[str], batch_size: int = 32, *, ids: Sequence[str] | None = None,
                       sources: Sequence[str | None] | None = None,
-                      titles: Sequence[str | None] | None = None) -> None:
+                      titles: Sequence[str | None] | None = None,
+                      metadata: Sequence[dict | None] | None = None) -> None:
         """Embed and index documents; they are appended to those already added.
 
         Args:
@@ -66,24 +68,28 @@ class GaussianRetriever:
                 among all documents added).
             sources: One source per document (a file name, a URL…), reported with each hit.
             titles: One title per document, reported with each hit.
+            metadata: One dict per document, reported with each hit and filterable as ``metadata.KEY``.
         """
         documents = check_documents(documents)
-        check_same_length(documents, ids=ids, sources=sources, titles=titles)
+        check_same_length(documents, ids=ids, sources=sources, titles=titles, metadata=metadata)
         if not documents:
             return
         vectors = self.embedder.encode(documents, batch_size=batch_size)
-        self._append(documents, vectors, ids, sources, titles)
+        self._append(documents, vectors, ids, sources, titles, metadata)
 
-    def _append(self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None) -> None:
+    def _append(self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None,
+                metadata=None) -> None:
         start = len(self)
         positions = [str(start + i) for i in range(len(documents))]
         ids = positions if ids is None else [str(i) for i in ids]
         sources = sources if sources is not None else [None] * len(documents)
         titles = titles if titles is not None else [None] * len(documents)
+        metadata = metadata if metadata is not None else [None] * len(documents)
         norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
         payloads = [{"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source,
-                     "title": title}
-                    for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles)]
+                     "title": title, "metadata": dict(meta or {})}
+                    for doc_id, text, norm, source, title, meta in zip(ids, documents, norms, sources, titles,
+                                                                        metadata)]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
     def embed(self, text: str) -> np.ndarray:
@@ -91,7 +97,9 @@ class GaussianRetriever:
         return query_vector(self.embedder, require_text(text, "text"))
 
     def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
-               plus: Sequence[str] = (), minus: Sequence[str] = ()) -> list[Hit]:
+               plus: Sequence[str] = (), minus: Sequence[str] = (), mode: str = DEFAULT_MODE,
+               fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
+               diversity: float | None = None) -> list[Hit]:
         """The ``top_k`` nearest documents as :class:`~ragcun.retrieve.base.Hit`, nearest first.
 
         Args:
@@ -100,10 +108,14 @@ class GaussianRetriever:
             sigma: Scale of the Gaussian likelihood behind each hit's probability (``None``: 1).
             plus: Texts whose embeddings are added to the query vector.
             minus: Texts whose embeddings are subtracted from it.
+            mode: ``dense`` (L2), ``bm25`` or ``hybrid``; ``fusion``, ``filter``, ``diversity``: see
+                :func:`ragcun.retrieve.base.search_vector`.
         """
         top_k = check_top_k(top_k)
         vector = query_vector(self.embedder, query, plus, minus)
-        return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma)
+        return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma,
+                             text=query_text(query, plus), mode=mode, fusion=fusion, filter=filter,
+                             diversity=diversity)
 
     def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.

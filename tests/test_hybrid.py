@@ -1,0 +1,103 @@
+"""Hybrid search, filters and metadata through a real collection and the real encoder, on both engines."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ragcun.cli import cli
+from ragcun.errors import InvalidInputError
+from ragcun.ingest import ingest
+from ragcun.rag import Retriever
+from ragcun.retrieve import GaussianRetriever
+from ragcun.retrieve.collection import search
+
+DOCS = {
+    "kernel": "The nightly build failed: the linker reported error QX7731 in module libfoo.",
+    "cars": "Automobiles need their engine oil changed every ten thousand kilometres.",
+    "cooking": "Knead the dough for ten minutes, then let it rise for an hour before baking.",
+    "tax": "Income tax returns must be filed before the end of April.",
+    "music": "The orchestra rehearsed the symphony twice before the concert.",
+}
+LEXICAL = "QX7731"                       # only the kernel document has it; nothing means it semantically
+SEMANTIC = "vehicle motor lubrication"   # the cars document means it without sharing a word
+
+
+def write_corpus(folder):
+    folder.mkdir()
+    with (folder / "kb.jsonl").open("w") as out:
+        for i, (doc_id, text) in enumerate(DOCS.items()):
+            # Fields besides id and text are the document's metadata.
+            out.write(json.dumps({"id": doc_id, "text": text, "team": "infra" if i % 2 else "ops", "rank": i}) + "\n")
+
+
+@pytest.fixture
+def kb(workspace, identity_embedder, tmp_path):
+    write_corpus(tmp_path / "corpus")
+    ingest(workspace, [tmp_path / "corpus"], "kb", identity_embedder)
+    return workspace
+
+
+def test_hybrid_finds_the_lexical_and_the_semantic_match(kb, identity_embedder):
+    query = f"{LEXICAL} {SEMANTIC}"
+    assert search(kb, "kb", LEXICAL, 1, mode="bm25")[0].doc_id == "kernel"
+    assert search(kb, "kb", SEMANTIC, 1)[0].doc_id == "cars"
+    assert search(kb, "kb", SEMANTIC, 5, mode="bm25") == []  # no shared term
+    for fusion in ("rrf", "dbsf"):
+        top = {h.doc_id for h in search(kb, "kb", query, 2, mode="hybrid", fusion=fusion)}
+        assert top == {"kernel", "cars"}, fusion
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_a_filter_returns_only_matching_points_with_their_metadata(kb, mode):
+    hits = search(kb, "kb", "the engine oil and the build error", 10, mode=mode, filter="metadata.team=infra")
+    assert hits and {h.doc_id for h in hits} <= {"cars", "tax"}
+    assert all(h.metadata["team"] == "infra" for h in hits)
+    assert {h.doc_id for h in search(kb, "kb", "anything", 10, filter="metadata.rank>=3 & doc_id!=music")} == {"tax"}
+    assert search(kb, "kb", "anything", 10, filter="ingested_at<2000-01-01") == []
+    assert len(search(kb, "kb", "anything", 10, filter="ingested_at>=2000-01-01")) == len(DOCS)
+
+
+@pytest.mark.parametrize("bad, named", [
+    ("colour=red", "unknown key 'colour'"),
+    ("metadata.team", "expected KEY=VALUE"),
+    ("metadata.rank>=high", "'high' is not a number"),
+    ("ingested_at>=yesterday", "'yesterday' is not a date"),
+    ("metadata.team=a||b", "an empty alternative"),
+])
+def test_an_invalid_filter_is_one_line_naming_the_bad_part(kb, bad, named):
+    with pytest.raises(InvalidInputError, match=named):
+        search(kb, "kb", "anything", 3, filter=bad)
+
+
+def test_cli_search_modes_filter_and_metadata(kb, monkeypatch):
+    if kb.store.engine != "edge":
+        pytest.skip("the CLI opens the embedded store of its home")
+    home = str(kb.settings.home)
+    kb.close()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", home, "search", f"{LEXICAL} {SEMANTIC}", "-c", "kb", "-k", "2",
+                                 "--mode", "hybrid", "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert {h["doc_id"] for h in hits} == {"kernel", "cars"}
+    assert all(h["score"] is not None and "team" in h["metadata"] for h in hits)
+    result = runner.invoke(cli, ["--home", home, "search", "oil", "-c", "kb", "--filter", "metadata.team=ops"])
+    assert result.exit_code == 0, result.output
+    assert "team=ops" in result.output and "team=infra" not in result.output
+    result = runner.invoke(cli, ["--home", home, "search", "oil", "-c", "kb", "--filter", "nope=1"])
+    assert result.exit_code == 1 and "unknown key 'nope'" in result.output
+
+
+def test_in_memory_retrievers_have_the_same_modes(identity_embedder):
+    retriever = GaussianRetriever(embedder=identity_embedder)
+    retriever.add_documents(list(DOCS.values()), ids=list(DOCS), metadata=[{"team": "a"}, {"team": "b"}, {}, {}, {}])
+    assert retriever.search(LEXICAL, 1, mode="bm25")[0].doc_id == "kernel"
+    top = {h.doc_id for h in retriever.search(f"{LEXICAL} {SEMANTIC}", 2, mode="hybrid")}
+    assert top == {"kernel", "cars"}
+    assert [h.doc_id for h in retriever.search("oil", 5, filter="metadata.team=b")] == ["cars"]
+    rag = Retriever(embedder=identity_embedder, mode="hybrid")
+    rag.add_documents(list(DOCS.values()), ids=list(DOCS))
+    assert {h.doc_id for h in rag.retrieve(f"{LEXICAL} {SEMANTIC}", 2)} == {"kernel", "cars"}
+    with pytest.raises(InvalidInputError, match="mode must be one of"):
+        Retriever(embedder=identity_embedder, mode="sparse")
