@@ -101,3 +101,44 @@ def test_in_memory_retrievers_have_the_same_modes(identity_embedder):
     assert {h.doc_id for h in rag.retrieve(f"{LEXICAL} {SEMANTIC}", 2)} == {"kernel", "cars"}
     with pytest.raises(InvalidInputError, match="mode must be one of"):
         Retriever(embedder=identity_embedder, mode="sparse")
+
+
+def make_legacy(ws, physical):
+    """Turn a physical collection into the layout of ragcun before hybrid search: one unnamed dense vector."""
+    import qdrant_edge as qe
+    from qdrant_client import models
+
+    records = list(ws.store.scroll(physical, with_vectors=True))
+    ws.store.drop_collection(physical)
+    dim = len(records[0].vector)
+    if ws.store.engine == "edge":
+        ws.store._shards[physical] = qe.EdgeShard.create(
+            str(ws.store._path(physical)), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Euclid)))
+    else:
+        ws.store.client.create_collection(physical, vectors_config=models.VectorParams(
+            size=dim, distance=models.Distance.EUCLID))
+    ws.store.upsert(physical, [r.id for r in records], [r.vector for r in records], [r.payload for r in records])
+    return {str(r.id): r.vector for r in records}
+
+
+def test_a_legacy_collection_searches_dense_until_reindex_adds_bm25(kb, identity_embedder, caplog):
+    from ragcun.catalog.ops import require_collection
+    from ragcun.collections import reindex
+
+    with kb.catalog.session() as session:
+        old = require_collection(session, "kb").physical_name
+    vectors = make_legacy(kb, old)
+    assert not kb.store.shape(old).hybrid
+    with caplog.at_level("WARNING"):
+        hits = search(kb, "kb", LEXICAL, 5, mode="hybrid")
+    assert [h.doc_id for h in hits] == [h.doc_id for h in search(kb, "kb", LEXICAL, 5)]
+    assert "has no BM25 vectors yet" in caplog.text and "ragcun reindex -c kb" in caplog.text
+
+    result = reindex(kb, "kb")
+    assert result.switched and result.chunks_embedded == 0 and result.chunks_total == len(DOCS)
+    assert result.previous_physical_name == old and kb.store.shape(result.physical_name).hybrid
+    assert search(kb, "kb", LEXICAL, 1, mode="bm25")[0].doc_id == "kernel"
+    copied = {str(r.id): r.vector for r in kb.store.scroll(result.physical_name, with_vectors=True)}
+    assert copied.keys() == vectors.keys()
+    assert all(copied[k] == pytest.approx(vectors[k]) for k in vectors)  # not re-embedded
+    assert not reindex(kb, "kb").switched  # nothing left to do

@@ -19,13 +19,16 @@ def physical_name(name: str, fingerprint: str) -> str:
 
 
 def create_collection(ws: Workspace, session: Session, name: str, version: ModelVersion, params: CollectionParams,
-                      status: str) -> Collection:
+                      status: str, physical: str | None = None) -> Collection:
     """The physical collection of ``name`` built by ``version``, created in the store and catalog if missing.
+
+    ``physical``: its name (default :func:`physical_name`; a hybrid rebuild of a legacy collection
+    by the same model needs another).
 
     The store side is created first, so the catalog never records a collection the store lacks; a
     crash between the two is mended by calling again. An existing collection is given ``status``.
     """
-    physical = physical_name(name, version.fingerprint)
+    physical = physical or physical_name(name, version.fingerprint)
     collection = session.scalar(select(Collection).where(Collection.physical_name == physical))
     settings = collection.settings if collection is not None else params.to_dict()
     if not ws.store.collection_exists(physical):

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, utcnow
 from ragcun.catalog.ops import require_collection
-from ragcun.collections.create import create_collection
+from ragcun.collections.create import create_collection, physical_name
 from ragcun.collections.runs import finish_run, start_run
 from ragcun.collections.versions import register_model_version
 from ragcun.collections.write import ChunkPoint, norms_match, write_points
@@ -101,14 +101,76 @@ def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Co
     return previous if previous is not None and previous.id != target.id else None
 
 
-def reindex(ws: Workspace, name: str, embedder, batch_size: int = 128) -> ReindexResult:
+def copy_with_bm25(ws: Workspace, session: Session, source: Collection, target: Collection, batch_size: int,
+                   run_id: int) -> None:
+    """Copy every point of ``source`` into the hybrid ``target``: dense vectors as stored, BM25 vectors from the text.
+
+    Nothing is re-embedded; the memberships (with their norms) are committed batch by batch.
+    """
+    present = member_chunk_ids(session, target.id)
+    batch: list = []
+
+    def flush() -> None:
+        ws.store.upsert(target.physical_name, [r.id for r in batch], np.array([r.vector for r in batch]),
+                        [r.payload for r in batch])
+        for record in batch:
+            session.merge(CollectionChunk(collection_id=target.id, chunk_id=str(record.id), ingest_run_id=run_id,
+                                          norm=record.payload["norm"]))
+        session.commit()
+        batch.clear()
+
+    total = ws.store.count(source.physical_name)
+    with tqdm(total=total, desc=f"bm25 {target.name}", unit="chunk", disable=None) as progress:
+        for record in ws.store.scroll(source.physical_name, with_vectors=True, batch_size=batch_size):
+            progress.update(1)
+            if str(record.id) in present:
+                continue
+            batch.append(record)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    ws.store.optimize(target.physical_name)
+
+
+def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: int) -> ReindexResult:
+    """Rebuild a legacy (dense-only) collection as a hybrid one with the same vectors, then switch to it."""
+    params = CollectionParams.from_settings(active.settings)
+    physical = f"{physical_name(active.name, active.model_version.fingerprint)}-hybrid"
+    target = create_collection(ws, session, active.name, active.model_version, params, status="building",
+                               physical=physical)
+    run = start_run(session, "reindex", target, [f"store:{active.physical_name}"])
+    try:
+        copy_with_bm25(ws, session, active, target, batch_size, run.id)
+        verify(ws, session, target)
+        previous = switch(ws, session, target.name, target)
+    except BaseException as exc:
+        session.rollback()
+        finish_run(session, run, "failed", errors=[{"uri": None, "line": None, "error": repr(exc)}])
+        raise
+    total = len(member_chunk_ids(session, target.id))
+    finish_run(session, run, "completed", counts={"chunks_written": total, "chunks": total})
+    return ReindexResult(target.name, target.model_version.fingerprint, target.physical_name,
+                         previous.physical_name if previous else None, 0, total, switched=True)
+
+
+def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> ReindexResult:
     """Rebuild collection ``name`` with ``embedder`` from the catalog's chunk text, then switch to it.
 
     Re-running after a crash resumes the build; re-running after the switch only re-asserts it.
     An older build by the same model (a retired version) is brought up to date instead of rebuilt.
+    With the collection's own model (or ``embedder=None``), a collection made before hybrid search
+    gets its BM25 vectors: its points are copied, dense vectors as they are, into a hybrid collection.
     """
     with ws.catalog.session() as session:
         active = require_collection(session, name)
+        if embedder is None or embedder.fingerprint == active.model_version.fingerprint:
+            if not ws.store.shape(active.physical_name).hybrid:
+                return add_bm25(ws, session, active, batch_size)
+            if embedder is None:
+                total = len(member_chunk_ids(session, active.id))
+                return ReindexResult(name, active.model_version.fingerprint, active.physical_name, None, 0, total,
+                                     switched=False)
         version = register_model_version(session, embedder, ws.models_dir)
         session.commit()
         if active.model_version_id == version.id:

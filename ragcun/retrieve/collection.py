@@ -15,7 +15,7 @@ from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
 
 logger = logging.getLogger(__name__)
-_NOTICED: set[str] = set()
+_NOTICED: set[tuple[int, str]] = set()  # (store, physical collection): the dense-only notice is said once
 
 
 def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: int = 10, embedder=None,
@@ -48,8 +48,8 @@ def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: 
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
     if mode != "dense" and not ws.store.shape(physical).hybrid:
-        if physical not in _NOTICED:
-            _NOTICED.add(physical)
+        if (id(ws.store), physical) not in _NOTICED:
+            _NOTICED.add((id(ws.store), physical))
             logger.warning("collection %r has no BM25 vectors yet: searching dense only; "
                            "`ragcun reindex -c %s` adds them", collection_name, collection_name)
         mode = "dense"
