@@ -142,3 +142,17 @@ def test_a_legacy_collection_searches_dense_until_reindex_adds_bm25(kb, identity
     assert copied.keys() == vectors.keys()
     assert all(copied[k] == pytest.approx(vectors[k]) for k in vectors)  # not re-embedded
     assert not reindex(kb, "kb").switched  # nothing left to do
+
+
+def test_payload_index_on_a_metadata_key_is_kept_by_reindex(kb, mlp_embedder):
+    from ragcun.catalog.ops import require_collection
+    from ragcun.collections import reindex
+    from ragcun.collections.create import index_payload
+
+    assert index_payload(kb, "kb", "metadata.team")["indexes"] == {"metadata.team": "keyword"}
+    with pytest.raises(InvalidInputError, match="unknown key 'colour'"):
+        index_payload(kb, "kb", "colour")
+    reindex(kb, "kb", mlp_embedder)
+    with kb.catalog.session() as session:
+        assert require_collection(session, "kb").settings["payload_indexes"] == {"metadata.team": "keyword"}
+    assert {h.doc_id for h in search(kb, "kb", "oil", 10, filter="metadata.team=infra")} == {"cars", "tax"}

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, utcnow
 from ragcun.catalog.ops import require_collection
-from ragcun.collections.create import create_collection, physical_name
+from ragcun.collections.create import carry_indexes, create_collection, physical_name
 from ragcun.collections.runs import finish_run, start_run
 from ragcun.collections.versions import register_model_version
 from ragcun.collections.write import ChunkPoint, norms_match, write_points
@@ -139,6 +139,7 @@ def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: in
     physical = f"{physical_name(active.name, active.model_version.fingerprint)}-hybrid"
     target = create_collection(ws, session, active.name, active.model_version, params, status="building",
                                physical=physical)
+    carry_indexes(ws, active, target)
     run = start_run(session, "reindex", target, [f"store:{active.physical_name}"])
     try:
         copy_with_bm25(ws, session, active, target, batch_size, run.id)
@@ -180,6 +181,7 @@ def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> R
         # σ and other calibrations belong to the old model: only the index params carry over.
         params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
         target = create_collection(ws, session, name, version, params, status="building")
+        carry_indexes(ws, active, target)
         return _build_verify_switch(ws, session, target, embedder, batch_size, "reindex")
 
 

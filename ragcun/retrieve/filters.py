@@ -52,9 +52,7 @@ def _clause(clause: str) -> tuple[models.Condition, bool]:
     if match is None:
         raise InvalidInputError(f"filter clause {clause!r}: expected KEY=VALUE, KEY!=VALUE, KEY=A|B or KEY>=VALUE")
     key, op, value = match["key"], match["op"], match["value"]
-    if key not in KEYS and not (key.startswith("metadata.") and len(key) > len("metadata.")):
-        raise InvalidInputError(f"filter clause {clause!r}: unknown key {key!r}; use one of {', '.join(KEYS)} "
-                                "or metadata.NAME")
+    check_key(key, f"filter clause {clause!r}: ")
     if value == "":
         raise InvalidInputError(f"filter clause {clause!r}: no value after {op!r}")
     if op in _RANGE_OPS:
@@ -63,6 +61,13 @@ def _clause(clause: str) -> tuple[models.Condition, bool]:
     if any(not v for v in values):
         raise InvalidInputError(f"filter clause {clause!r}: an empty alternative in {value!r}")
     return _equals(key, values), op == "!="
+
+
+def check_key(key: str, context: str = "") -> str:
+    """``key`` if it is a payload key users may filter or index by."""
+    if key not in KEYS and not (key.startswith("metadata.") and len(key) > len("metadata.")):
+        raise InvalidInputError(f"{context}unknown key {key!r}; use one of {', '.join(KEYS)} or metadata.NAME")
+    return key
 
 
 def _equals(key: str, values: list[str]) -> models.Condition:
