@@ -149,7 +149,7 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, identity_emb
     physical = f"adi-{identity_embedder.fingerprint[:12]}"
     client = QdrantClient(path=str(tmp_path / "qdrant"))
     theirs = client.query_points(physical, query=identity_embedder.encode(["computer-based retrieval of documents"])[0]
-                                 .tolist(), limit=5, with_payload=True).points
+                                 .tolist(), using="dense", limit=5, with_payload=True).points
     client.close()
     assert [p.payload["doc_id"] for p in theirs] == [h.doc_id for h in ours]
     assert [p.payload["text"] for p in theirs] == [h.text for h in ours]

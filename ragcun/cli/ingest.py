@@ -23,6 +23,8 @@ def load_model(model_path: str | None):
 @click.option("--include", multiple=True, help="Glob of files to take, relative to each folder (repeatable).")
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
 @click.option("--sync", is_flag=True, help="Delete documents whose source files are gone.")
+@click.option("--prefix", default="", help="Put before each file's path relative to its input folder, which names "
+                                           "the file and its document (e.g. docs/ makes docs/parking.md).")
 @click.option("--chunk-tokens", type=int, help="Chunk size in model tokens [default: model max length - 2].")
 @click.option("--chunk-overlap", type=int, default=32, show_default=True, help="Tokens shared by adjacent chunks.")
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Chunks embedded and upserted together.")
@@ -41,7 +43,7 @@ def load_model(model_path: str | None):
 @click.option("--on-disk", is_flag=True, help="New collection: keep vectors on disk (memory-mapped).")
 @json_option
 @pass_app
-def ingest(app: AppContext, paths, collection, model_path, include, exclude, sync, chunk_tokens, chunk_overlap,
+def ingest(app: AppContext, paths, collection, model_path, include, exclude, sync, prefix, chunk_tokens, chunk_overlap,
            batch_size, id_field, text_field, title_field, metadata_fields, max_doc_mb, hnsw_m, hnsw_ef_construct,
            hnsw_ef, shards, replicas, write_consistency, on_disk, as_json) -> None:
     """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
@@ -49,7 +51,7 @@ def ingest(app: AppContext, paths, collection, model_path, include, exclude, syn
     from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
 
     options = IngestOptions(
-        include=include, exclude=exclude, sync=sync, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+        include=include, exclude=exclude, sync=sync, prefix=prefix, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
         batch_size=batch_size,
         fields=JsonlFields(id=id_field, text=text_field, title=title_field, metadata=tuple(metadata_fields) or None),
         max_document_bytes=int(max_doc_mb * 2**20),
