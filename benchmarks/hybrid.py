@@ -175,6 +175,9 @@ def latency(args: argparse.Namespace) -> None:
     queries = mixture.sample(args.queries, rng).astype(np.float32)
     words, p = vocabulary(args.data)
     lengths = rng.integers(40, 160, size=args.points)
+    # Every generated word at once (one sampling pass), then cut into texts.
+    drawn = np.array(words)[rng.choice(len(words), size=int(lengths.sum()), p=p)]
+    ends = np.cumsum(lengths)
     root = Path(tempfile.mkdtemp(prefix="hybrid-latency-"))
     store = EdgeStore(root)
     try:
@@ -183,7 +186,7 @@ def latency(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         for i in range(0, args.points, 2048):
             n = min(2048, args.points - i)
-            texts = [" ".join(rng.choice(words, size=lengths[i + j], p=p)) for j in range(n)]
+            texts = [" ".join(drawn[ends[i + j] - lengths[i + j] : ends[i + j]]) for j in range(n)]
             payloads = [{"doc_id": f"d{i + j}", "text": t, "norm": float(np.linalg.norm(vectors[i + j])),
                          "metadata": {"bucket": int((i + j) % 100)}} for j, t in enumerate(texts)]
             store.upsert("c", point_ids(n, i), vectors[i : i + n], payloads)

@@ -10,6 +10,7 @@ collection. Each embedded batch is committed, so a killed reindex resumes where 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -102,13 +103,15 @@ def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Co
 
 
 def copy_with_bm25(ws: Workspace, session: Session, source: Collection, target: Collection, batch_size: int,
-                   run_id: int) -> None:
+                   run_id: int) -> int:
     """Copy every point of ``source`` into the hybrid ``target``: dense vectors as stored, BM25 vectors from the text.
 
-    Nothing is re-embedded; the memberships (with their norms) are committed batch by batch.
+    Nothing is re-embedded; the memberships (with their norms) are committed batch by batch. Returns
+    how many points were copied now (a resumed copy skips those already there).
     """
     present = member_chunk_ids(session, target.id)
     batch: list = []
+    copied = 0
 
     def flush() -> None:
         ws.store.upsert(target.physical_name, [r.id for r in batch], np.array([r.vector for r in batch]),
@@ -117,6 +120,8 @@ def copy_with_bm25(ws: Workspace, session: Session, source: Collection, target: 
             session.merge(CollectionChunk(collection_id=target.id, chunk_id=str(record.id), ingest_run_id=run_id,
                                           norm=record.payload["norm"]))
         session.commit()
+        nonlocal copied
+        copied += len(batch)
         batch.clear()
 
     total = ws.store.count(source.physical_name)
@@ -131,6 +136,7 @@ def copy_with_bm25(ws: Workspace, session: Session, source: Collection, target: 
         if batch:
             flush()
     ws.store.optimize(target.physical_name)
+    return copied
 
 
 def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: int) -> ReindexResult:
@@ -140,19 +146,11 @@ def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: in
     target = create_collection(ws, session, active.name, active.model_version, params, status="building",
                                physical=physical)
     carry_indexes(ws, active, target)
-    run = start_run(session, "reindex", target, [f"store:{active.physical_name}"])
-    try:
-        copy_with_bm25(ws, session, active, target, batch_size, run.id)
-        verify(ws, session, target)
-        previous = switch(ws, session, target.name, target)
-    except BaseException as exc:
-        session.rollback()
-        finish_run(session, run, "failed", errors=[{"uri": None, "line": None, "error": repr(exc)}])
-        raise
-    total = len(member_chunk_ids(session, target.id))
-    finish_run(session, run, "completed", counts={"chunks_written": total, "chunks": total})
-    return ReindexResult(target.name, target.model_version.fingerprint, target.physical_name,
-                         previous.physical_name if previous else None, 0, total, switched=True)
+
+    def fill(run_id: int) -> tuple[int, int]:
+        return copy_with_bm25(ws, session, active, target, batch_size, run_id), 0
+
+    return _build_verify_switch(ws, session, target, fill, "reindex", [f"store:{active.physical_name}"])
 
 
 def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> ReindexResult:
@@ -182,7 +180,8 @@ def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> R
         params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
         target = create_collection(ws, session, name, version, params, status="building")
         carry_indexes(ws, active, target)
-        return _build_verify_switch(ws, session, target, embedder, batch_size, "reindex")
+        return _build_verify_switch(ws, session, target, _embedding(ws, session, target, embedder, batch_size),
+                                    "reindex", [f"catalog:{target.name}"])
 
 
 def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
@@ -199,14 +198,25 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
         embedder = ws.embedder_for(previous)
         previous.status = "building"
         session.commit()
-        return _build_verify_switch(ws, session, previous, embedder, batch_size, "rollback")
+        return _build_verify_switch(ws, session, previous, _embedding(ws, session, previous, embedder, batch_size),
+                                    "rollback", [f"catalog:{previous.name}"])
 
 
-def _build_verify_switch(ws: Workspace, session: Session, target: Collection, embedder, batch_size: int,
-                         kind: str) -> ReindexResult:
-    run = start_run(session, kind, target, [f"catalog:{target.name}"])
+def _embedding(ws: Workspace, session: Session, target: Collection, embedder,
+               batch_size: int) -> Callable[[int], tuple[int, int]]:
+    def fill(run_id: int) -> tuple[int, int]:
+        embedded = build(ws, session, target, embedder, batch_size, run_id)
+        return embedded, embedded
+
+    return fill
+
+
+def _build_verify_switch(ws: Workspace, session: Session, target: Collection,
+                         fill: Callable[[int], tuple[int, int]], kind: str, inputs: list[str]) -> ReindexResult:
+    """Run ``fill(run_id)`` (points written, of which embedded) into ``target``, verify it, switch to it."""
+    run = start_run(session, kind, target, inputs)
     try:
-        embedded = build(ws, session, target, embedder, batch_size, run.id)
+        written, embedded = fill(run.id)
         verify(ws, session, target)
         previous = switch(ws, session, target.name, target)
     except BaseException as exc:
@@ -214,6 +224,6 @@ def _build_verify_switch(ws: Workspace, session: Session, target: Collection, em
         finish_run(session, run, "failed", errors=[{"uri": None, "line": None, "error": repr(exc)}])
         raise
     total = len(member_chunk_ids(session, target.id))
-    finish_run(session, run, "completed", counts={"chunks_written": embedded, "chunks": total})
+    finish_run(session, run, "completed", counts={"chunks_written": written, "chunks": total})
     return ReindexResult(target.name, target.model_version.fingerprint, target.physical_name,
                          previous.physical_name if previous else None, embedded, total, switched=True)
