@@ -9,9 +9,16 @@ from qdrant_client import models
 
 from ragcun.retrieve.base import search_vector
 from ragcun.store import ClientStore, CollectionParams, EdgeStore
-from tests.test_store import OPENERS, store  # noqa: F401  (the parametrised fixture)
+from tests.test_store import OPENERS
 
 DIM = 8
+
+
+@pytest.fixture(params=list(OPENERS))
+def store(request, tmp_path):
+    opened = OPENERS[request.param](tmp_path)
+    yield opened
+    opened.close()
 TEXTS = [
     "the kernel panicked with error code XQZ417 after the upgrade",  # 0: the rare code word, far away
     "how to bake sourdough bread at home",                            # 1: the nearest vector, no shared term
@@ -67,7 +74,7 @@ def test_hybrid_finds_the_lexical_and_the_semantic_match(store, fusion):
 
 def test_dbsf_ranks_the_nearest_vector_first_among_the_dense_only_hits(store):
     # Qdrant's own DBSF would rank L2 distances backwards (larger is better); ours scores −d²/2.
-    vectors, query = corpus(store)
+    _, query = corpus(store)
     hits = search_vector(store, "c", query, 6, text="no shared words here", mode="hybrid", fusion="dbsf")
     distances = [h.distance for h in hits]
     assert distances == sorted(distances)
@@ -112,18 +119,18 @@ LEGACY = {
 
 @pytest.mark.parametrize("engine", list(LEGACY))
 def test_a_legacy_collection_answers_every_mode_dense_only(tmp_path, engine):
-    store = OPENERS[engine](tmp_path)
+    legacy = OPENERS[engine](tmp_path)
     try:
-        LEGACY[engine](store, "old")
+        LEGACY[engine](legacy, "old")
         rng = np.random.default_rng(1)
         vectors = rng.normal(size=(5, DIM)).astype(np.float32)
-        store.upsert("old", ids(5), vectors, [{"doc_id": f"d{i}", "text": TEXTS[i], "norm": 1.0} for i in range(5)])
-        assert not store.shape("old").hybrid
-        dense = search_vector(store, "old", vectors[2], 3)
-        assert doc_ids(search_vector(store, "old", vectors[2], 3, text="XQZ417", mode="hybrid")) == doc_ids(dense)
-        assert store.retrieve("old", ids(1), with_vectors=True)[0].vector == pytest.approx(vectors[0].tolist())
+        legacy.upsert("old", ids(5), vectors, [{"doc_id": f"d{i}", "text": TEXTS[i], "norm": 1.0} for i in range(5)])
+        assert not legacy.shape("old").hybrid
+        dense = search_vector(legacy, "old", vectors[2], 3)
+        assert doc_ids(search_vector(legacy, "old", vectors[2], 3, text="XQZ417", mode="hybrid")) == doc_ids(dense)
+        assert legacy.retrieve("old", ids(1), with_vectors=True)[0].vector == pytest.approx(vectors[0].tolist())
     finally:
-        store.close()
+        legacy.close()
 
 
 def test_engines_agree_on_bm25_scores(tmp_path):

@@ -41,9 +41,9 @@ def relative_key(uri: str, roots: list[str]) -> str:
     best = None
     for root in roots:
         root = root.rstrip("/") or "/"
-        if uri == root or uri.startswith(root + "/") or root == "/":
-            if best is None or len(root) > len(best):
-                best = root
+        contains = uri == root or uri.startswith(root + "/") or root == "/"
+        if contains and (best is None or len(root) > len(best)):
+            best = root
     if best is None or best == uri:
         return posixpath.basename(uri)
     return posixpath.relpath(uri, best)

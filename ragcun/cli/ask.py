@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, search_kwargs, search_options
+from ragcun.cli.main import (
+    AppContext,
+    cli,
+    emit,
+    json_option,
+    pass_app,
+    search_kwargs,
+    search_options,
+)
 
 
 @cli.command()

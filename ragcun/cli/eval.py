@@ -155,7 +155,8 @@ def stats(app: AppContext, collection, plot, seed, as_json) -> None:
 @pass_app
 def calibrate(app: AppContext, collection, queries, qrels, top_k, sigma, keep_identical_ids, as_json) -> None:
     """Fit σ of P(hit) = softmax(−d²/2σ²) on dev queries and store it with the collection."""
-    from ragcun.evaluation import calibrate as run_calibrate, set_sigma
+    from ragcun.evaluation import calibrate as run_calibrate
+    from ragcun.evaluation import set_sigma
 
     with app.workspace() as ws:
         if sigma is not None:

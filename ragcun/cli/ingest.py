@@ -48,7 +48,8 @@ def ingest(app: AppContext, paths, collection, model_path, include, exclude, syn
            hnsw_ef, shards, replicas, write_consistency, on_disk, as_json) -> None:
     """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
     from ragcun.catalog.ops import active_collection
-    from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
+    from ragcun.ingest import IngestOptions, JsonlFields
+    from ragcun.ingest import ingest as run_ingest
 
     options = IngestOptions(
         include=include, exclude=exclude, sync=sync, prefix=prefix, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,

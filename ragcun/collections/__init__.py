@@ -25,7 +25,14 @@ from ragcun.collections.create import create_collection, ensure_collection
 from ragcun.collections.documents import DocumentDeleted, delete_document
 from ragcun.collections.drop import CollectionDropped, drop_collection
 from ragcun.collections.gc import RetiredCollection, gc
-from ragcun.collections.info import CollectionDetail, CollectionInfo, HomeStatus, list_collections, show_collection, status
+from ragcun.collections.info import (
+    CollectionDetail,
+    CollectionInfo,
+    HomeStatus,
+    list_collections,
+    show_collection,
+    status,
+)
 from ragcun.collections.lineage import ChunkLineage, chunk_lineage
 from ragcun.collections.reindex import ReindexResult, reindex, rollback
 from ragcun.collections.runs import RunInfo, list_runs, show_run

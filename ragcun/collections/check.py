@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
 from ragcun.catalog.ops import require_collection
-from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
+from ragcun.collections.write import (
+    ChunkPoint,
+    norms_match,
+    record_norms,
+    store_points,
+    write_points,
+)
 from ragcun.workspace import Workspace
 
 PROBLEM_KINDS = ("missing_points", "orphan_points", "payload_mismatches", "wrong_norms", "shape_mismatches")

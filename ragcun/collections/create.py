@@ -12,7 +12,6 @@ from ragcun.errors import InvalidInputError, ModelMismatchError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
-
 # Collection settings key: the payload indexes users asked for ({field: schema}), rebuilt by a reindex.
 PAYLOAD_INDEXES = "payload_indexes"
 SCHEMAS = ("keyword", "integer", "float", "bool", "datetime")

@@ -38,7 +38,12 @@ from ragcun.evaluation.corpus import (
     min_per_doc,
     relevance_grades,
 )
-from ragcun.evaluation.data import JudgedQueries, judged_queries, read_qrels_strict, read_queries_strict
+from ragcun.evaluation.data import (
+    JudgedQueries,
+    judged_queries,
+    read_qrels_strict,
+    read_queries_strict,
+)
 from ragcun.evaluation.metrics import (
     expected_calibration_error,
     gaussian_probabilities,

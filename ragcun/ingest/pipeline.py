@@ -28,7 +28,11 @@ from tqdm.auto import tqdm
 from ragcun.catalog.models import Document, IngestRun, Source
 from ragcun.catalog.ops import chunk_ids_in, chunk_uuid, document_uuid
 from ragcun.collections.create import ensure_collection
-from ragcun.collections.documents import PlannedDocument, delete_documents, write_documents
+from ragcun.collections.documents import (
+    PlannedDocument,
+    delete_documents,
+    write_documents,
+)
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
 from ragcun.ingest.chunking import Chunker
 from ragcun.ingest.readers import (

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from qdrant_client import models
 
 from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, check_mode

@@ -6,7 +6,12 @@
 """
 
 from ragcun.lazy import lazy_attributes
-from ragcun.retrieve.base import Hit, gaussian_probabilities, query_vector, search_vector
+from ragcun.retrieve.base import (
+    Hit,
+    gaussian_probabilities,
+    query_vector,
+    search_vector,
+)
 
 # These pull in torch (the model) or the catalog; import them on first use.
 _LAZY = {

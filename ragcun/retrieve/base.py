@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-
 from qdrant_client import models
 
 from ragcun.errors import InvalidInputError

@@ -10,7 +10,14 @@ from qdrant_client import models
 
 from ragcun.catalog.ops import collection_counts, require_collection
 from ragcun.errors import InvalidInputError, ModelMismatchError
-from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, query_text, query_vector, search_vector
+from ragcun.retrieve.base import (
+    DEFAULT_FUSION,
+    DEFAULT_MODE,
+    Hit,
+    query_text,
+    query_vector,
+    search_vector,
+)
 from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
 

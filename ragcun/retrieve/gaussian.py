@@ -12,10 +12,22 @@ from qdrant_client import models
 
 from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
-from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, query_text, query_vector, search_vector
+from ragcun.retrieve.base import (
+    DEFAULT_FUSION,
+    DEFAULT_MODE,
+    Hit,
+    query_text,
+    query_vector,
+    search_vector,
+)
 from ragcun.store.base import CollectionParams
 from ragcun.store.memory import POINTS_FILE, VECTORS_FILE, MemoryStore
-from ragcun.validation import check_documents, check_same_length, check_top_k, require_text
+from ragcun.validation import (
+    check_documents,
+    check_same_length,
+    check_top_k,
+    require_text,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import numpy as np
 from qdrant_client import models
 
 from ragcun.errors import InvalidInputError
-from ragcun.store.bm25 import document_vectors
 from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
+from ragcun.store.bm25 import document_vectors
 
 # Payload fields that get an index: the ones ragcun filters and deletes by.
 INDEXED_PAYLOAD_FIELDS = ("doc_id", "source", "model_version")

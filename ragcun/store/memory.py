@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from qdrant_client import models
-from qdrant_client.hybrid.fusion import distribution_based_score_fusion, reciprocal_rank_fusion
+from qdrant_client.hybrid.fusion import (
+    distribution_based_score_fusion,
+    reciprocal_rank_fusion,
+)
 from qdrant_client.local.payload_filters import check_filter
 
 from ragcun.errors import CollectionNotFound
