@@ -156,3 +156,21 @@ def test_payload_index_on_a_metadata_key_is_kept_by_reindex(kb, mlp_embedder):
     with kb.catalog.session() as session:
         assert require_collection(session, "kb").settings["payload_indexes"] == {"metadata.team": "keyword"}
     assert {h.doc_id for h in search(kb, "kb", "oil", 10, filter="metadata.team=infra")} == {"cars", "tax"}
+
+
+def test_eval_puts_dense_bm25_and_hybrid_side_by_side(kb, tmp_path):
+    from ragcun.evaluation import evaluate
+
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"_id": "q1", "text": LEXICAL}) + "\n"
+                       + json.dumps({"_id": "q2", "text": SEMANTIC}) + "\n")
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\tkernel\t1\nq2\tcars\t1\n")
+    report = evaluate(kb, "kb", queries, qrels, compare=["dense", "bm25-engine", "hybrid-rrf", "hybrid-dbsf"],
+                      store=False, mode="hybrid")
+    by_method = {r.method.split()[-1] if r.method.startswith("model") else r.method: r.metrics["recall@10"]
+                 for r in report.results}
+    assert by_method["hybrid"] == by_method["hybrid-rrf"] == by_method["hybrid-dbsf"] == 1.0
+    assert by_method["bm25-engine"] == 0.5  # the semantic query shares no word with its document
+    filtered = evaluate(kb, "kb", queries, qrels, compare=[], store=False, mode="hybrid", filter="metadata.team=ops")
+    assert filtered.results[0].metrics["recall@10"] == 0.5  # cars (team infra) is filtered out
