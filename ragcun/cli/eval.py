@@ -42,7 +42,7 @@ def _figures(row: dict) -> dict:
                    "for collections whose query and document ids are separate numberings.")
 @click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
               help="How the collection's own row searches (bm25/hybrid go through the engine).")
-@click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), help="For --mode hybrid [default: rrf].")
+@click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), help="For --mode hybrid [default: dbsf].")
 @click.option("--filter", "where", metavar="EXPR", help="Payload filter for the engine searches (see `search --help`).")
 @json_option
 @click.pass_context

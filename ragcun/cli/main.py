@@ -89,7 +89,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 _SEARCH_OPTIONS = [
     click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
                  help="dense: L2 distance; bm25: keywords; hybrid: both, fused inside the engine."),
-    click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), default="rrf", show_default=True,
+    # ragcun.retrieve.base.DEFAULT_FUSION (not imported here: the CLI starts without numpy).
+    click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), default="dbsf", show_default=True,
                  help="How --mode hybrid fuses: reciprocal rank, or distribution-based score fusion."),
     click.option("--filter", "where", metavar="EXPR",
                  help="Only chunks whose payload matches, e.g. 'metadata.team=infra & ingested_at>=2026-01-01' "

@@ -98,7 +98,7 @@ class SearchRequest:
     limit: int
     sparse: models.SparseVector | None = None
     mode: str = "dense"
-    fusion: str = "rrf"
+    fusion: str = "dbsf"
     filter: models.Filter | None = None
     hnsw_ef: int | None = None
     exact: bool = False
