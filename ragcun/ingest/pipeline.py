@@ -81,7 +81,7 @@ class IngestOptions:
 def file_keys(paths: Sequence[str | Path], files: Sequence[Path], prefix: str = "") -> dict[Path, str]:
     """Each file's name in the collection: ``prefix`` + its path relative to the input it was found under
     (a file given directly: its name). Moving or re-mounting a folder does not change it."""
-    roots = [Path(p).expanduser() for p in paths]
+    roots = [Path(p).expanduser().resolve() for p in paths]  # discover() returns resolved paths
     keys = {}
     for path in files:
         for root in roots:
