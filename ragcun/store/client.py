@@ -39,6 +39,7 @@ class ClientStore(VectorStore):
     def __init__(self, client: QdrantClient, local: bool = False):
         self.client = client
         self.local = local
+        self._layouts: dict[str, bool] = {}
         if local:
             self.engine = "local"
 
@@ -85,6 +86,7 @@ class ClientStore(VectorStore):
             self.client.create_payload_index(name, field, models.PayloadSchemaType(schema), wait=True)
 
     def drop_collection(self, name: str) -> None:
+        self._layouts.pop(name, None)
         self.client.delete_collection(name)
 
     def list_collections(self) -> list[str]:
@@ -104,8 +106,11 @@ class ClientStore(VectorStore):
         return CollectionShape(dim=vectors.size, distance=vectors.distance, points=points, hybrid=hybrid)
 
     def _hybrid(self, name: str) -> bool:
-        vectors = self.client.get_collection(name).config.params.vectors
-        return isinstance(vectors, dict) and DENSE in vectors
+        """Whether the collection has the named dense + BM25 layout (cached: a layout never changes)."""
+        if name not in self._layouts:
+            vectors = self.client.get_collection(name).config.params.vectors
+            self._layouts[name] = isinstance(vectors, dict) and DENSE in vectors
+        return self._layouts[name]
 
     def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict],
                sparse: Sequence[models.SparseVector] | None = None) -> None:

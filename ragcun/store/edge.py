@@ -62,6 +62,7 @@ class EdgeStore(VectorStore):
         # One shard object is shared by every thread of the process (a reindex writing while a
         # search thread reads); serialise calls into it rather than rely on the binding's locking.
         self._mutex = threading.RLock()
+        self._layouts: dict[str, bool] = {}
 
     def _path(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
@@ -100,6 +101,7 @@ class EdgeStore(VectorStore):
 
     @_locked
     def drop_collection(self, name: str) -> None:
+        self._layouts.pop(name, None)
         shard = self._shards.pop(name, None)
         if shard is not None:
             shard.close()
@@ -118,7 +120,10 @@ class EdgeStore(VectorStore):
                                points=shard.info().points_count, hybrid=hybrid)
 
     def _hybrid(self, name: str) -> bool:
-        return self.shape(name).hybrid
+        """Whether the collection has the named dense + BM25 layout (cached: a layout never changes)."""
+        if name not in self._layouts:
+            self._layouts[name] = self.shape(name).hybrid
+        return self._layouts[name]
 
     @_locked
     def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict],
