@@ -220,7 +220,7 @@ class Ingestor:
         existing = session.get(Document, document_id)
         if existing is not None and existing.source_id != source.id:
             self._problem(InputProblem(source.uri, f"duplicate id {doc.doc_id!r}: already ingested from "
-                                                   f"{existing.source.uri}", doc.line))
+                                                   f"{existing.source.path or existing.source.uri}", doc.line))
             return
         sha = doc.sha256
         if existing is not None and existing.sha256 == sha:
