@@ -182,7 +182,7 @@ def latency(args: argparse.Namespace) -> None:
     store = EdgeStore(root)
     try:
         store.create_collection("c", CollectionParams(dim=vectors.shape[1]))
-        store.create_index("c", "metadata.bucket")
+        store.create_index("c", "metadata.bucket", "integer")  # the values are ints
         start = time.perf_counter()
         for i in range(0, args.points, 2048):
             n = min(2048, args.points - i)
