@@ -26,7 +26,6 @@ from ragcun.beir import read_corpus
 from ragcun.model import DEFAULT_BASE_MODEL, GaussianEmbedder, load_base_encoder, resolve_base_model
 
 
-
 def load_texts(data: Path, docs: int, words: int) -> list[str]:
     corpus = [doc.content for doc in read_corpus(data)]
     # Keep documents of at least `words` words, cut to exactly that, so every text is ~`words` words.
@@ -43,8 +42,12 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds; the median is reported")
-    parser.add_argument("--head", default="mlp", choices=["identity", "linear", "mlp"],
-                        help="head of the ragcun model (mlp is the trained default's shape)")
+    parser.add_argument(
+        "--head",
+        default="mlp",
+        choices=["identity", "linear", "mlp"],
+        help="head of the ragcun model (mlp is the trained default's shape)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -57,7 +60,8 @@ def main() -> None:
         "ragcun": lambda: ours.encode(texts, batch_size=args.batch_size, show_progress_bar=False),
         "sentence-transformers": lambda: plain.encode(texts, batch_size=args.batch_size, show_progress_bar=False),
         "ragcun, unsorted": lambda: ours.encode(
-            texts, batch_size=args.batch_size, show_progress_bar=False, sort_by_length=False),
+            texts, batch_size=args.batch_size, show_progress_bar=False, sort_by_length=False
+        ),
     }
     warmup = texts[: args.batch_size * 2]
     ours.encode(warmup, show_progress_bar=False)
@@ -72,8 +76,10 @@ def main() -> None:
 
     rate = {name: len(texts) / statistics.median(times) for name, times in seconds.items()}
     baseline = rate["sentence-transformers"]
-    print(f"{len(texts)} docs of {args.words} words, batch {args.batch_size}, head {args.head}, "
-          f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds")
+    print(
+        f"{len(texts)} docs of {args.words} words, batch {args.batch_size}, head {args.head}, "
+        f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds"
+    )
     print(f"| path | docs/s | vs sentence-transformers |")
     print(f"|---|---|---|")
     for name, value in rate.items():

@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--batches", default="1,100", help="queries per search call, comma-separated")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timing per side and row (at least 5 runs)")
+    parser.add_argument(
+        "--budget", type=float, default=2.0, help="seconds of timing per side and row (at least 5 runs)"
+    )
     parser.add_argument("--threads", type=int, help="threads for both FAISS and numpy's BLAS (default: theirs)")
     args = parser.parse_args()
 
@@ -62,11 +64,16 @@ def main() -> None:
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
         threadpool_limits(args.threads)
-    blas = ", ".join(f"{p['internal_api']} {p.get('version')} {p.get('architecture')} x{p['num_threads']}"
-                     for p in threadpool_info() if p["user_api"] == "blas")
+    blas = ", ".join(
+        f"{p['internal_api']} {p.get('version')} {p.get('architecture')} x{p['num_threads']}"
+        for p in threadpool_info()
+        if p["user_api"] == "blas"
+    )
     rng = np.random.default_rng(0)
-    print(f"dim {args.dim}, top {args.k}, N(0, I) float32; faiss {faiss.__version__} "
-          f"({faiss.omp_get_max_threads()} threads); numpy {np.__version__}, BLAS: {blas}")
+    print(
+        f"dim {args.dim}, top {args.k}, N(0, I) float32; faiss {faiss.__version__} "
+        f"({faiss.omp_get_max_threads()} threads); numpy {np.__version__}, BLAS: {blas}"
+    )
     print("| corpus | batch | FAISS ms | numpy ms | FAISS / numpy | same neighbours |")
     print("|---|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):

@@ -45,8 +45,12 @@ DATA = Path("/work/shared/datasets")
 SETS = ("scifact", "cranfield", "medline", "cisi", "adi")
 SELF_EXCLUDED = ("scifact",)  # BEIR rule: a corpus that contains its queries never returns the query itself
 CHUNK_DEPTH = 200
-RUNS = (("dense", "dense", "rrf"), ("bm25", "bm25", "rrf"), ("hybrid-rrf", "hybrid", "rrf"),
-        ("hybrid-dbsf", "hybrid", "dbsf"))
+RUNS = (
+    ("dense", "dense", "rrf"),
+    ("bm25", "bm25", "rrf"),
+    ("hybrid-rrf", "hybrid", "rrf"),
+    ("hybrid-dbsf", "hybrid", "dbsf"),
+)
 
 logger = logging.getLogger("hybrid")
 
@@ -68,8 +72,7 @@ def spaces(base: np.ndarray, queries: np.ndarray) -> dict[str, tuple[np.ndarray,
     def unit(x: np.ndarray) -> np.ndarray:
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    return {"default model": (head[0], head[1]), "base cosine": (unit(base), unit(queries)),
-            "base L2": (base, queries)}
+    return {"default model": (head[0], head[1]), "base cosine": (unit(base), unit(queries)), "base L2": (base, queries)}
 
 
 def quality_set(name: str, cache: Path, data: Path, root: Path) -> list[dict]:
@@ -86,8 +89,10 @@ def quality_set(name: str, cache: Path, data: Path, root: Path) -> list[dict]:
         store = EdgeStore(root / f"{name}-{space.replace(' ', '-')}")
         try:
             store.create_collection("c", CollectionParams(dim=chunks.shape[1]))
-            payloads = [{"doc_id": r["doc_id"], "text": r["text"], "norm": float(np.linalg.norm(v))}
-                        for r, v in zip(rows, chunks)]
+            payloads = [
+                {"doc_id": r["doc_id"], "text": r["text"], "norm": float(np.linalg.norm(v))}
+                for r, v in zip(rows, chunks)
+            ]
             store.upsert("c", point_ids(len(rows)), chunks, payloads)
             store.optimize("c")
             for label, mode, fusion in RUNS:
@@ -95,8 +100,9 @@ def quality_set(name: str, cache: Path, data: Path, root: Path) -> list[dict]:
                     continue  # the same for every space
                 run: dict[str, dict[str, float]] = {}
                 for qid, vector in zip(query_ids, query_vectors):
-                    hits = search_vector(store, "c", vector, CHUNK_DEPTH, text=texts[qid], mode=mode, fusion=fusion,
-                                         exact=True)
+                    hits = search_vector(
+                        store, "c", vector, CHUNK_DEPTH, text=texts[qid], mode=mode, fusion=fusion, exact=True
+                    )
                     docs: dict[str, float] = {}
                     for rank, hit in enumerate(hits):
                         if name in SELF_EXCLUDED and hit.doc_id == qid:
@@ -104,8 +110,15 @@ def quality_set(name: str, cache: Path, data: Path, root: Path) -> list[dict]:
                         docs.setdefault(hit.doc_id, float(CHUNK_DEPTH - rank))
                     run[qid] = docs
                 means = mean_metrics(per_query_metrics(run, qrels))
-                results.append({"set": name, "space": "-" if mode == "bm25" else space, "method": label,
-                                "ndcg@10": means["ndcg@10"], "recall@100": means["recall@100"]})
+                results.append(
+                    {
+                        "set": name,
+                        "space": "-" if mode == "bm25" else space,
+                        "method": label,
+                        "ndcg@10": means["ndcg@10"],
+                        "recall@100": means["recall@100"],
+                    }
+                )
                 logger.info("%s", results[-1])
         finally:
             store.close()
@@ -145,6 +158,7 @@ def print_quality(results: list[dict]) -> None:
 
 
 # ---- latency at 100,000 points ----------------------------------------------------------------------
+
 
 def vocabulary(data: Path) -> tuple[list[str], np.ndarray]:
     """SciFact's words and their frequencies (the generated texts draw from them)."""
@@ -187,8 +201,15 @@ def latency(args: argparse.Namespace) -> None:
         for i in range(0, args.points, 2048):
             n = min(2048, args.points - i)
             texts = [" ".join(drawn[ends[i + j] - lengths[i + j] : ends[i + j]]) for j in range(n)]
-            payloads = [{"doc_id": f"d{i + j}", "text": t, "norm": float(np.linalg.norm(vectors[i + j])),
-                         "metadata": {"bucket": int((i + j) % 100)}} for j, t in enumerate(texts)]
+            payloads = [
+                {
+                    "doc_id": f"d{i + j}",
+                    "text": t,
+                    "norm": float(np.linalg.norm(vectors[i + j])),
+                    "metadata": {"bucket": int((i + j) % 100)},
+                }
+                for j, t in enumerate(texts)
+            ]
             store.upsert("c", point_ids(n, i), vectors[i : i + n], payloads)
         load_s = time.perf_counter() - start
         start = time.perf_counter()
@@ -209,15 +230,23 @@ def latency(args: argparse.Namespace) -> None:
                         exact = search_vector(store, "c", v, 10, filter=where, exact=True)
                         truth = {h.chunk_id for h in exact}
                         recalls.append(len(truth & {h.chunk_id for h in hits}) / max(len(truth), 1))
-                rows.append({"mode": mode, "filter": where or "-", "p50_ms": percentile_ms(times, 50),
-                             "p95_ms": percentile_ms(times, 95),
-                             "recall@10": float(np.mean(recalls)) if recalls else None})
+                rows.append(
+                    {
+                        "mode": mode,
+                        "filter": where or "-",
+                        "p50_ms": percentile_ms(times, 50),
+                        "p95_ms": percentile_ms(times, 95),
+                        "recall@10": float(np.mean(recalls)) if recalls else None,
+                    }
+                )
                 logger.info("%s", rows[-1])
     finally:
         store.close()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{args.points} points, dim {vectors.shape[1]}; upsert {load_s:.0f} s, optimize {build_s:.0f} s; "
-          f"{args.queries} queries, top 10, one thread")
+    print(
+        f"{args.points} points, dim {vectors.shape[1]}; upsert {load_s:.0f} s, optimize {build_s:.0f} s; "
+        f"{args.queries} queries, top 10, one thread"
+    )
     print("| mode | filter (1%) | p50 ms | p95 ms | filtered recall@10 vs exact |")
     print("|---|---|---|---|---|")
     for r in rows:

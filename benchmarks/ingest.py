@@ -30,7 +30,6 @@ from ragcun.store import ClientStore
 from ragcun.workspace import Workspace, init_home
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR folder or a corpus .jsonl")
@@ -67,14 +66,20 @@ def main() -> None:
         after = encode_seconds()
 
     encode = (before + after) / 2
-    print(f"{len(docs)} documents, {len(chunks)} chunks from {corpus.name}, engine {args.engine}, "
-          f"model {embedder.fingerprint[:12]}, batch {args.batch_size}")
+    print(
+        f"{len(docs)} documents, {len(chunks)} chunks from {corpus.name}, engine {args.engine}, "
+        f"model {embedder.fingerprint[:12]}, batch {args.batch_size}"
+    )
     print(json.dumps(result.counts()))
     print("| path | docs/s | chunks/s | vs encode only |")
     print("|---|---|---|---|")
-    print(f"| encode only (mean of {before:.1f}s, {after:.1f}s) | {len(docs) / encode:.1f} | {len(chunks) / encode:.1f} | 1.00x |")
-    print(f"| ragcun ingest, end to end | {len(docs) / ingest_seconds:.1f} | {len(chunks) / ingest_seconds:.1f} "
-          f"| {encode / ingest_seconds:.2f}x |")
+    print(
+        f"| encode only (mean of {before:.1f}s, {after:.1f}s) | {len(docs) / encode:.1f} | {len(chunks) / encode:.1f} | 1.00x |"
+    )
+    print(
+        f"| ragcun ingest, end to end | {len(docs) / ingest_seconds:.1f} | {len(chunks) / ingest_seconds:.1f} "
+        f"| {encode / ingest_seconds:.2f}x |"
+    )
     print(f"storage + catalog overhead: {100 * (ingest_seconds - encode) / ingest_seconds:.1f}% of ingest time")
 
 

@@ -66,7 +66,9 @@ class Dataset:
 
         stemmer = Stemmer.Stemmer("english")
         retriever = bm25s.BM25()
-        retriever.index(bm25s.tokenize(self.doc_texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+        retriever.index(
+            bm25s.tokenize(self.doc_texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
+        )
         tokens = bm25s.tokenize(self.query_texts, stopwords="en", stemmer=stemmer, show_progress=False)
         indices, scores = retriever.retrieve(tokens, k=min(100, len(self.doc_ids)), show_progress=False)
         return retrieval_metrics(run_from_scores(self.query_ids, self.doc_ids, indices, scores), self.qrels)
@@ -127,9 +129,13 @@ def summary(results: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def pareto_front(points: dict[str, dict[str, float]]) -> list[str]:
     """Names not dominated in (zero-shot nDCG, effective rank), by decreasing zero-shot nDCG."""
+
     def dominated(a: dict, b: dict) -> bool:
-        return (b["zero_shot"] >= a["zero_shot"] and b["effective_rank"] >= a["effective_rank"]
-                and (b["zero_shot"] > a["zero_shot"] or b["effective_rank"] > a["effective_rank"]))
+        return (
+            b["zero_shot"] >= a["zero_shot"]
+            and b["effective_rank"] >= a["effective_rank"]
+            and (b["zero_shot"] > a["zero_shot"] or b["effective_rank"] > a["effective_rank"])
+        )
 
     front = [n for n, p in points.items() if not any(dominated(p, q) for m, q in points.items() if m != n)]
     return sorted(front, key=lambda n: -points[n]["zero_shot"])
@@ -141,8 +147,9 @@ def pareto_front(points: dict[str, dict[str, float]]) -> list[str]:
 # itself is the "shipped default" point.
 SWEEP_EPOCHS = 20
 SWEEP = {
-    "128 pca, q+d views, tau 1, no distill (prototype)": dict(out_dim=128, init="pca", sigreg_on="both",
-                                                              distill_weight=0.0, temperature=1.0),
+    "128 pca, q+d views, tau 1, no distill (prototype)": dict(
+        out_dim=128, init="pca", sigreg_on="both", distill_weight=0.0, temperature=1.0
+    ),
     "128 whiten": dict(out_dim=128),
     "256 pca init": dict(init="pca"),
     "256 linear head": dict(head="linear"),
@@ -163,25 +170,34 @@ def run_sweep(data: Path, datasets: list[Dataset], base, out: Path, only: list[s
     for name, changes in SWEEP.items():
         if only and name not in only:
             continue
-        config = TrainConfig(data=str(data / "scifact"), out=str(out / slug(name)), dev_fraction=0.15,
-                             epochs=SWEEP_EPOCHS, **changes)
+        config = TrainConfig(
+            data=str(data / "scifact"), out=str(out / slug(name)), dev_fraction=0.15, epochs=SWEEP_EPOCHS, **changes
+        )
         train(config, base_encoder=base)
         model = GaussianEmbedder.load(out / slug(name), base_encoder=base)
         points[name] = summary(evaluate_model(model, datasets))
         p = points[name]
-        print(f"{name}: zero-shot {p['zero_shot']:.3f} (cranfield {p['cranfield']:.3f} medline {p['medline']:.3f} "
-              f"cisi {p['cisi']:.3f}) scifact {p['scifact']:.3f} eff.rank {p['effective_rank']:.2f} "
-              f"(scifact {p['scifact_effective_rank']:.2f}) sigreg {p['sigreg']:.2f} (scifact {p['scifact_sigreg']:.2f})",
-              flush=True)
-    points["shipped default"] = summary(evaluate_model(GaussianEmbedder.load(default_model_path(), base_encoder=base), datasets))
-    print("\n| config | zero-shot nDCG@10 | cranfield | medline | cisi | scifact | eff. rank (mean of 4; scifact) "
-          "| sigreg (mean of 4; scifact) | Pareto |")
+        print(
+            f"{name}: zero-shot {p['zero_shot']:.3f} (cranfield {p['cranfield']:.3f} medline {p['medline']:.3f} "
+            f"cisi {p['cisi']:.3f}) scifact {p['scifact']:.3f} eff.rank {p['effective_rank']:.2f} "
+            f"(scifact {p['scifact_effective_rank']:.2f}) sigreg {p['sigreg']:.2f} (scifact {p['scifact_sigreg']:.2f})",
+            flush=True,
+        )
+    points["shipped default"] = summary(
+        evaluate_model(GaussianEmbedder.load(default_model_path(), base_encoder=base), datasets)
+    )
+    print(
+        "\n| config | zero-shot nDCG@10 | cranfield | medline | cisi | scifact | eff. rank (mean of 4; scifact) "
+        "| sigreg (mean of 4; scifact) | Pareto |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     front = pareto_front(points)
     for name, p in sorted(points.items(), key=lambda kv: -kv[1]["zero_shot"]):
-        print(f"| {name} | {p['zero_shot']:.3f} | {p['cranfield']:.3f} | {p['medline']:.3f} | {p['cisi']:.3f} | "
-              f"{p['scifact']:.3f} | {p['effective_rank']:.2f}; {p['scifact_effective_rank']:.2f} | "
-              f"{p['sigreg']:.1f}; {p['scifact_sigreg']:.2f} | {'*' if name in front else ''} |")
+        print(
+            f"| {name} | {p['zero_shot']:.3f} | {p['cranfield']:.3f} | {p['medline']:.3f} | {p['cisi']:.3f} | "
+            f"{p['scifact']:.3f} | {p['effective_rank']:.2f}; {p['scifact_effective_rank']:.2f} | "
+            f"{p['sigreg']:.1f}; {p['scifact_sigreg']:.2f} | {'*' if name in front else ''} |"
+        )
     print("\nPareto front (zero-shot nDCG@10 vs mean effective rank): " + " > ".join(front))
 
 
@@ -203,9 +219,12 @@ def main() -> None:
         return
     model_dir = args.model or default_model_path()
     rows = baseline_rows(datasets)
-    rows = {"base cosine": rows["base cosine"], "base raw L2": rows["base raw L2"],
-            "default (L2)": evaluate_model(GaussianEmbedder.load(model_dir, base_encoder=base), datasets),
-            "BM25": rows["BM25"]}
+    rows = {
+        "base cosine": rows["base cosine"],
+        "base raw L2": rows["base raw L2"],
+        "default (L2)": evaluate_model(GaussianEmbedder.load(model_dir, base_encoder=base), datasets),
+        "BM25": rows["BM25"],
+    }
     print(f"model: {model_dir} ({(Path(model_dir) / 'fingerprint').read_text().strip()[:12]})")
     print_table(rows, list(DATASETS))
 

@@ -27,7 +27,6 @@ from ragcun.collections import reindex
 from ragcun.workspace import Workspace, init_home
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR folder or a corpus .jsonl")
@@ -57,13 +56,17 @@ def main() -> None:
             result = reindex(ws, "reindexed", model_b, batch_size=args.batch_size)
             reindex_seconds = time.perf_counter() - start
 
-    print(f"{setup.added} documents, {result.chunks_total} chunks from {corpus.name}; "
-          f"model A {model_a.fingerprint[:12]} (base), model B {model_b.fingerprint[:12]}")
+    print(
+        f"{setup.added} documents, {result.chunks_total} chunks from {corpus.name}; "
+        f"model A {model_a.fingerprint[:12]} (base), model B {model_b.fingerprint[:12]}"
+    )
     print("| path | seconds | chunks/s | vs fresh ingest |")
     print("|---|---|---|---|")
     print(f"| fresh ingest with B | {fresh_seconds:.1f} | {fresh.chunks_written / fresh_seconds:.1f} | 1.00x |")
-    print(f"| reindex A → B | {reindex_seconds:.1f} | {result.chunks_embedded / reindex_seconds:.1f} "
-          f"| {reindex_seconds / fresh_seconds:.2f}x |")
+    print(
+        f"| reindex A → B | {reindex_seconds:.1f} | {result.chunks_embedded / reindex_seconds:.1f} "
+        f"| {reindex_seconds / fresh_seconds:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,17 @@ class Mixture:
 
 def payloads(start: int, n: int, vectors: np.ndarray) -> list[dict]:
     norms = np.linalg.norm(vectors, axis=1)
-    return [{"doc_id": f"doc-{start + i}", "chunk": 0, "text": f"synthetic passage {start + i} " * 8,
-             "norm": float(norms[i]), "source": "bench", "model_version": "bench"} for i in range(n)]
+    return [
+        {
+            "doc_id": f"doc-{start + i}",
+            "chunk": 0,
+            "text": f"synthetic passage {start + i} " * 8,
+            "norm": float(norms[i]),
+            "source": "bench",
+            "model_version": "bench",
+        }
+        for i in range(n)
+    ]
 
 
 def peak_rss_mib() -> float:
@@ -154,8 +163,12 @@ def exact(base: np.ndarray, queries: np.ndarray) -> dict:
         latencies.append(time.perf_counter() - start)
         distances.append(found[0])
         truth.append(ids[0, :TOP_K])
-    return {"truth": np.array(truth), "p50": 1e3 * np.percentile(latencies, 50),
-            "p99": 1e3 * np.percentile(latencies, 99), "lid": local_intrinsic_dim(np.array(distances))}
+    return {
+        "truth": np.array(truth),
+        "p50": 1e3 * np.percentile(latencies, 50),
+        "p99": 1e3 * np.percentile(latencies, 99),
+        "lid": local_intrinsic_dim(np.array(distances)),
+    }
 
 
 def main() -> None:
@@ -168,7 +181,9 @@ def main() -> None:
     parser.add_argument("--ridge", type=float, default=0.1, help="covariance shrinkage, times the mean variance")
     parser.add_argument("--m", type=int, default=HNSW_M)
     parser.add_argument("--ef-construct", type=int, default=HNSW_EF_CONSTRUCT)
-    parser.add_argument("--ef", default="64,128,256,512,1024", help="search-time hnsw_ef values, comma-separated (one row each)")
+    parser.add_argument(
+        "--ef", default="64,128,256,512,1024", help="search-time hnsw_ef values, comma-separated (one row each)"
+    )
     parser.add_argument("--local-max", type=int, default=100_000, help="largest size also run on local mode")
     parser.add_argument("--no-hard-rows", action="store_true", help="skip the diagonal-mixture and N(0, I) rows")
     args = parser.parse_args()
@@ -193,11 +208,15 @@ def main() -> None:
     params = CollectionParams(dim=dim, hnsw_m=args.m, hnsw_ef_construct=args.ef_construct, hnsw_ef=efs[0])
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    print(f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct}; "
-          f"mixtures of {args.components} Gaussians fitted to {len(real):,} real embeddings; local intrinsic "
-          f"dimension (LID, {LID_NEIGHBOURS} neighbours) at that size: {', '.join(fidelity)}")
-    print("| data | N | LID | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
-          "| FAISS exact p50 / p99 ms | p50 vs FAISS | peak RSS MiB |")
+    print(
+        f"dim {dim}, {args.queries} queries, top {TOP_K}, HNSW m={args.m} ef_construct={args.ef_construct}; "
+        f"mixtures of {args.components} Gaussians fitted to {len(real):,} real embeddings; local intrinsic "
+        f"dimension (LID, {LID_NEIGHBOURS} neighbours) at that size: {', '.join(fidelity)}"
+    )
+    print(
+        "| data | N | LID | engine | hnsw_ef | upsert pts/s | build s | p50 ms | p99 ms | recall@10 "
+        "| FAISS exact p50 / p99 ms | p50 vs FAISS | peak RSS MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, draw in datasets:
         for n in sizes:
@@ -216,10 +235,13 @@ def main() -> None:
                     # Local mode is exact whatever the ef: one row is enough.
                     for ef in efs if engine == "edge" else efs[:1]:
                         row = {**loaded, **query(store, "bench", queries, truth["truth"], ef)}
-                        print(f"| {label} | {n:,} | {truth['lid']:.1f} | {engine} | {ef if engine == 'edge' else 'exact'} "
-                              f"| {row['upsert']:,.0f} | {row['build']:.1f} | {row['p50']:.2f} | {row['p99']:.2f} "
-                              f"| {row['recall']:.3f} | {truth['p50']:.2f} / {truth['p99']:.2f} "
-                              f"| {row['p50'] / truth['p50']:.2f}x | {peak_rss_mib():,.0f} |", flush=True)
+                        print(
+                            f"| {label} | {n:,} | {truth['lid']:.1f} | {engine} | {ef if engine == 'edge' else 'exact'} "
+                            f"| {row['upsert']:,.0f} | {row['build']:.1f} | {row['p50']:.2f} | {row['p99']:.2f} "
+                            f"| {row['recall']:.3f} | {truth['p50']:.2f} / {truth['p99']:.2f} "
+                            f"| {row['p50'] / truth['p50']:.2f}x | {peak_rss_mib():,.0f} |",
+                            flush=True,
+                        )
                     store.close()
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)

@@ -20,6 +20,13 @@ _LAZY = {
 __getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
-    "GaussianEmbedder", "GaussianRetriever", "Generator", "HeadSpec", "ModelLoadError", "RAGPipeline", "RagcunError",
-    "Retriever", "__version__",
+    "GaussianEmbedder",
+    "GaussianRetriever",
+    "Generator",
+    "HeadSpec",
+    "ModelLoadError",
+    "RAGPipeline",
+    "RagcunError",
+    "Retriever",
+    "__version__",
 ]

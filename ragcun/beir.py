@@ -59,8 +59,11 @@ def read_corpus(path: str | Path) -> list[BeirDoc]:
     path = Path(path)
     if path.is_dir():
         path = path / "corpus.jsonl"
-    return read_jsonl(path, lambda row: BeirDoc(str(row["_id"]), row.get("title") or "", row.get("text") or ""),
-                      "a BEIR corpus line {_id, title?, text}")
+    return read_jsonl(
+        path,
+        lambda row: BeirDoc(str(row["_id"]), row.get("title") or "", row.get("text") or ""),
+        "a BEIR corpus line {_id, title?, text}",
+    )
 
 
 def read_queries(path: str | Path) -> dict[str, str]:

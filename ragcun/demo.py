@@ -12,6 +12,7 @@ def run_demo(query: str, top_k: int = 5, model_path: str | Path | None = None) -
     """Embed the ADI sample corpus (82 abstracts) and return the ``top_k`` nearest for ``query``."""
     corpus = read_corpus(SAMPLE_DIR)
     retriever = GaussianRetriever(model_path=model_path)
-    retriever.add_documents([doc.content for doc in corpus], ids=[doc.doc_id for doc in corpus],
-                            titles=[doc.title for doc in corpus])
+    retriever.add_documents(
+        [doc.content for doc in corpus], ids=[doc.doc_id for doc in corpus], titles=[doc.title for doc in corpus]
+    )
     return retriever.search(query, top_k)

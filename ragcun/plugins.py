@@ -44,6 +44,8 @@ def load_recipe(name: str) -> Any:
     ep = _entry_points(RECIPES).get(name)
     if ep is None:
         known = ", ".join(sorted(_entry_points(RECIPES))) or "none"
-        raise NotFoundError(f"no recipe {name!r} is installed (known: {known}); reinstall ragcun with its training "
-                            "package (pip install -e .)")
+        raise NotFoundError(
+            f"no recipe {name!r} is installed (known: {known}); reinstall ragcun with its training "
+            "package (pip install -e .)"
+        )
     return ep.load()

@@ -72,8 +72,12 @@ class Settings(BaseSettings):
     temperature: float | None = _env("TEMPERATURE")
 
     @classmethod
-    def from_env(cls, home: str | Path | None = None, environ: Mapping[str, str] | None = None,
-                 env_file: str | Path | None = None) -> Settings:
+    def from_env(
+        cls,
+        home: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | Path | None = None,
+    ) -> Settings:
         """Read the settings once.
 
         Args:
@@ -97,8 +101,9 @@ class Settings(BaseSettings):
                 settings = cls.model_construct(**dict(_Given(**values)))
         except ValidationError as exc:
             error = exc.errors()[0]
-            raise InvalidInputError(f"{_variable(error['loc'])} must be {_kind(error)}, got "
-                                    f"{error.get('input')!r}") from None
+            raise InvalidInputError(
+                f"{_variable(error['loc'])} must be {_kind(error)}, got {error.get('input')!r}"
+            ) from None
         home_path = Path(home or settings.home).expanduser().resolve()
         return settings.model_copy(update={"home": home_path})
 

@@ -52,8 +52,11 @@ def check_same_length(documents: Sequence, **columns: Sequence | None) -> None:
 
 def check_sigma(sigma) -> float:
     """σ of the Gaussian likelihood behind hit probabilities, if it is a positive finite number."""
-    if (isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer))
-            or not 0 < sigma < float("inf")):
+    if (
+        isinstance(sigma, bool)
+        or not isinstance(sigma, (int, float, np.floating, np.integer))
+        or not 0 < sigma < float("inf")
+    ):
         raise InvalidInputError(f"sigma must be positive and finite, got {sigma!r}")
     return float(sigma)
 

@@ -62,8 +62,10 @@ class Workspace:
         if version.fingerprint not in self._models:
             embedder = GaussianEmbedder.load(version.path)
             if embedder.fingerprint != version.fingerprint:
-                raise ModelMismatchError(f"{version.path} holds model {embedder.fingerprint[:12]}, but the catalog "
-                                         f"records {version.fingerprint[:12]} for collection {collection.name!r}")
+                raise ModelMismatchError(
+                    f"{version.path} holds model {embedder.fingerprint[:12]}, but the catalog "
+                    f"records {version.fingerprint[:12]} for collection {collection.name!r}"
+                )
             self._models[version.fingerprint] = embedder
         return self._models[version.fingerprint]
 

@@ -17,8 +17,7 @@ from .conftest import THREE_DOCS
 PDF_OBJECTS = [
     b"<< /Type /Catalog /Pages 2 0 R >>",
     b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-    b"/Resources << /Font << /F1 5 0 R >> >> >>",
+    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
     None,  # content stream, filled in below
     b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
 ]
@@ -53,8 +52,10 @@ def test_good_formats_are_read(tmp_path):
     import docx
 
     (tmp_path / "a.md").write_text("# Title\n\nMarkdown body.")
-    (tmp_path / "b.html").write_text("<html><head><title>Page</title><style>p{}</style><script>var x</script>"
-                                     "</head><body><p>Visible <b>text</b></p></body></html>")
+    (tmp_path / "b.html").write_text(
+        "<html><head><title>Page</title><style>p{}</style><script>var x</script>"
+        "</head><body><p>Visible <b>text</b></p></body></html>"
+    )
     (tmp_path / "c.pdf").write_bytes(text_pdf("Gaussian embeddings keep the norm"))
     document = docx.Document()
     document.add_paragraph("Word documents work too.")
@@ -128,9 +129,11 @@ def test_bad_files_are_recorded_and_the_run_goes_on(workspace, identity_embedder
     result = ingest(workspace, [folder], "docs", identity_embedder)
     assert (result.added, result.failed) == (2, 3)
     errors = {(e["uri"].rsplit("/", 1)[-1], e["line"]): e["error"] for e in result.errors}
-    assert errors == {("binary.md", None): "binary file (NUL bytes), not text", ("empty.txt", None): "empty file",
-                      ("docs.jsonl", 2): "malformed JSON: Expecting property name enclosed in double quotes "
-                                         "(column 2)"}
+    assert errors == {
+        ("binary.md", None): "binary file (NUL bytes), not text",
+        ("empty.txt", None): "empty file",
+        ("docs.jsonl", 2): "malformed JSON: Expecting property name enclosed in double quotes (column 2)",
+    }
     # Files with problems are read again next time, so their errors are not forgotten.
     again = ingest(workspace, [folder], "docs", identity_embedder)
     assert (again.added, again.unchanged, again.failed, again.chunks_written) == (0, 2, 3, 0)
@@ -146,13 +149,18 @@ def test_cli_reports_failures_and_missing_paths(tmp_path):
     assert "Traceback" not in missing.output
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["search", "q", "-c", "nothing"], "Error: no collection named 'nothing'; ingest something first"),
-    (["docs", "show", "00000000-0000-0000-0000-000000000000"],
-     "Error: no chunk 00000000-0000-0000-0000-000000000000 in the catalog"),
-    (["runs", "show", "42"], "Error: no ingest run 42"),
-    (["collections", "drop", "nothing", "--yes"], "Error: no collection named 'nothing'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "q", "-c", "nothing"], "Error: no collection named 'nothing'; ingest something first"),
+        (
+            ["docs", "show", "00000000-0000-0000-0000-000000000000"],
+            "Error: no chunk 00000000-0000-0000-0000-000000000000 in the catalog",
+        ),
+        (["runs", "show", "42"], "Error: no ingest run 42"),
+        (["collections", "drop", "nothing", "--yes"], "Error: no collection named 'nothing'"),
+    ],
+)
 def test_cli_errors_are_one_line(tmp_path, argv, message):
     home = str(tmp_path / "home")
     runner = CliRunner()

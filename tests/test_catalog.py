@@ -15,8 +15,15 @@ def test_upgrade_to_head_then_downgrade_to_base(tmp_path):
     engine = make_engine(url)
     assert current_revision(engine) == head_revision(url)
     tables = set(sa.inspect(engine).get_table_names())
-    assert {"sources", "documents", "chunks", "ingest_runs", "model_versions", "collections",
-            "collection_chunks"} <= tables
+    assert {
+        "sources",
+        "documents",
+        "chunks",
+        "ingest_runs",
+        "model_versions",
+        "collections",
+        "collection_chunks",
+    } <= tables
     with engine.connect() as connection:
         # The migrated schema is exactly what the ORM models describe.
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -30,12 +30,18 @@ def home(tmp_path, identity_model_dir):
     folder.mkdir()
     for i, text in enumerate(THREE_DOCS):
         (folder / f"d{i}.txt").write_text(text)
-    result = runner.invoke(cli, ["--home", home, "ingest", str(folder), "-c", "docs", "--model",
-                                 str(identity_model_dir), "--json"])
+    result = runner.invoke(
+        cli, ["--home", home, "ingest", str(folder), "-c", "docs", "--model", str(identity_model_dir), "--json"]
+    )
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)
-    assert {k: counts[k] for k in ("added", "updated", "unchanged", "deleted", "failed")} == \
-        {"added": 3, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
+    assert {k: counts[k] for k in ("added", "updated", "unchanged", "deleted", "failed")} == {
+        "added": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": 0,
+    }
     return home
 
 
@@ -93,7 +99,8 @@ def test_second_process_on_the_home_gets_a_one_line_error(home):
         assert result.exit_code == 1
         assert result.output.strip() == (
             f"Error: {home}/qdrant is in use by another process (pid {holder.pid}); the embedded store allows one "
-            "process at a time: wait for it, or run a Qdrant server and set QDRANT_URL")
+            "process at a time: wait for it, or run a Qdrant server and set QDRANT_URL"
+        )
     finally:
         holder.kill()
         holder.wait()

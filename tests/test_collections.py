@@ -14,14 +14,17 @@ from ragcun.errors import (
 )
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda ws: show_run(ws, 42), RunNotFound, "no ingest run 42"),
-    (lambda ws: chunk_lineage(ws, "nope"), ChunkNotFound, "no chunk nope in the catalog"),
-    (lambda ws: delete_document(ws, "kb", "d1"), DocumentNotFound, "no document 'd1' in collection 'kb'"),
-    (lambda ws: drop_collection(ws, "kb"), CollectionNotFound, "no collection named 'kb'"),
-    (lambda ws: show_collection(ws, "kb"), CollectionNotFound, "no collection named 'kb'"),
-    (lambda ws: gc(ws), InvalidInputError, "say what to collect"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda ws: show_run(ws, 42), RunNotFound, "no ingest run 42"),
+        (lambda ws: chunk_lineage(ws, "nope"), ChunkNotFound, "no chunk nope in the catalog"),
+        (lambda ws: delete_document(ws, "kb", "d1"), DocumentNotFound, "no document 'd1' in collection 'kb'"),
+        (lambda ws: drop_collection(ws, "kb"), CollectionNotFound, "no collection named 'kb'"),
+        (lambda ws: show_collection(ws, "kb"), CollectionNotFound, "no collection named 'kb'"),
+        (lambda ws: gc(ws), InvalidInputError, "say what to collect"),
+    ],
+)
 def test_missing_things_raise_typed_errors(workspace, call, error, message):
     with pytest.raises(error, match=message):
         call(workspace)

@@ -93,33 +93,70 @@ def test_the_id_migration_rekeys_an_old_schema_catalog_without_reembedding(tmp_p
     engine = create_engine(settings.db_url)
     old_chunks = []
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO model_versions (id, fingerprint, base_model, head, dim, path, created_at) "
-                          "VALUES (1, :f, 'base', '{}', :d, 'x', '2026-01-01')"),
-                     {"f": identity_embedder.fingerprint, "d": identity_embedder.dim})
-        conn.execute(text("INSERT INTO collections (id, name, physical_name, engine, model_version_id, status, "
-                          "status_changed_at, settings, created_at) VALUES (1, 'kb', :p, 'edge', 1, 'active', "
-                          "'2026-01-01', '{}', '2026-01-01')"), {"p": physical})
-        conn.execute(text("INSERT INTO ingest_runs (id, kind, collection_name, collection_id, model_version_id, "
-                          "status, inputs, counts, errors, started_at, ragcun_version) VALUES (1, 'ingest', 'kb', 1, 1, "
-                          "'completed', :i, '{}', '[]', '2026-01-01', '0')"), {"i": json.dumps([str(folder)])})
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (id, fingerprint, base_model, head, dim, path, created_at) "
+                "VALUES (1, :f, 'base', '{}', :d, 'x', '2026-01-01')"
+            ),
+            {"f": identity_embedder.fingerprint, "d": identity_embedder.dim},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, name, physical_name, engine, model_version_id, status, "
+                "status_changed_at, settings, created_at) VALUES (1, 'kb', :p, 'edge', 1, 'active', "
+                "'2026-01-01', '{}', '2026-01-01')"
+            ),
+            {"p": physical},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO ingest_runs (id, kind, collection_name, collection_id, model_version_id, "
+                "status, inputs, counts, errors, started_at, ragcun_version) VALUES (1, 'ingest', 'kb', 1, 1, "
+                "'completed', :i, '{}', '[]', '2026-01-01', '0')"
+            ),
+            {"i": json.dumps([str(folder)])},
+        )
         for n, path in enumerate(files, 1):
             doc = document_uuid("kb", str(path))
             chunk = chunk_uuid(doc, 0, "s" * 64)
             old_chunks.append(chunk)
-            conn.execute(text("INSERT INTO sources (id, collection_name, uri, sha256, complete_sha256, updated_at) "
-                              "VALUES (:n, 'kb', :u, 'h', 'h', '2026-01-01')"), {"n": n, "u": str(path)})
-            conn.execute(text("INSERT INTO documents (id, collection_name, doc_id, source_id, sha256, metadata, "
-                              "ingest_run_id, updated_at) VALUES (:id, 'kb', :d, :n, 'h', '{}', 1, '2026-01-01')"),
-                         {"id": doc, "d": str(path), "n": n})
-            conn.execute(text("INSERT INTO chunks (id, document_id, ordinal, sha256, text, token_count) VALUES "
-                              "(:c, :d, 0, :s, :t, 5)"), {"c": chunk, "d": doc, "s": "s" * 64, "t": path.read_text()})
-            conn.execute(text("INSERT INTO collection_chunks (collection_id, chunk_id, ingest_run_id, norm) VALUES "
-                              "(1, :c, 1, 1.0)"), {"c": chunk})
+            conn.execute(
+                text(
+                    "INSERT INTO sources (id, collection_name, uri, sha256, complete_sha256, updated_at) "
+                    "VALUES (:n, 'kb', :u, 'h', 'h', '2026-01-01')"
+                ),
+                {"n": n, "u": str(path)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO documents (id, collection_name, doc_id, source_id, sha256, metadata, "
+                    "ingest_run_id, updated_at) VALUES (:id, 'kb', :d, :n, 'h', '{}', 1, '2026-01-01')"
+                ),
+                {"id": doc, "d": str(path), "n": n},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO chunks (id, document_id, ordinal, sha256, text, token_count) VALUES "
+                    "(:c, :d, 0, :s, :t, 5)"
+                ),
+                {"c": chunk, "d": doc, "s": "s" * 64, "t": path.read_text()},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO collection_chunks (collection_id, chunk_id, ingest_run_id, norm) VALUES "
+                    "(1, :c, 1, 1.0)"
+                ),
+                {"c": chunk},
+            )
     engine.dispose()
     store = ClientStore.local_path(tmp_path / "local") if engine == "local" else EdgeStore(settings.store_path)
     store.create_collection(physical, CollectionParams(dim=identity_embedder.dim))
-    store.upsert(physical, old_chunks, vectors, [{"doc_id": str(f), "text": f.read_text(), "norm": 1.0,
-                                                  "source": str(f)} for f in files])
+    store.upsert(
+        physical,
+        old_chunks,
+        vectors,
+        [{"doc_id": str(f), "text": f.read_text(), "norm": 1.0, "source": str(f)} for f in files],
+    )
 
     upgrade(settings.db_url)  # 0004: catalog re-keyed, points listed for re-keying
     with Workspace(settings, store=store) as ws:  # opening the store re-keys the points
@@ -132,4 +169,3 @@ def test_the_id_migration_rekeys_an_old_schema_catalog_without_reembedding(tmp_p
         assert points[new_chunks["parking.md"]].payload["doc_id"] == "parking.md"
         np.testing.assert_allclose(points[new_chunks["parking.md"]].vector, vectors[0], rtol=1e-6)
         assert delete_document(ws, "kb", "guides/ml.txt").chunks_deleted == 1
-

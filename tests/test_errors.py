@@ -25,8 +25,9 @@ def group_raising(exc: Exception) -> click.Group:
     return group
 
 
-@pytest.mark.parametrize("exc", [InvalidInputError("top_k must be positive\nsecond line"),
-                                 CollectionNotFound("top_k must be positive")])
+@pytest.mark.parametrize(
+    "exc", [InvalidInputError("top_k must be positive\nsecond line"), CollectionNotFound("top_k must be positive")]
+)
 def test_a_ragcun_error_is_one_line(exc):
     result = CliRunner().invoke(group_raising(exc), ["fail"])
     assert (result.exit_code, result.output) == (1, "Error: top_k must be positive\n")

@@ -50,8 +50,20 @@ def adi(tmp_path_factory, identity_model_dir):
         env.setenv("RAGCUN_CACHE", str(root / "cache"))  # the baselines' embedding cache, kept out of ~/.cache
         assert invoke(home, "init").exit_code == 0
         plot = root / "reliability.png"
-        report = run_json(home, "eval", "--beir", str(SAMPLE_DIR), "-c", "adi", "--model", str(identity_model_dir),
-                          "--compare", "base-cosine,base-l2,bm25", "--plot", str(plot))
+        report = run_json(
+            home,
+            "eval",
+            "--beir",
+            str(SAMPLE_DIR),
+            "-c",
+            "adi",
+            "--model",
+            str(identity_model_dir),
+            "--compare",
+            "base-cosine,base-l2,bm25",
+            "--plot",
+            str(plot),
+        )
         yield home, report, plot, root
 
 
@@ -91,8 +103,19 @@ def test_eval_beir_reports_every_figure_and_stores_it(adi):
 
 def test_eval_ndcg_agrees_with_the_trainers_evaluator(adi, identity_embedder):
     """The collection path (scroll, best chunk per document, pytrec_eval) gives the trainer's figures."""
-    report = run_json(adi[0], "eval", "-c", "adi", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS,
-                      "--compare", "none", "--keep-identical-ids")
+    report = run_json(
+        adi[0],
+        "eval",
+        "-c",
+        "adi",
+        "--queries",
+        ADI_QUERIES,
+        "--qrels",
+        ADI_QRELS,
+        "--compare",
+        "none",
+        "--keep-identical-ids",
+    )
     assert report["warnings"] == []
     corpus, queries, qrels = read_corpus(SAMPLE_DIR), read_queries(SAMPLE_DIR), read_qrels(ADI_QRELS)
     query_ids = sorted(q for q in qrels if q in queries)
@@ -108,10 +131,15 @@ def test_baselines_of_a_headed_model_use_the_base_encoder(adi, tmp_path, mlp_emb
     """With a real head, base-l2 re-embeds the chunk texts without it: the identity model's figures."""
     home, identity_report = adi[0], adi[1]
     mlp_embedder.save(tmp_path / "mlp")
-    assert invoke(home, "ingest", str(SAMPLE_DIR / "corpus.jsonl"), "-c", "adi-mlp", "--model",
-                  str(tmp_path / "mlp")).exit_code == 0
-    report = run_json(home, "eval", "-c", "adi-mlp", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS,
-                      "--compare", "base-l2")
+    assert (
+        invoke(
+            home, "ingest", str(SAMPLE_DIR / "corpus.jsonl"), "-c", "adi-mlp", "--model", str(tmp_path / "mlp")
+        ).exit_code
+        == 0
+    )
+    report = run_json(
+        home, "eval", "-c", "adi-mlp", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS, "--compare", "base-l2"
+    )
     model, base_l2 = report["results"]
     assert model["model_version"] == mlp_embedder.fingerprint
     assert base_l2["metrics"] == pytest.approx(identity_report["results"][2]["metrics"], abs=1e-6)
@@ -131,10 +159,13 @@ def test_eval_text_table_and_bad_qrels_are_counted(adi, tmp_path):
     assert len(result.stdout.splitlines()) == 3  # summary, header, the collection's model alone
 
 
-@pytest.mark.parametrize("content, message", [
-    ("query-id\tcorpus-id\tscore\n", "no relevance judgement (empty qrels"),
-    ("query-id\tcorpus-id\tscore\n999\t1\t1\n", "no query has a relevant document in the collection"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("query-id\tcorpus-id\tscore\n", "no relevance judgement (empty qrels"),
+        ("query-id\tcorpus-id\tscore\n999\t1\t1\n", "no query has a relevant document in the collection"),
+    ],
+)
 def test_eval_refuses_unusable_qrels(adi, tmp_path, content, message):
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text(content)
@@ -153,9 +184,11 @@ def test_eval_refuses_duplicate_query_ids(adi, tmp_path):
 def test_eval_ignores_a_document_with_the_query_id(tmp_path, identity_model_dir):
     folder = tmp_path / "beir"
     (folder / "qrels").mkdir(parents=True)
-    docs = [("q1", "How are library catalogues computerised?"),
-            ("d1", "Computerising the catalogue of a university library."),
-            ("d2", "The Eiffel Tower is a wrought-iron landmark in Paris.")]
+    docs = [
+        ("q1", "How are library catalogues computerised?"),
+        ("d1", "Computerising the catalogue of a university library."),
+        ("d2", "The Eiffel Tower is a wrought-iron landmark in Paris."),
+    ]
     (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in docs))
     (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": docs[0][1]}) + "\n")
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
@@ -200,7 +233,10 @@ def test_local_intrinsic_dim_finds_the_dimension_of_a_subspace():
 def test_stats_needs_two_points(adi, tmp_path, identity_model_dir):
     home = adi[0]
     (tmp_path / "one.txt").write_text("A single document about library catalogues.")
-    assert invoke(home, "ingest", str(tmp_path / "one.txt"), "-c", "tiny", "--model", str(identity_model_dir)).exit_code == 0
+    assert (
+        invoke(home, "ingest", str(tmp_path / "one.txt"), "-c", "tiny", "--model", str(identity_model_dir)).exit_code
+        == 0
+    )
     result = invoke(home, "stats", "-c", "tiny")
     assert result.exit_code == 1
     assert result.output.startswith("Error: collection 'tiny' has 1 point(s); stats need at least 2")

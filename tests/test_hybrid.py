@@ -19,8 +19,8 @@ DOCS = {
     "tax": "Income tax returns must be filed before the end of April.",
     "music": "The orchestra rehearsed the symphony twice before the concert.",
 }
-LEXICAL = "QX7731"                       # only the kernel document has it; nothing means it semantically
-SEMANTIC = "vehicle motor lubrication"   # the cars document means it without sharing a word
+LEXICAL = "QX7731"  # only the kernel document has it; nothing means it semantically
+SEMANTIC = "vehicle motor lubrication"  # the cars document means it without sharing a word
 
 
 def write_corpus(folder):
@@ -58,13 +58,16 @@ def test_a_filter_returns_only_matching_points_with_their_metadata(kb, mode):
     assert len(search(kb, "kb", "anything", 10, filter="ingested_at>=2000-01-01")) == len(DOCS)
 
 
-@pytest.mark.parametrize("bad, named", [
-    ("colour=red", "unknown key 'colour'"),
-    ("metadata.team", "expected KEY=VALUE"),
-    ("metadata.rank>=high", "'high' is not a number"),
-    ("ingested_at>=yesterday", "'yesterday' is not a date"),
-    ("metadata.team=a||b", "an empty alternative"),
-])
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        ("colour=red", "unknown key 'colour'"),
+        ("metadata.team", "expected KEY=VALUE"),
+        ("metadata.rank>=high", "'high' is not a number"),
+        ("ingested_at>=yesterday", "'yesterday' is not a date"),
+        ("metadata.team=a||b", "an empty alternative"),
+    ],
+)
 def test_an_invalid_filter_is_one_line_naming_the_bad_part(kb, bad, named):
     with pytest.raises(InvalidInputError, match=named):
         search(kb, "kb", "anything", 3, filter=bad)
@@ -76,8 +79,9 @@ def test_cli_search_modes_filter_and_metadata(kb, monkeypatch):
     home = str(kb.settings.home)
     kb.close()
     runner = CliRunner()
-    result = runner.invoke(cli, ["--home", home, "search", f"{LEXICAL} {SEMANTIC}", "-c", "kb", "-k", "2",
-                                 "--mode", "hybrid", "--json"])
+    result = runner.invoke(
+        cli, ["--home", home, "search", f"{LEXICAL} {SEMANTIC}", "-c", "kb", "-k", "2", "--mode", "hybrid", "--json"]
+    )
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)
     assert {h["doc_id"] for h in hits} == {"kernel", "cars"}
@@ -113,10 +117,13 @@ def make_legacy(ws, physical):
     dim = len(records[0].vector)
     if ws.store.engine == "edge":
         ws.store._shards[physical] = qe.EdgeShard.create(
-            str(ws.store._path(physical)), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Euclid)))
+            str(ws.store._path(physical)),
+            qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Euclid)),
+        )
     else:
-        ws.store.client.create_collection(physical, vectors_config=models.VectorParams(
-            size=dim, distance=models.Distance.EUCLID))
+        ws.store.client.create_collection(
+            physical, vectors_config=models.VectorParams(size=dim, distance=models.Distance.EUCLID)
+        )
     ws.store.upsert(physical, [r.id for r in records], [r.vector for r in records], [r.payload for r in records])
     return {str(r.id): r.vector for r in records}
 
@@ -162,14 +169,24 @@ def test_eval_puts_dense_bm25_and_hybrid_side_by_side(kb, tmp_path):
     from ragcun.evaluation import evaluate
 
     queries = tmp_path / "queries.jsonl"
-    queries.write_text(json.dumps({"_id": "q1", "text": LEXICAL}) + "\n"
-                       + json.dumps({"_id": "q2", "text": SEMANTIC}) + "\n")
+    queries.write_text(
+        json.dumps({"_id": "q1", "text": LEXICAL}) + "\n" + json.dumps({"_id": "q2", "text": SEMANTIC}) + "\n"
+    )
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\nq1\tkernel\t1\nq2\tcars\t1\n")
-    report = evaluate(kb, "kb", queries, qrels, compare=["dense", "bm25-engine", "hybrid-rrf", "hybrid-dbsf"],
-                      store=False, mode="hybrid")
-    by_method = {r.method.split()[-1] if r.method.startswith("model") else r.method: r.metrics["recall@10"]
-                 for r in report.results}
+    report = evaluate(
+        kb,
+        "kb",
+        queries,
+        qrels,
+        compare=["dense", "bm25-engine", "hybrid-rrf", "hybrid-dbsf"],
+        store=False,
+        mode="hybrid",
+    )
+    by_method = {
+        r.method.split()[-1] if r.method.startswith("model") else r.method: r.metrics["recall@10"]
+        for r in report.results
+    }
     assert by_method["hybrid"] == by_method["hybrid-rrf"] == by_method["hybrid-dbsf"] == 1.0
     assert by_method["bm25-engine"] == 0.5  # the semantic query shares no word with its document
     filtered = evaluate(kb, "kb", queries, qrels, compare=[], store=False, mode="hybrid", filter="metadata.team=ops")

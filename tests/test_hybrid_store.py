@@ -19,9 +19,11 @@ def store(request, tmp_path):
     opened = OPENERS[request.param](tmp_path)
     yield opened
     opened.close()
+
+
 TEXTS = [
     "the kernel panicked with error code XQZ417 after the upgrade",  # 0: the rare code word, far away
-    "how to bake sourdough bread at home",                            # 1: the nearest vector, no shared term
+    "how to bake sourdough bread at home",  # 1: the nearest vector, no shared term
     "a walk along the river in autumn",
     "football results of the weekend",
     "tax forms are due in april",
@@ -38,10 +40,17 @@ def corpus(store):
     vectors = rng.normal(size=(len(TEXTS), DIM)).astype(np.float32) * 3
     query = rng.normal(size=DIM).astype(np.float32)
     vectors[1] = query + 0.05  # semantically closest
-    vectors[0] = -query * 4    # lexically the only match, and the farthest vector
-    payloads = [{"doc_id": f"d{i}", "text": t, "norm": float(np.linalg.norm(v)), "source": f"docs/{i}.md",
-                 "metadata": {"team": "infra" if i % 2 else "ops", "year": 2020 + i}}
-                for i, (t, v) in enumerate(zip(TEXTS, vectors))]
+    vectors[0] = -query * 4  # lexically the only match, and the farthest vector
+    payloads = [
+        {
+            "doc_id": f"d{i}",
+            "text": t,
+            "norm": float(np.linalg.norm(v)),
+            "source": f"docs/{i}.md",
+            "metadata": {"team": "infra" if i % 2 else "ops", "year": 2020 + i},
+        }
+        for i, (t, v) in enumerate(zip(TEXTS, vectors))
+    ]
     store.create_collection("c", CollectionParams(dim=DIM))
     store.upsert("c", ids(len(TEXTS)), vectors, payloads)
     return vectors, query
@@ -81,14 +90,19 @@ def test_dbsf_ranks_the_nearest_vector_first_among_the_dense_only_hits(store):
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
-@pytest.mark.parametrize("where, expected", [
-    ("metadata.team=infra", {"d1", "d3", "d5"}),
-    ("metadata.team!=infra", {"d0", "d2", "d4"}),
-    ("metadata.year>=2023", {"d3", "d4", "d5"}),
-    ("metadata.year=2021|2022 & source!=docs/2.md", {"d1"}),
-    (models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=["d0", "d5"]))]),
-     {"d0", "d5"}),
-])
+@pytest.mark.parametrize(
+    "where, expected",
+    [
+        ("metadata.team=infra", {"d1", "d3", "d5"}),
+        ("metadata.team!=infra", {"d0", "d2", "d4"}),
+        ("metadata.year>=2023", {"d3", "d4", "d5"}),
+        ("metadata.year=2021|2022 & source!=docs/2.md", {"d1"}),
+        (
+            models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=["d0", "d5"]))]),
+            {"d0", "d5"},
+        ),
+    ],
+)
 def test_a_filter_returns_only_matching_points(store, mode, where, expected):
     _, query = corpus(store)
     text = " ".join(TEXTS)  # every document shares a term, so bm25 can return all of them
@@ -110,10 +124,15 @@ def test_mmr_prefers_a_diverse_second_hit(store):
 
 
 LEGACY = {
-    "edge": lambda s, name: s._shards.__setitem__(name, qe.EdgeShard.create(
-        str(s._path(name)), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Euclid)))),
+    "edge": lambda s, name: s._shards.__setitem__(
+        name,
+        qe.EdgeShard.create(
+            str(s._path(name)), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Euclid))
+        ),
+    ),
     "local": lambda s, name: s.client.create_collection(
-        name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.EUCLID)),
+        name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.EUCLID)
+    ),
 }
 
 
@@ -139,8 +158,12 @@ def test_engines_agree_on_bm25_scores(tmp_path):
         scores = []
         for s in stores:
             _, query = corpus(s)
-            scores.append([(h.doc_id, round(h.score, 4)) for h in
-                           search_vector(s, "c", query, 6, text="the kernel error in april", mode="bm25")])
+            scores.append(
+                [
+                    (h.doc_id, round(h.score, 4))
+                    for h in search_vector(s, "c", query, 6, text="the kernel error in april", mode="bm25")
+                ]
+            )
         assert scores[0] == scores[1] == scores[2]
     finally:
         for s in stores:

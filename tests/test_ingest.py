@@ -39,8 +39,9 @@ def store_state(ws, name):
         from ragcun.catalog.ops import require_collection
 
         collection = require_collection(session, name)
-        catalog_ids = set(session.scalars(select(CollectionChunk.chunk_id)
-                                          .where(CollectionChunk.collection_id == collection.id)))
+        catalog_ids = set(
+            session.scalars(select(CollectionChunk.chunk_id).where(CollectionChunk.collection_id == collection.id))
+        )
         physical = collection.physical_name
     point_ids = [r.id for r in ws.store.scroll(physical)]
     return point_ids, catalog_ids
@@ -66,8 +67,7 @@ def test_changed_file_replaces_its_chunks(workspace, identity_embedder, tmp_path
     assert len(points) == 2 and set(points) == catalog
     hits = search(workspace, "docs", "memory safe systems language", top_k=1, embedder=identity_embedder)
     assert hits[0].text.startswith("Rust is")
-    assert all("Python" not in h.text for h in search(workspace, "docs", "python", top_k=5,
-                                                       embedder=identity_embedder))
+    assert all("Python" not in h.text for h in search(workspace, "docs", "python", top_k=5, embedder=identity_embedder))
 
 
 def test_sync_deletes_documents_of_vanished_files(workspace, identity_embedder, tmp_path):
@@ -80,8 +80,10 @@ def test_sync_deletes_documents_of_vanished_files(workspace, identity_embedder, 
     assert with_sync.deleted == 1
     points, catalog = store_state(workspace, "docs")
     assert len(points) == 2 and set(points) == catalog
-    assert all("Machine learning" not in h.text for h in search(workspace, "docs", "machine learning", top_k=5,
-                                                                 embedder=identity_embedder))
+    assert all(
+        "Machine learning" not in h.text
+        for h in search(workspace, "docs", "machine learning", top_k=5, embedder=identity_embedder)
+    )
 
 
 def test_jsonl_line_removed_from_changed_file_is_deleted(workspace, identity_embedder, tmp_path):
@@ -96,11 +98,11 @@ def test_jsonl_line_removed_from_changed_file_is_deleted(workspace, identity_emb
 def test_long_documents_are_chunked_by_model_tokens(workspace, identity_embedder, tmp_path):
     long_text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(200))
     folder = write_docs(tmp_path / "in", {"long.txt": long_text, "short.txt": THREE_DOCS[0]})
-    result = ingest(workspace, [folder], "docs", identity_embedder,
-                    IngestOptions(chunk_tokens=100, chunk_overlap=10))
+    result = ingest(workspace, [folder], "docs", identity_embedder, IngestOptions(chunk_tokens=100, chunk_overlap=10))
     with workspace.catalog.session() as session:
-        chunks = session.scalars(select(Chunk).join(Document).where(Document.doc_id.endswith("long.txt"))
-                                 .order_by(Chunk.ordinal)).all()
+        chunks = session.scalars(
+            select(Chunk).join(Document).where(Document.doc_id.endswith("long.txt")).order_by(Chunk.ordinal)
+        ).all()
         short = session.scalars(select(Chunk).join(Document).where(Document.doc_id.endswith("short.txt"))).all()
     assert len(short) == 1 and short[0].text == THREE_DOCS[0]
     assert len(chunks) > 5 and all(c.token_count <= 100 for c in chunks)
@@ -113,8 +115,9 @@ def test_payload_carries_text_norm_and_provenance(workspace, identity_embedder, 
     path.write_text(json.dumps({"id": "ml", "text": THREE_DOCS[1], "lang": "en"}) + "\n")
     result = ingest(workspace, [path], "docs", identity_embedder)
     hit = search(workspace, "docs", "machine learning", top_k=1, embedder=identity_embedder)[0]
-    record = workspace.store.retrieve(f"docs-{identity_embedder.fingerprint[:12]}", [hit.chunk_id],
-                                      with_vectors=True)[0]
+    record = workspace.store.retrieve(f"docs-{identity_embedder.fingerprint[:12]}", [hit.chunk_id], with_vectors=True)[
+        0
+    ]
     payload = record.payload
     assert payload["doc_id"] == "ml" and payload["chunk"] == 0 and payload["text"] == THREE_DOCS[1]
     assert payload["model_version"] == identity_embedder.fingerprint and payload["ingest_run"] == result.run_id
@@ -124,7 +127,8 @@ def test_payload_carries_text_norm_and_provenance(workspace, identity_embedder, 
     np.testing.assert_allclose(record.vector, identity_embedder.encode([THREE_DOCS[1]])[0], rtol=1e-5, atol=1e-5)
     assert payload["norm"] == pytest.approx(float(np.linalg.norm(record.vector)), rel=1e-5)
     assert hit.distance == pytest.approx(
-        float(np.linalg.norm(identity_embedder.encode(["machine learning"])[0] - record.vector)), rel=1e-4)
+        float(np.linalg.norm(identity_embedder.encode(["machine learning"])[0] - record.vector)), rel=1e-4
+    )
 
 
 def test_other_model_is_refused_before_anything_is_written(workspace, identity_embedder, base_encoder, tmp_path):
@@ -149,8 +153,13 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, identity_emb
         ours = search(ws, "adi", "computer-based retrieval of documents", top_k=5, embedder=identity_embedder)
     physical = f"adi-{identity_embedder.fingerprint[:12]}"
     client = QdrantClient(path=str(tmp_path / "qdrant"))
-    theirs = client.query_points(physical, query=identity_embedder.encode(["computer-based retrieval of documents"])[0]
-                                 .tolist(), using="dense", limit=5, with_payload=True).points
+    theirs = client.query_points(
+        physical,
+        query=identity_embedder.encode(["computer-based retrieval of documents"])[0].tolist(),
+        using="dense",
+        limit=5,
+        with_payload=True,
+    ).points
     client.close()
     assert [p.payload["doc_id"] for p in theirs] == [h.doc_id for h in ours]
     assert [p.payload["text"] for p in theirs] == [h.text for h in ours]
@@ -166,8 +175,9 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, iden
     settings = Settings.from_env(home=home, environ={})
     init_home(settings)
     env = {**os.environ, "RAGCUN_HOME": str(home)}
-    process = subprocess.Popen([*KILLED_INGEST, "--model", str(identity_model_dir)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*KILLED_INGEST, "--model", str(identity_model_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     catalog_db = home / "catalog.sqlite"
     deadline = time.monotonic() + 240
     written = 0

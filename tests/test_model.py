@@ -43,8 +43,9 @@ def test_encode_rejects_bad_input(identity_embedder):
 
 @pytest.mark.parametrize("kind", ["identity", "linear", "mlp"])
 def test_save_load_encode_round_trip(tmp_path, base_encoder, kind):
-    model = GaussianEmbedder(head=kind, out_dim=None if kind == "identity" else 96, hidden_dim=128,
-                             seed=3, base_encoder=base_encoder)
+    model = GaussianEmbedder(
+        head=kind, out_dim=None if kind == "identity" else 96, hidden_dim=128, seed=3, base_encoder=base_encoder
+    )
     fingerprint = model.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "fingerprint", "head.safetensors"]
     loaded = GaussianEmbedder.load(tmp_path / "m", base_encoder=base_encoder)
@@ -69,8 +70,9 @@ def test_fingerprint_is_hashed_once_and_again_at_save(tmp_path, base_encoder):
     saved = model.save(tmp_path / "m")
     assert saved != before and model.fingerprint == saved
     assert GaussianEmbedder.load(tmp_path / "m", base_encoder=base_encoder).fingerprint == saved
-    assert saved == fingerprint_of((tmp_path / "m" / "config.json").read_bytes(),
-                                   (tmp_path / "m" / "head.safetensors").read_bytes())
+    assert saved == fingerprint_of(
+        (tmp_path / "m" / "config.json").read_bytes(), (tmp_path / "m" / "head.safetensors").read_bytes()
+    )
 
 
 def test_tampered_weights_are_refused(tmp_path, mlp_embedder):
@@ -92,11 +94,14 @@ def test_strict_load_refuses_unexpected_and_missing_keys(tmp_path, mlp_embedder,
         # A consistent forgery: the fingerprint matches, so only the strict key check can catch it.
         save_file(state, str(weights))
         (directory / "fingerprint").write_text(
-            fingerprint_of((directory / "config.json").read_bytes(), weights.read_bytes()))
+            fingerprint_of((directory / "config.json").read_bytes(), weights.read_bytes())
+        )
 
     state = load_file(str(weights))
     rewrite({**state, "extra.weight": state["0.weight"].clone()})
-    with pytest.raises(ModelLoadError, match=r"head.safetensors: missing keys \[\], unexpected keys \['extra.weight'\]"):
+    with pytest.raises(
+        ModelLoadError, match=r"head.safetensors: missing keys \[\], unexpected keys \['extra.weight'\]"
+    ):
         GaussianEmbedder.load(directory, base_encoder=base_encoder)
 
     rewrite({k: v for k, v in state.items() if k != "2.bias"})
@@ -113,7 +118,8 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path, mlp_embedder, base_en
     mlp_embedder.save(directory)
     (directory / "head.safetensors").write_bytes(b"not safetensors at all")
     (directory / "fingerprint").write_text(
-        fingerprint_of((directory / "config.json").read_bytes(), b"not safetensors at all"))
+        fingerprint_of((directory / "config.json").read_bytes(), b"not safetensors at all")
+    )
     with pytest.raises(ModelLoadError, match="head.safetensors: not a valid safetensors file"):
         GaussianEmbedder.load(directory, base_encoder=base_encoder)
 
@@ -135,8 +141,7 @@ def test_newer_format_version_is_refused(tmp_path, identity_embedder):
     config["format_version"] = 99
     config_bytes = json.dumps(config).encode()
     (directory / "config.json").write_bytes(config_bytes)
-    (directory / "fingerprint").write_text(
-        fingerprint_of(config_bytes, (directory / "head.safetensors").read_bytes()))
+    (directory / "fingerprint").write_text(fingerprint_of(config_bytes, (directory / "head.safetensors").read_bytes()))
     with pytest.raises(ModelLoadError, match="format_version 99 is not supported"):
         GaussianEmbedder.load(directory)
 
@@ -162,8 +167,9 @@ def test_untrained_linear_head_is_the_base(base_encoder, identity_embedder):
 
 @pytest.mark.parametrize("kind", ["identity", "linear", "mlp"])
 def test_sentence_transformers_export_reproduces_embeddings(tmp_path, base_encoder, kind):
-    model = GaussianEmbedder(head=kind, out_dim=None if kind == "identity" else 48, hidden_dim=96,
-                             seed=11, base_encoder=base_encoder)
+    model = GaussianEmbedder(
+        head=kind, out_dim=None if kind == "identity" else 48, hidden_dim=96, seed=11, base_encoder=base_encoder
+    )
     with_head = model.head if kind != "linear" else model.head
     if kind == "linear":
         # Move off the identity init so the export has real weights to carry.

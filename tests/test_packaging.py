@@ -34,8 +34,9 @@ print(json.dumps({"after_ragcun": after_ragcun, "after_all": sorted(sys.modules)
 
 def test_importing_ragcun_imports_neither_training_nor_migrations(tmp_path):
     # From another folder: the repository root on sys.path would make a stray `import training` work.
-    run = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERYTHING], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert run.returncode == 0, run.stderr
     modules = json.loads(run.stdout.strip().splitlines()[-1])
     assert "ragcun.cli.main" in modules["after_all"] and "ragcun.evaluation.stats" in modules["after_all"]
@@ -54,16 +55,25 @@ def imported_modules(path: Path) -> list[str]:
 
 
 def test_no_library_module_imports_training_or_migrations():
-    offenders = [f"{path.relative_to(ROOT)}: {name}" for path in sorted((ROOT / "ragcun").rglob("*.py"))
-                 for name in imported_modules(path) if outside(name)]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "ragcun").rglob("*.py"))
+        for name in imported_modules(path)
+        if outside(name)
+    ]
     assert offenders == []
 
 
 def test_the_import_direction_check_sees_imports(tmp_path):
-    (tmp_path / "bad.py").write_text("import os\ndef f():\n    from ragcun.training.train import train\n"
-                                     "from migrations import env\n")
+    (tmp_path / "bad.py").write_text(
+        "import os\ndef f():\n    from ragcun.training.train import train\nfrom migrations import env\n"
+    )
     assert sorted(n for n in imported_modules(tmp_path / "bad.py") if outside(n)) == [
-        "migrations", "migrations.env", "ragcun.training.train", "ragcun.training.train.train"]
+        "migrations",
+        "migrations.env",
+        "ragcun.training.train",
+        "ragcun.training.train.train",
+    ]
 
 
 def package_folders() -> set[str]:
@@ -84,17 +94,38 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 @pytest.mark.slow
 def test_the_wheel_installs_training_and_migrations_inside_ragcun(tmp_path):
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=600)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "dist").glob("ragcun-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"ragcun", next(t for t in tops if t.endswith(".dist-info"))}
-    for needed in ("ragcun/training/__init__.py", "ragcun/training/cli.py", "ragcun/training/__main__.py",
-                   "ragcun/migrations/env.py", "ragcun/migrations/script.py.mako",
-                   "ragcun/migrations/versions/0001_initial_catalog_schema.py", "ragcun/data/adi/corpus.jsonl",
-                   "ragcun/data/default-model/head.safetensors", "ragcun/py.typed"):
+    for needed in (
+        "ragcun/training/__init__.py",
+        "ragcun/training/cli.py",
+        "ragcun/training/__main__.py",
+        "ragcun/migrations/env.py",
+        "ragcun/migrations/script.py.mako",
+        "ragcun/migrations/versions/0001_initial_catalog_schema.py",
+        "ragcun/data/adi/corpus.jsonl",
+        "ragcun/data/default-model/head.safetensors",
+        "ragcun/py.typed",
+    ):
         assert needed in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[ragcun.commands]\ntrain = ragcun.training.cli:train" in entry_points
@@ -103,8 +134,14 @@ def test_the_wheel_installs_training_and_migrations_inside_ragcun(tmp_path):
     # dependencies on the path), the catalog finds its migrations and the training command imports.
     env = tmp_path / "env"
     venv.create(env, with_pip=False)
-    site = Path(subprocess.run([env / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [env / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     zipfile.ZipFile(wheel).extractall(site)
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     check = f"""
@@ -120,7 +157,8 @@ assert not any(n.startswith(("ragcun.migrations", "migrations", "training")) for
 from ragcun.training.cli import train
 print("ok", train.name)
 """
-    run = subprocess.run([env / "bin" / "python", "-c", check], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=600)
+    run = subprocess.run(
+        [env / "bin" / "python", "-c", check], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "ok train"

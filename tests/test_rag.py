@@ -39,8 +39,9 @@ def squash(text: str) -> str:
 @pytest.fixture(scope="module")
 def adi_retriever(identity_embedder):
     retriever = Retriever(embedder=identity_embedder)
-    retriever.add_documents([d.content for d in ADI.values()], ids=list(ADI),
-                            sources=[f"adi/{doc_id}" for doc_id in ADI])
+    retriever.add_documents(
+        [d.content for d in ADI.values()], ids=list(ADI), sources=[f"adi/{doc_id}" for doc_id in ADI]
+    )
     return retriever
 
 
@@ -75,8 +76,11 @@ def test_every_retriever_returns_the_one_hit_type(adi_retriever, identity_embedd
     assert RetrievedDoc is Hit
     plain = GaussianRetriever(embedder=identity_embedder)
     plain.add_documents(THREE_DOCS)
-    for hits in (adi_retriever.retrieve(DEFINITION_QUERY, 3), plain.search(DEFINITION_QUERY, 3),
-                 run_demo(DEFINITION_QUERY, 3)):
+    for hits in (
+        adi_retriever.retrieve(DEFINITION_QUERY, 3),
+        plain.search(DEFINITION_QUERY, 3),
+        run_demo(DEFINITION_QUERY, 3),
+    ):
         assert len(hits) == 3 and all(type(hit) is Hit for hit in hits)
     demo = run_demo(DEFINITION_QUERY, 3)
     assert demo[0].title == ADI[demo[0].doc_id].title and demo[0].text == ADI[demo[0].doc_id].content
@@ -120,8 +124,9 @@ def test_extractive_answer_quotes_and_cites_the_relevant_document(pipeline):
 def test_extractive_sentences_are_quoted_from_the_context_they_cite(pipeline, query_id):
     result = pipeline.query(QUERIES[query_id], top_k=4)
     pairs = CITED_SENTENCE.findall(result.answer)
-    assert len(pairs) == 3 and "".join(f"{s} [{n}]" for s, n in pairs).replace(" ", "") == \
-        result.answer.replace(" ", "")
+    assert len(pairs) == 3 and "".join(f"{s} [{n}]" for s, n in pairs).replace(" ", "") == result.answer.replace(
+        " ", ""
+    )
     for sentence, n in pairs:
         assert sentence in squash(result.contexts[int(n) - 1].text)
     cited = {int(n) for _, n in pairs}
@@ -130,13 +135,17 @@ def test_extractive_sentences_are_quoted_from_the_context_they_cite(pipeline, qu
 
 def test_extractive_generator_standalone(identity_embedder):
     generator = Generator(embedder=identity_embedder, config=RAGConfig())
-    answer = generator.generate("Where is the Eiffel Tower?", [
-        "Python is a programming language. It was created by Guido van Rossum.",
-        "The Eiffel Tower is a wrought-iron landmark in Paris. It was finished in 1889.",
-    ])
+    answer = generator.generate(
+        "Where is the Eiffel Tower?",
+        [
+            "Python is a programming language. It was created by Guido van Rossum.",
+            "The Eiffel Tower is a wrought-iron landmark in Paris. It was finished in 1889.",
+        ],
+    )
     assert answer.startswith("The Eiffel Tower is a wrought-iron landmark in Paris. [2]")
-    assert list(generator.stream("Where is the Eiffel Tower?", THREE_DOCS)) == \
-        [generator.generate("Where is the Eiffel Tower?", THREE_DOCS)]
+    assert list(generator.stream("Where is the Eiffel Tower?", THREE_DOCS)) == [
+        generator.generate("Where is the Eiffel Tower?", THREE_DOCS)
+    ]
     assert not generator.streams
 
 
@@ -144,8 +153,10 @@ def test_citations_parse_grouped_forms_and_drop_invented_numbers():
     from ragcun.rag import RetrievedDoc
     from ragcun.rag.pipeline import cite
 
-    contexts = [RetrievedDoc(text=f"passage {i}", doc_id=f"d{i}", distance=float(i), norm=1.0, probability=0.25)
-                for i in range(1, 5)]
+    contexts = [
+        RetrievedDoc(text=f"passage {i}", doc_id=f"d{i}", distance=float(i), norm=1.0, probability=0.25)
+        for i in range(1, 5)
+    ]
     citations = cite("One [1, 3]. Two [3][2]. Invented [9] and [0].", contexts)
     assert [(c.n, c.doc_id, c.distance) for c in citations] == [(1, "d1", 1.0), (3, "d3", 3.0), (2, "d2", 2.0)]
 
@@ -199,20 +210,30 @@ def test_generator_input_errors(identity_embedder):
 def test_env_file_parsing_is_python_dotenvs(tmp_path):
     """What python-dotenv accepts is accepted: comments, export, quotes, and lines that are no assignment."""
     env = tmp_path / "x.env"
-    env.write_text('# comment\n\nexport MODEL_NAME="openai:llama3"\nTOP_K=3  # three\n'
-                   "OPENAI_BASE_URL=http://localhost:11434/v1#frag\nOPENAI_API_KEY='sk #1'\nEMPTY=\n"
-                   "this is not an assignment\n")
+    env.write_text(
+        '# comment\n\nexport MODEL_NAME="openai:llama3"\nTOP_K=3  # three\n'
+        "OPENAI_BASE_URL=http://localhost:11434/v1#frag\nOPENAI_API_KEY='sk #1'\nEMPTY=\n"
+        "this is not an assignment\n"
+    )
     config = RAGConfig.from_env(env, environ={})
-    assert (config.model_name, config.top_k, config.openai_base_url, config.openai_api_key) == \
-        ("openai:llama3", 3, "http://localhost:11434/v1#frag", "sk #1")
+    assert (config.model_name, config.top_k, config.openai_base_url, config.openai_api_key) == (
+        "openai:llama3",
+        3,
+        "http://localhost:11434/v1#frag",
+        "sk #1",
+    )
 
 
 def test_precedence_arguments_then_environment_then_env_file(tmp_path):
     env = tmp_path / ".env"
     env.write_text("TOP_K=3\nMODEL_NAME=openai:from-file\nOPENAI_TIMEOUT=7\nEMBEDDING_MODEL=/models/m\n")
     config = RAGConfig.from_env(env, environ={"MODEL_NAME": "hf:/from/env"})
-    assert (config.top_k, config.model_name, config.openai_timeout, config.embedding_model) == \
-        (3, "hf:/from/env", 7.0, "/models/m")
+    assert (config.top_k, config.model_name, config.openai_timeout, config.embedding_model) == (
+        3,
+        "hf:/from/env",
+        7.0,
+        "/models/m",
+    )
     config = RAGConfig.from_env(env, environ={"MODEL_NAME": "hf:/from/env"}, top_k=9, model_name="extractive")
     assert (config.top_k, config.model_name) == (9, "extractive")
     assert RAGConfig.from_env(tmp_path / "missing.env", environ={}) == RAGConfig()
@@ -274,8 +295,9 @@ def test_collection_retriever_and_pipeline(workspace, identity_embedder, tmp_pat
     from ragcun.evaluation import set_sigma
 
     set_sigma(workspace, "adi", 2.5)
-    assert [h.probability for h in retriever.retrieve(DEFINITION_QUERY, top_k=4)] == \
-        pytest.approx(list(gaussian_probabilities(distances, 2.5)))
+    assert [h.probability for h in retriever.retrieve(DEFINITION_QUERY, top_k=4)] == pytest.approx(
+        list(gaussian_probabilities(distances, 2.5))
+    )
     given = Retriever(collection="adi", workspace=workspace, sigma=0.5).retrieve(DEFINITION_QUERY, top_k=4)
     assert [h.probability for h in given] == pytest.approx(list(gaussian_probabilities(distances, 0.5)))
 
@@ -308,8 +330,9 @@ def test_empty_and_missing_collections(workspace, identity_embedder, tmp_path):
 
     (tmp_path / "nothing").mkdir()
     ingest(workspace, [tmp_path / "nothing"], "empty", identity_embedder)
-    pipeline = RAGPipeline(Retriever(collection="empty", workspace=workspace), Generator(config=RAGConfig()),
-                           config=RAGConfig())
+    pipeline = RAGPipeline(
+        Retriever(collection="empty", workspace=workspace), Generator(config=RAGConfig()), config=RAGConfig()
+    )
     result = pipeline.query("What is information science?")
     assert (result.answer, result.citations, result.contexts) == (NO_CONTEXT_ANSWER, [], [])
     with pytest.raises(CollectionNotFound, match="no collection named 'nope'"):

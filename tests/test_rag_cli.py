@@ -23,12 +23,14 @@ def home(tmp_path_factory, identity_model_dir):
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
     folder = write_corpus(root / "adi", RELEVANT + ["1", "2", "4", "5", "17"])
-    result = runner.invoke(cli, ["--home", home, "ingest", str(folder), "-c", "adi", "--model",
-                                 str(identity_model_dir), "--json"])
+    result = runner.invoke(
+        cli, ["--home", home, "ingest", str(folder), "-c", "adi", "--model", str(identity_model_dir), "--json"]
+    )
     assert result.exit_code == 0 and json.loads(result.stdout)["added"] == len(RELEVANT) + 5, result.output
     (root / "nothing").mkdir()
-    result = runner.invoke(cli, ["--home", home, "ingest", str(root / "nothing"), "-c", "empty", "--model",
-                                 str(identity_model_dir)])
+    result = runner.invoke(
+        cli, ["--home", home, "ingest", str(root / "nothing"), "-c", "empty", "--model", str(identity_model_dir)]
+    )
     assert result.exit_code == 0, result.output
     return home
 
@@ -75,14 +77,19 @@ def test_ask_empty_collection(home):
     assert (data["answer"], data["citations"], data["contexts"]) == (NO_CONTEXT_ANSWER, [], [])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["", "-c", "adi"], "Error: question must be a non-empty string\n"),
-    (["  ", "-c", "adi"], "Error: question must be a non-empty string\n"),
-    ([DEFINITION_QUERY, "-c", "adi", "-k", "0"], "Error: top_k must be a positive integer, got 0\n"),
-    ([DEFINITION_QUERY, "-c", "nope"], "Error: no collection named 'nope'; collections: adi, empty\n"),
-    ([DEFINITION_QUERY, "-c", "adi", "--generator", "gpt"],
-     "Error: unknown generator 'gpt': use extractive, openai:MODEL or hf:PATH\n"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["", "-c", "adi"], "Error: question must be a non-empty string\n"),
+        (["  ", "-c", "adi"], "Error: question must be a non-empty string\n"),
+        ([DEFINITION_QUERY, "-c", "adi", "-k", "0"], "Error: top_k must be a positive integer, got 0\n"),
+        ([DEFINITION_QUERY, "-c", "nope"], "Error: no collection named 'nope'; collections: adi, empty\n"),
+        (
+            [DEFINITION_QUERY, "-c", "adi", "--generator", "gpt"],
+            "Error: unknown generator 'gpt': use extractive, openai:MODEL or hf:PATH\n",
+        ),
+    ],
+)
 def test_ask_bad_input(home, argv, message):
     result = ask(home, *argv)
     assert result.exit_code == 1 and result.stderr == message
@@ -91,8 +98,10 @@ def test_ask_bad_input(home, argv, message):
 def test_ask_openai_generator_streams(home, tmp_path):
     server = ChatServer()
     try:
-        server.script = [("sse", sse("Information science is ", "defined in [1].")),
-                         ("json", 401, {"error": {"message": "bad key"}})]
+        server.script = [
+            ("sse", sse("Information science is ", "defined in [1].")),
+            ("json", 401, {"error": {"message": "bad key"}}),
+        ]
         env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-local", "OPENAI_MAX_RETRIES": "0"}
         result = ask(home, DEFINITION_QUERY, "-c", "adi", "-k", "2", "--generator", "openai:local", env=env)
         assert result.exit_code == 0, result.output
@@ -102,11 +111,25 @@ def test_ask_openai_generator_streams(home, tmp_path):
         assert "[1] " in prompt and "[2] " in prompt and "[3] " not in prompt
         assert server.requests[0]["body"]["model"] == "local"
         (tmp_path / "prompt.txt").write_text("Passages:\n{context}\nAsked: {question}")
-        result = ask(home, DEFINITION_QUERY, "-c", "adi", "-k", "1", "--generator", "openai:local", "--json",
-                     "--prompt-template", str(tmp_path / "prompt.txt"), env=env)
+        result = ask(
+            home,
+            DEFINITION_QUERY,
+            "-c",
+            "adi",
+            "-k",
+            "1",
+            "--generator",
+            "openai:local",
+            "--json",
+            "--prompt-template",
+            str(tmp_path / "prompt.txt"),
+            env=env,
+        )
         assert server.requests[1]["body"]["messages"][0]["content"].startswith("Passages:\n[1] ")
         assert server.requests[1]["body"]["messages"][0]["content"].endswith(f"Asked: {DEFINITION_QUERY}")
         assert result.exit_code == 1
-        assert result.stderr.startswith("Error: http://127.0.0.1:") and "HTTP 401 Unauthorized (bad key)" in result.stderr
+        assert (
+            result.stderr.startswith("Error: http://127.0.0.1:") and "HTTP 401 Unauthorized (bad key)" in result.stderr
+        )
     finally:
         server.close()

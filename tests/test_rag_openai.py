@@ -14,14 +14,28 @@ from ragcun.rag import NO_CONTEXT_ANSWER, Generator, RAGConfig, RAGPipeline, Ret
 
 from .conftest import THREE_DOCS
 
-RAG_VARIABLES = ["EMBEDDING_MODEL", "MODEL_NAME", "TOP_K", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_TIMEOUT",
-                 "OPENAI_MAX_RETRIES", "PROMPT_TEMPLATE_FILE", "MAX_TOKENS", "TEMPERATURE"]
+RAG_VARIABLES = [
+    "EMBEDDING_MODEL",
+    "MODEL_NAME",
+    "TOP_K",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_TIMEOUT",
+    "OPENAI_MAX_RETRIES",
+    "PROMPT_TEMPLATE_FILE",
+    "MAX_TOKENS",
+    "TEMPERATURE",
+]
 QUESTION = "Where is the Eiffel Tower?"
 
 
 def completion(content) -> dict:
-    return {"id": "c1", "object": "chat.completion", "model": "test-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+    }
 
 
 def sse(*deltas: str, done: bool = True) -> list[str]:
@@ -30,8 +44,10 @@ def sse(*deltas: str, done: bool = True) -> list[str]:
     events += [{"choices": [{"index": 0, "delta": {"content": d}, "finish_reason": None}]} for d in deltas]
     lines = [f"data: {json.dumps(e)}" for e in events]
     if done:
-        lines += [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}",
-                  "data: [DONE]"]
+        lines += [
+            f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}",
+            "data: [DONE]",
+        ]
     return lines
 
 
@@ -54,8 +70,9 @@ class ChatServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 # the headers as received: case-insensitive, as HTTP names are (the SDK sends lower-case ones)
-                server.requests.append({"path": self.path, "headers": self.headers,
-                                        "body": json.loads(self.rfile.read(length))})
+                server.requests.append(
+                    {"path": self.path, "headers": self.headers, "body": json.loads(self.rfile.read(length))}
+                )
                 kind, *args = server.script.pop(0) if server.script else ("json", 500, {"error": "no reply planned"})
                 try:
                     if kind == "sleep":
@@ -139,8 +156,9 @@ def test_request_body_and_answer(server):
 def test_custom_template_and_no_key(server):
     server.script = [("json", 200, completion("ok"))]
     template = 'Q: {question}\nUse {"json": "braces"} and:\n{context}'
-    generator = Generator("openai:m", base_url=server.base_url, prompt_template=template, temperature=0.0,
-                          config=RAGConfig())
+    generator = Generator(
+        "openai:m", base_url=server.base_url, prompt_template=template, temperature=0.0, config=RAGConfig()
+    )
     generator.generate(QUESTION, THREE_DOCS[:1])
     body = server.requests[0]["body"]
     assert body["messages"][0]["content"] == f'Q: {QUESTION}\nUse {{"json": "braces"}} and:\n[1] {THREE_DOCS[0]}'
@@ -202,8 +220,11 @@ def test_404_names_url_and_model(server):
 
 
 def test_5xx_is_retried_with_backoff(server):
-    server.script = [("json", 502, "bad gateway"), ("json", 503, {"error": {"message": "overloaded"}}),
-                     ("json", 200, completion("fine [1]"))]
+    server.script = [
+        ("json", 502, "bad gateway"),
+        ("json", 503, {"error": {"message": "overloaded"}}),
+        ("json", 200, completion("fine [1]")),
+    ]
     assert openai(server, max_retries=2).generate(QUESTION, THREE_DOCS) == "fine [1]"
     assert len(server.requests) == 3
     server.requests.clear()
@@ -213,8 +234,10 @@ def test_5xx_is_retried_with_backoff(server):
 
 
 def test_429_is_retried_after_what_retry_after_asks(server):
-    server.script = [("json", 429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}),
-                     ("json", 200, completion("patient [1]"))]
+    server.script = [
+        ("json", 429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}),
+        ("json", 200, completion("patient [1]")),
+    ]
     started = time.perf_counter()
     assert openai(server, max_retries=1).generate(QUESTION, THREE_DOCS) == "patient [1]"
     assert time.perf_counter() - started >= 0.95  # the SDK's own first backoff is at most 0.5 s
@@ -241,7 +264,7 @@ def test_stream_timeout(server):
 
 
 def test_response_cut_off_is_retried(server):
-    cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"choices\": ["
+    cut = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"choices": ['
     server.script = [("raw", cut), ("json", 200, completion("whole [1]")), ("raw", cut), ("raw", cut)]
     assert openai(server, max_retries=1).generate(QUESTION, THREE_DOCS) == "whole [1]"
     message = one_line_error(lambda: openai(server, max_retries=1).generate(QUESTION, THREE_DOCS))
@@ -259,12 +282,15 @@ def test_connection_refused():
     assert "cannot connect" in message and "after 2 attempts" in message
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("<html>not json</html>", "not JSON"),
-    ({"choices": []}, "no choices[0].message.content"),
-    ({"object": "list", "data": []}, "no choices[0].message.content"),
-    (completion(None), "content is NoneType"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("<html>not json</html>", "not JSON"),
+        ({"choices": []}, "no choices[0].message.content"),
+        ({"object": "list", "data": []}, "no choices[0].message.content"),
+        (completion(None), "content is NoneType"),
+    ],
+)
 def test_malformed_response(server, body, expected):
     server.script = [("json", 200, body)]
     message = one_line_error(lambda: openai(server, max_retries=2).generate(QUESTION, THREE_DOCS))
@@ -272,12 +298,15 @@ def test_malformed_response(server, body, expected):
     assert len(server.requests) == 1  # a malformed answer is not retried
 
 
-@pytest.mark.parametrize("lines, expected", [
-    (["data: {not json"], "not a JSON object"),
-    (['data: {"id": "x"}'], "without choices"),
-    (sse("half an answer", done=False), "ended before `data: [DONE]`"),
-    (['data: {"error": {"message": "model crashed"}}'], "error in stream (model crashed)"),
-])
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        (["data: {not json"], "not a JSON object"),
+        (['data: {"id": "x"}'], "without choices"),
+        (sse("half an answer", done=False), "ended before `data: [DONE]`"),
+        (['data: {"error": {"message": "model crashed"}}'], "error in stream (model crashed)"),
+    ],
+)
 def test_malformed_stream(server, lines, expected):
     server.script = [("sse", lines)]
     message = one_line_error(lambda: list(openai(server).stream(QUESTION, THREE_DOCS)))
@@ -290,7 +319,6 @@ def test_stream_request_answered_without_streaming(server):
 
 
 def test_usage_event_and_keepalives_are_skipped(server):
-    lines = [": keep-alive", *sse("a", "b")[:-1], 'data: {"choices": [], "usage": {"total_tokens": 9}}',
-             "data: [DONE]"]
+    lines = [": keep-alive", *sse("a", "b")[:-1], 'data: {"choices": [], "usage": {"total_tokens": 9}}', "data: [DONE]"]
     server.script = [("sse", lines)]
     assert list(openai(server).stream(QUESTION, THREE_DOCS)) == ["a", "b"]

@@ -154,8 +154,9 @@ def test_format_1_directories_still_load_and_save_as_format_2(tmp_path, retrieve
     old = tmp_path / "old"
     identity_embedder.save(old / "model")
     np.save(old / "vectors.npy", identity_embedder.encode(THREE_DOCS), allow_pickle=False)
-    (old / "retriever.json").write_text(json.dumps(
-        {"model_version": identity_embedder.fingerprint, "count": 3, "documents": THREE_DOCS}))
+    (old / "retriever.json").write_text(
+        json.dumps({"model_version": identity_embedder.fingerprint, "count": 3, "documents": THREE_DOCS})
+    )
     loaded = GaussianRetriever.load(old)
     query = "Which city has the famous iron tower?"
     assert [doc for doc, _ in loaded.retrieve(query, 3)] == [doc for doc, _ in retriever.retrieve(query, 3)]

@@ -10,8 +10,20 @@ from ragcun.errors import InvalidInputError
 from ragcun.model.cache import default_cache_dir
 from ragcun.settings import Settings
 
-VARIABLES = ["RAGCUN_HOME", "RAGCUN_DB", "RAGCUN_CACHE", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_GRPC", "TOP_K",
-             "MODEL_NAME", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_TIMEOUT", "OPENAI_MAX_RETRIES"]
+VARIABLES = [
+    "RAGCUN_HOME",
+    "RAGCUN_DB",
+    "RAGCUN_CACHE",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+    "QDRANT_GRPC",
+    "TOP_K",
+    "MODEL_NAME",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_TIMEOUT",
+    "OPENAI_MAX_RETRIES",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +54,10 @@ def test_the_process_environment_is_read_through_the_same_object(monkeypatch, tm
     monkeypatch.setenv("QDRANT_API_KEY", "k")
     settings = Settings.from_env()
     assert (settings.home, settings.db_url, settings.qdrant_api_key) == (
-        tmp_path / "home", "sqlite:////elsewhere/catalog.sqlite", "k")
+        tmp_path / "home",
+        "sqlite:////elsewhere/catalog.sqlite",
+        "k",
+    )
 
 
 def test_caches_live_under_the_home_unless_ragcun_cache_says_otherwise(monkeypatch, tmp_path):

@@ -35,11 +35,14 @@ def test_standard_normal_columns_average_near_the_expectation():
     assert 0.9 <= float(large.mean()) <= 1.2
 
 
-@pytest.mark.parametrize("transform, expected", [
-    (lambda x: x + 1, 456.0),
-    (lambda x: 0.5 * x, 155.0),
-    (lambda x: 2.0 * x, 243.0),
-])
+@pytest.mark.parametrize(
+    "transform, expected",
+    [
+        (lambda x: x + 1, 456.0),
+        (lambda x: 0.5 * x, 155.0),
+        (lambda x: 2.0 * x, 243.0),
+    ],
+)
 def test_shift_and_scale_give_the_expected_statistic(transform, expected):
     generator = torch.Generator().manual_seed(1)
     stat = epps_pulley(transform(torch.randn(1024, 400, generator=generator)))

@@ -30,7 +30,9 @@ def points(n, seed=0):
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, DIM)).astype(np.float32) * rng.uniform(0.5, 3.0, size=(n, 1)).astype(np.float32)
     ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
-    payloads = [{"doc_id": f"d{i}", "text": f"text {i}", "norm": float(np.linalg.norm(v))} for i, v in enumerate(vectors)]
+    payloads = [
+        {"doc_id": f"d{i}", "text": f"text {i}", "norm": float(np.linalg.norm(v))} for i, v in enumerate(vectors)
+    ]
     return ids, vectors, payloads
 
 
@@ -129,8 +131,9 @@ def test_second_process_gets_a_clear_in_use_error(tmp_path, engine):
     folder = tmp_path / engine
     first = EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)
     try:
-        result = subprocess.run([sys.executable, "-c", SECOND_OPENER, engine, str(folder)],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", SECOND_OPENER, engine, str(folder)], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 3, result.stderr
         assert "is in use by another process" in result.stdout
     finally:
@@ -154,8 +157,9 @@ def test_memory_store_saves_and_loads_without_pickle(tmp_path):
     assert loaded.shape("c") == store.shape("c")
     query = np.random.default_rng(3).normal(size=DIM).astype(np.float32)
     assert loaded.search("c", query, limit=7) == store.search("c", query, limit=7)
-    assert [r.model_dump() for r in loaded.scroll("c", with_vectors=True)] == \
-        [r.model_dump() for r in store.scroll("c", with_vectors=True)]
+    assert [r.model_dump() for r in loaded.scroll("c", with_vectors=True)] == [
+        r.model_dump() for r in store.scroll("c", with_vectors=True)
+    ]
 
 
 def test_memory_store_refuses_a_vector_of_another_dim():

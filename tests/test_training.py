@@ -40,8 +40,18 @@ def cache_dir(tmp_path_factory, base_encoder):
 
 
 def adi_config(tmp_path, cache_dir, **changes) -> TrainConfig:
-    settings = dict(data=str(SAMPLE_DIR), split="test", out=str(tmp_path / "model"), out_dim=32, hidden_dim=128,
-                    epochs=2, batch_size=32, sigreg_slices=64, cache_dir=str(cache_dir), dev_fraction=0.3)
+    settings = dict(
+        data=str(SAMPLE_DIR),
+        split="test",
+        out=str(tmp_path / "model"),
+        out_dim=32,
+        hidden_dim=128,
+        epochs=2,
+        batch_size=32,
+        sigreg_slices=64,
+        cache_dir=str(cache_dir),
+        dev_fraction=0.3,
+    )
     return TrainConfig(**{**settings, **changes})
 
 
@@ -99,7 +109,9 @@ def test_info_nce_uses_squared_distance_and_masks_extra_positives():
     d = torch.tensor([[0.0, 1.0], [3.0, 1.0]])
     tau = torch.tensor(1.0)
     logits = -torch.tensor([[1.0, 10.0], [10.0, 1.0]])
-    assert float(info_nce(q, d, tau)) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.arange(2))))
+    assert float(info_nce(q, d, tau)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, torch.arange(2)))
+    )
     same = torch.tensor([[True, True], [False, True]])  # column 1 is also relevant to row 0
     masked = info_nce(q, d, tau, same)
     assert float(masked) == pytest.approx(0.5 * float(torch.nn.functional.cross_entropy(logits[1:], torch.tensor([1]))))
@@ -124,7 +136,9 @@ def test_distillation_is_zero_exactly_when_the_student_keeps_the_teachers_neighb
     # z = s·x/‖x‖ gives −‖z_i − z_j‖² = 2s²·cos − 2s², the teacher's logits when τ_s = 2s²·τ_t
     s, tau_t = 4.0, 0.05
     student = s * torch.nn.functional.normalize(teacher, dim=1)
-    assert float(neighbourhood_kl(teacher, student, tau_t, torch.tensor(2 * s * s * tau_t))) == pytest.approx(0, abs=1e-5)
+    assert float(neighbourhood_kl(teacher, student, tau_t, torch.tensor(2 * s * s * tau_t))) == pytest.approx(
+        0, abs=1e-5
+    )
     other = torch.randn(40, 16, generator=torch.Generator().manual_seed(2))
     assert float(neighbourhood_kl(teacher, other, tau_t, torch.tensor(2 * s * s * tau_t))) > 0.5
     loss = GaussianLoss(16, num_slices=16, distill_weight=2.0)
@@ -211,12 +225,31 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, base_encoder, cache_d
 def test_resume_refuses_another_architecture(tmp_path, base_encoder, cache_dir):
     config = adi_config(tmp_path, cache_dir, epochs=1, dev_fraction=0.0)
     train(config, base_encoder=base_encoder)
-    with pytest.raises(InvalidInputError, match=r"cannot resume, the checkpoint was trained with out_dim \d+ \(now 16\)"):
+    with pytest.raises(
+        InvalidInputError, match=r"cannot resume, the checkpoint was trained with out_dim \d+ \(now 16\)"
+    ):
         train(replace(config, epochs=2, out_dim=16, resume=True), base_encoder=base_encoder)
     # the command line says so in one line, not with a torch traceback
-    args = ["train", "--data", config.data, "--split", config.split, "--out", config.out, "--epochs", "2",
-            "--out-dim", "16", "--head", config.head, "--hidden-dim", str(config.hidden_dim), "--resume",
-            "--cache-dir", str(cache_dir)]
+    args = [
+        "train",
+        "--data",
+        config.data,
+        "--split",
+        config.split,
+        "--out",
+        config.out,
+        "--epochs",
+        "2",
+        "--out-dim",
+        "16",
+        "--head",
+        config.head,
+        "--hidden-dim",
+        str(config.hidden_dim),
+        "--resume",
+        "--cache-dir",
+        str(cache_dir),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and "cannot resume" in result.output
@@ -228,16 +261,29 @@ def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
     (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     base = copy.deepcopy(base_encoder)  # the session's encoder must stay untouched
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    config = TrainConfig(data=str(tmp_path / "pairs.jsonl"), out=str(tmp_path / "model"), recipe="full", head="linear",
-                         out_dim=16, epochs=1, batch_size=4, grad_accum=2, sigreg_slices=16, base_lr=1e-4,
-                         init="default", distill_weight=0.0, sigreg_on="both")
+    config = TrainConfig(
+        data=str(tmp_path / "pairs.jsonl"),
+        out=str(tmp_path / "model"),
+        recipe="full",
+        head="linear",
+        out_dim=16,
+        epochs=1,
+        batch_size=4,
+        grad_accum=2,
+        sigreg_slices=16,
+        base_lr=1e-4,
+        init="default",
+        distill_weight=0.0,
+        sigreg_on="both",
+    )
     out = train(config, base_encoder=base)
     changed = [k for k, v in base.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "the base encoder did not train"
     assert (out / "base").is_dir()
     model = GaussianEmbedder.load(out)  # references the fine-tuned base by path
-    np.testing.assert_allclose(model.encode(["a test"]), GaussianEmbedder.load(out, base_encoder=base).encode(["a test"]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        model.encode(["a test"]), GaussianEmbedder.load(out, base_encoder=base).encode(["a test"]), atol=1e-5
+    )
     assert json.loads((out / "training_run.json").read_text())["steps"] == 1
     with pytest.raises(ValueError, match="frozen recipe"):
         train(replace(config, distill_weight=1.0), base_encoder=base)
@@ -249,8 +295,25 @@ def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
 def test_ragcun_train_command(tmp_path, monkeypatch):
     out = tmp_path / "m"
     monkeypatch.delenv("RAGCUN_CACHE", raising=False)
-    args = ["--home", str(tmp_path / "home"), "train", "--data", str(SAMPLE_DIR), "--split", "test", "--out", str(out),
-            "--epochs", "1", "--out-dim", "16", "--hidden-dim", "64", "--sigreg-slices", "32"]
+    args = [
+        "--home",
+        str(tmp_path / "home"),
+        "train",
+        "--data",
+        str(SAMPLE_DIR),
+        "--split",
+        "test",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--out-dim",
+        "16",
+        "--hidden-dim",
+        "64",
+        "--sigreg-slices",
+        "32",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert f"model written to {out}" in result.output
@@ -266,24 +329,44 @@ def test_ragcun_train_command(tmp_path, monkeypatch):
 
 
 def test_the_training_command_parses_every_field():
-    args = ["--data", "d", "--out", "o", "--recipe", "full", "--no-learn-temperature", "--out-dim", "64",
-            "--sigreg-on", "separate", "--cache-dir", "/tmp/c"]
+    args = [
+        "--data",
+        "d",
+        "--out",
+        "o",
+        "--recipe",
+        "full",
+        "--no-learn-temperature",
+        "--out-dim",
+        "64",
+        "--sigreg-on",
+        "separate",
+        "--cache-dir",
+        "/tmp/c",
+    ]
     config = TrainConfig(**train_command.make_context("train", args).params)
     assert {name for name, _, _ in options()} == set(train_command.make_context("train", args).params)
-    assert config == TrainConfig(data="d", out="o", recipe="full", learn_temperature=False, out_dim=64,
-                                 sigreg_on="separate", cache_dir="/tmp/c")
+    assert config == TrainConfig(
+        data="d", out="o", recipe="full", learn_temperature=False, out_dim=64, sigreg_on="separate", cache_dir="/tmp/c"
+    )
     with pytest.raises(ValueError, match="recipe"):
         TrainConfig(recipe="half")
 
 
 def test_python_m_ragcun_training_is_the_same_command(tmp_path):
     """``python -m ragcun.training`` runs the Click command ``ragcun train`` runs, one-line errors included."""
-    run = subprocess.run([sys.executable, "-m", "ragcun.training", "--data", str(tmp_path / "absent"), "--out",
-                          str(tmp_path / "m")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "ragcun.training", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert run.returncode == 1, run.stderr
     assert run.stderr.strip().splitlines()[-1] == f"Error: {tmp_path / 'absent'}: no such training data"
-    usage = subprocess.run([sys.executable, "-m", "ragcun.training", "--help"], capture_output=True, text=True,
-                           cwd=tmp_path, timeout=300)
+    usage = subprocess.run(
+        [sys.executable, "-m", "ragcun.training", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert usage.returncode == 0 and "Usage: python -m ragcun.training" in usage.stdout
     assert "--sigreg-lambda" in usage.stdout
 

@@ -73,15 +73,18 @@ def test_reindex_switches_search_and_the_alias(tmp_path, request, identity_embed
             assert active(ws, "adi") == (result.physical_name, model_b.fingerprint)
             assert ws.store.shape(result.physical_name).dim == 64
             # Searching with the old model is now refused, naming both versions.
-            with pytest.raises(RagcunError, match=f"built by model {model_b.fingerprint[:12]}.*"
-                                                  f"model {identity_embedder.fingerprint[:12]}"):
+            with pytest.raises(
+                RagcunError,
+                match=f"built by model {model_b.fingerprint[:12]}.*model {identity_embedder.fingerprint[:12]}",
+            ):
                 search(ws, "adi", QUERY, embedder=identity_embedder)
             # Re-running the finished command changes nothing.
             assert not reindex(ws, "adi", model_b).switched
         if engine == "local":
             client = QdrantClient(path=str(tmp_path / "local-qdrant"))
-            alias_hits = client.query_points("adi", query=model_b.encode([QUERY])[0].tolist(), using="dense",
-                                             limit=5).points
+            alias_hits = client.query_points(
+                "adi", query=model_b.encode([QUERY])[0].tolist(), using="dense", limit=5
+            ).points
             client.close()
             assert [p.payload["doc_id"] for p in alias_hits] == [h.doc_id for h in after]
 
@@ -111,8 +114,9 @@ def test_searches_keep_working_during_a_reindex(workspace, identity_embedder, mo
     assert len(served) >= 3
 
 
-def test_rollback_reactivates_the_previous_version_without_losing_documents(workspace, identity_embedder, model_b,
-                                                                           tmp_path):
+def test_rollback_reactivates_the_previous_version_without_losing_documents(
+    workspace, identity_embedder, model_b, tmp_path
+):
     ingest(workspace, [ADI], "adi", identity_embedder)
     old_physical, _ = active(workspace, "adi")
     reindex(workspace, "adi", model_b, batch_size=32)
@@ -123,8 +127,9 @@ def test_rollback_reactivates_the_previous_version_without_losing_documents(work
     assert result.physical_name == old_physical and result.chunks_embedded == 1
     assert active(workspace, "adi") == (old_physical, identity_embedder.fingerprint)
     hits = search(workspace, "adi", "Gaussian embeddings keep the norm", top_k=1)
-    assert hits[0].text.startswith("Gaussian embeddings") and distances_match(identity_embedder, QUERY,
-                                                                              search(workspace, "adi", QUERY, 3))
+    assert hits[0].text.startswith("Gaussian embeddings") and distances_match(
+        identity_embedder, QUERY, search(workspace, "adi", QUERY, 3)
+    )
     assert [r.problems for r in check(workspace, "adi")] == [0]
     # The version just retired is now "the previous one": rolling back again returns to it.
     assert rollback(workspace, "adi").model_version == model_b.fingerprint
@@ -150,8 +155,10 @@ def test_gc_and_model_removal(tmp_path, identity_model_dir, model_b_dir):
     dropped = json.loads(run("collections", "gc", "--keep", "0", "--yes", "--json").stdout)
     assert [d["model_version"] for d in dropped] == [old]
     assert json.loads(run("models", "remove", old[:12], "--json").stdout)["fingerprint"] == old
-    assert run("rollback", "-c", "adi", code=1).output.strip() == \
-        "Error: collection 'adi' has no retired version to roll back to"
+    assert (
+        run("rollback", "-c", "adi", code=1).output.strip()
+        == "Error: collection 'adi' has no retired version to roll back to"
+    )
 
 
 def test_mismatched_model_search_is_refused_by_the_cli(tmp_path, identity_model_dir, model_b_dir, model_b):
@@ -208,16 +215,31 @@ def test_check_cli_exit_codes(tmp_path, identity_model_dir):
     assert runner.invoke(cli, ["--home", home, "check"]).exit_code == 0
 
 
-def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, identity_model_dir, model_b_dir,
-                                                                     model_b):
+def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, identity_model_dir, model_b_dir, model_b):
     home = tmp_path / "home"
     settings = Settings.from_env(home=home, environ={})
     runner = CliRunner()
     runner.invoke(cli, ["--home", str(home), "init"])
-    assert runner.invoke(cli, ["--home", str(home), "ingest", ADI, "-c", "adi", "--model",
-                               str(identity_model_dir)]).exit_code == 0
-    command = [sys.executable, "-m", "ragcun.cli", "--home", str(home), "reindex", "-c", "adi", "--model",
-               str(model_b_dir), "--batch-size", "2"]
+    assert (
+        runner.invoke(
+            cli, ["--home", str(home), "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)]
+        ).exit_code
+        == 0
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "ragcun.cli",
+        "--home",
+        str(home),
+        "reindex",
+        "-c",
+        "adi",
+        "--model",
+        str(model_b_dir),
+        "--batch-size",
+        "2",
+    ]
     built = []
     for kill_at in (2, 40, 80):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -225,8 +247,11 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, id
         while time.monotonic() < deadline and process.poll() is None:
             with Workspace(settings) as probe, probe.catalog.session() as session:
                 target = session.scalar(select(Collection).where(Collection.status == "building"))
-                written = session.scalar(select(func.count()).where(
-                    CollectionChunk.collection_id == target.id)) if target else 0
+                written = (
+                    session.scalar(select(func.count()).where(CollectionChunk.collection_id == target.id))
+                    if target
+                    else 0
+                )
             if written >= kill_at:
                 break
             time.sleep(0.02)
@@ -238,8 +263,7 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, id
             assert active(ws, "adi")[1] != model_b.fingerprint
             assert len(search(ws, "adi", QUERY, top_k=3)) == 3
     assert built == sorted(built) and built[0] >= 2 and built[-1] < 82  # each run continued the last
-    finished = runner.invoke(cli, ["--home", str(home), "reindex", "-c", "adi", "--model", str(model_b_dir),
-                                   "--json"])
+    finished = runner.invoke(cli, ["--home", str(home), "reindex", "-c", "adi", "--model", str(model_b_dir), "--json"])
     assert finished.exit_code == 0, finished.output
     result = json.loads(finished.stdout)
     assert result["switched"] and result["chunks_total"] == 82 and result["chunks_embedded"] <= 82 - built[-1]

@@ -27,8 +27,15 @@ def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict, path: Path) -
     os.replace(tmp, path)
 
 
-def save_checkpoint(folder: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator, state: dict, keep: int = 2) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    state: dict,
+    keep: int = 2,
+) -> Path:
     """Write ``<folder>/step-<step>.safetensors`` and keep only the newest ``keep`` of them.
 
     Args:
@@ -65,13 +72,14 @@ def checkpoint_state(path: str | Path) -> dict:
         return json.loads(handle.metadata()["ragcun_checkpoint"])
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator) -> dict:
+def load_checkpoint(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> dict:
     """Restore weights, optimizer, RNG states in place (strictly); return the JSON run state."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = json.loads(handle.metadata()["ragcun_checkpoint"])
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(weights, strict=True)  # a different architecture cannot be resumed
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -23,8 +23,13 @@ def config_options(command):
         elif kind is bool:
             command = click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True)(command)
         else:
-            command = click.option(flag, type=kind, default=default, required=name in ("data", "out"),
-                                   show_default=default not in (None, ""))(command)
+            command = click.option(
+                flag,
+                type=kind,
+                default=default,
+                required=name in ("data", "out"),
+                show_default=default not in (None, ""),
+            )(command)
     return command
 
 

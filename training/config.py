@@ -27,7 +27,9 @@ class TrainConfig:
     init: str = "whiten"  # default: PyTorch's; pca / whiten: top-k PCA of the corpus's base embeddings (train.pca_init)
     seed: int = 0
     # objective
-    temperature: float = 64.0  # initial τ; ‖q − d‖² of N(0, I_256) vectors is ≈ 512, so τ ≈ dim/4 keeps InfoNCE from saturating
+    temperature: float = (
+        64.0  # initial τ; ‖q − d‖² of N(0, I_256) vectors is ≈ 512, so τ ≈ dim/4 keeps InfoNCE from saturating
+    )
     learn_temperature: bool = True
     sigreg_lambda: float = 0.3
     sigreg_warmup: float = 0.0  # fraction of the steps over which λ ramps linearly from 0
@@ -81,10 +83,14 @@ class TrainConfig:
 def architecture(config: dict) -> dict:
     """The options that decide which tensors a run trains: a checkpoint resumes only under the same ones."""
     return {
-        "recipe": config["recipe"], "base_model": config["base_model"], "head": config["head"],
-        "out_dim": config["out_dim"], "hidden_dim": config["hidden_dim"] if config["head"] == "mlp" else None,
+        "recipe": config["recipe"],
+        "base_model": config["base_model"],
+        "head": config["head"],
+        "out_dim": config["out_dim"],
+        "hidden_dim": config["hidden_dim"] if config["head"] == "mlp" else None,
         "learn_temperature": config["learn_temperature"],
-        "jepa_weight > 0": config["jepa_weight"] > 0, "distill_weight > 0": config["distill_weight"] > 0,
+        "jepa_weight > 0": config["jepa_weight"] > 0,
+        "distill_weight > 0": config["distill_weight"] > 0,
     }
 
 

@@ -63,7 +63,9 @@ class _Texts:
         return self._index[text]
 
 
-def load_beir_pairs(folder: Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0) -> tuple[PairSet, PairSet | None]:
+def load_beir_pairs(
+    folder: Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0
+) -> tuple[PairSet, PairSet | None]:
     """Pairs from a BEIR split; a ``dev_fraction`` of its *queries* is held out for model selection.
 
     Queries, not pairs, are split, so no held-out query ever contributes a training pair.
@@ -103,8 +105,9 @@ def load_jsonl_pairs(path: Path) -> PairSet:
     texts = _Texts()
     pairs = PairSet(texts=texts.texts, kind="jsonl", sources=[str(path)])
     corpus: dict[int, None] = {}
-    rows = read_jsonl(path, lambda row: (row["query"], row["positive"], row.get("negative")),
-                      "{query, positive, negative?}")
+    rows = read_jsonl(
+        path, lambda row: (row["query"], row["positive"], row.get("negative")), "{query, positive, negative?}"
+    )
     for query, positive, negative in rows:
         pairs.query.append(texts(query))
         pairs.positive.append(texts(positive))
@@ -124,8 +127,14 @@ def random_span(words: list[str], rng: random.Random, min_words: int, max_words:
     return " ".join(words[start : start + length])
 
 
-def span_pairs(documents: list[str], views_per_doc: int = 2, min_words: int = 8, max_words: int = 64, seed: int = 0,
-               source: str = "") -> PairSet:
+def span_pairs(
+    documents: list[str],
+    views_per_doc: int = 2,
+    min_words: int = 8,
+    max_words: int = 64,
+    seed: int = 0,
+    source: str = "",
+) -> PairSet:
     """Self-supervised pairs for unlabeled text: two random spans of the same document.
 
     The spans are drawn once (seeded) rather than every step, so the frozen recipe can embed them
@@ -154,17 +163,27 @@ def merge(a: PairSet, b: PairSet) -> PairSet:
     for text in a.texts:
         texts(text)
     remap = [texts(text) for text in b.texts]
-    merged = PairSet(texts=texts.texts, query=list(a.query), positive=list(a.positive), negative=list(a.negative),
-                     corpus=list(a.corpus), doc_ids=list(a.doc_ids), query_ids=dict(a.query_ids), qrels=dict(a.qrels),
-                     kind=f"{a.kind}+{b.kind}", sources=a.sources + b.sources)
+    merged = PairSet(
+        texts=texts.texts,
+        query=list(a.query),
+        positive=list(a.positive),
+        negative=list(a.negative),
+        corpus=list(a.corpus),
+        doc_ids=list(a.doc_ids),
+        query_ids=dict(a.query_ids),
+        qrels=dict(a.qrels),
+        kind=f"{a.kind}+{b.kind}",
+        sources=a.sources + b.sources,
+    )
     merged.query += [remap[i] for i in b.query]
     merged.positive += [remap[i] for i in b.positive]
     merged.negative += [remap[i] if i != NO_NEGATIVE else NO_NEGATIVE for i in b.negative]
     return merged
 
 
-def load_training_data(path: str | Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0,
-                       span_views: int = 0) -> tuple[PairSet, PairSet | None]:
+def load_training_data(
+    path: str | Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0, span_views: int = 0
+) -> tuple[PairSet, PairSet | None]:
     """Detect the data format and load (train, dev). ``span_views`` > 0 adds span pairs from the corpus."""
     path = Path(path)
     dev = None

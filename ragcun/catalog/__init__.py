@@ -13,6 +13,18 @@ from ragcun.catalog.models import (
 )
 
 __all__ = [
-    "Base", "Catalog", "Chunk", "Collection", "CollectionChunk", "Document", "IngestRun", "ModelVersion", "Source",
-    "current_revision", "downgrade", "head_revision", "make_engine", "upgrade",
+    "Base",
+    "Catalog",
+    "Chunk",
+    "Collection",
+    "CollectionChunk",
+    "Document",
+    "IngestRun",
+    "ModelVersion",
+    "Source",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "make_engine",
+    "upgrade",
 ]

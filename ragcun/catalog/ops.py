@@ -40,14 +40,20 @@ def chunk_ids_in(session: Session, collection_id: int, chunk_ids: list[str]) -> 
     """Which of ``chunk_ids`` already have a point in the physical collection."""
     present: set[str] = set()
     for start in range(0, len(chunk_ids), 500):  # stay under SQLite's bound-parameter limit
-        present.update(session.scalars(select(CollectionChunk.chunk_id).where(
-            CollectionChunk.collection_id == collection_id,
-            CollectionChunk.chunk_id.in_(chunk_ids[start : start + 500]))))
+        present.update(
+            session.scalars(
+                select(CollectionChunk.chunk_id).where(
+                    CollectionChunk.collection_id == collection_id,
+                    CollectionChunk.chunk_id.in_(chunk_ids[start : start + 500]),
+                )
+            )
+        )
     return present
 
 
 def collection_counts(session: Session, collection: Collection) -> dict[str, int]:
     chunks = session.scalar(select(func.count()).where(CollectionChunk.collection_id == collection.id))
-    documents = session.scalar(select(func.count()).select_from(Document)
-                               .where(Document.collection_name == collection.name))
+    documents = session.scalar(
+        select(func.count()).select_from(Document).where(Document.collection_name == collection.name)
+    )
     return {"documents": documents or 0, "chunks": chunks or 0}

@@ -19,15 +19,31 @@ from ragcun.cli.main import (
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
 @click.option("-k", "top_k", type=int, help="Passages to retrieve [default: TOP_K or 5].")
-@click.option("--generator", "generator_name",
-              help="extractive | openai:MODEL | hf:PATH [default: MODEL_NAME or extractive].")
-@click.option("--prompt-template", type=click.Path(exists=True, dir_okay=False),
-              help="Prompt file with {context} and {question} [default: PROMPT_TEMPLATE_FILE or built-in].")
+@click.option(
+    "--generator", "generator_name", help="extractive | openai:MODEL | hf:PATH [default: MODEL_NAME or extractive]."
+)
+@click.option(
+    "--prompt-template",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Prompt file with {context} and {question} [default: PROMPT_TEMPLATE_FILE or built-in].",
+)
 @search_options
 @json_option
 @pass_app
-def ask(app: AppContext, question, collection, top_k, generator_name, prompt_template, mode, fusion, where, diverse,
-        diversity, as_json) -> None:
+def ask(
+    app: AppContext,
+    question,
+    collection,
+    top_k,
+    generator_name,
+    prompt_template,
+    mode,
+    fusion,
+    where,
+    diverse,
+    diversity,
+    as_json,
+) -> None:
     """Answer QUESTION from the nearest passages of a collection, citing them as [n].
 
     Settings come from the options, then the environment, then ./.env (see config/config.example.env).
@@ -45,14 +61,19 @@ def ask(app: AppContext, question, collection, top_k, generator_name, prompt_tem
         click.echo(piece, nl=False)
 
     with app.workspace() as ws:
-        pipeline = RAGPipeline(Retriever(collection=collection, workspace=ws,
-                                         **search_kwargs(mode, fusion, where, diverse, diversity)), generator, config=config)
+        pipeline = RAGPipeline(
+            Retriever(collection=collection, workspace=ws, **search_kwargs(mode, fusion, where, diverse, diversity)),
+            generator,
+            config=config,
+        )
         result = pipeline.query(question, on_token=None if as_json else show).to_dict()
 
     def render(data: dict) -> None:
         click.echo("\n")
         for c in data["citations"]:
-            click.echo(f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  p {c['probability']:.3f}  "
-                       f"{c['source'] or ''}".rstrip())
+            click.echo(
+                f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  p {c['probability']:.3f}  "
+                f"{c['source'] or ''}".rstrip()
+            )
 
     emit(result, as_json, render)

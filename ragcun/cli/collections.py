@@ -31,15 +31,27 @@ def collections_show(app: AppContext, name, as_json) -> None:
     """Catalog and engine view of one collection."""
     with app.workspace() as ws:
         data = show_collection(ws, name).to_dict()
-    emit(data, as_json, lambda d: table(d["physical"], ["physical_name", "status", "model_version", "dim",
-                                                        "distance", "documents", "chunks", "engine_points"]))
+    emit(
+        data,
+        as_json,
+        lambda d: table(
+            d["physical"],
+            ["physical_name", "status", "model_version", "dim", "distance", "documents", "chunks", "engine_points"],
+        ),
+    )
 
 
 @collections.command("index")
 @click.argument("field")
 @click.option("-c", "--collection", required=True, help="Collection whose payload to index.")
-@click.option("--type", "schema", type=click.Choice(["keyword", "integer", "float", "bool", "datetime"]),
-              default="keyword", show_default=True, help="Index type of the field's values.")
+@click.option(
+    "--type",
+    "schema",
+    type=click.Choice(["keyword", "integer", "float", "bool", "datetime"]),
+    default="keyword",
+    show_default=True,
+    help="Index type of the field's values.",
+)
 @json_option
 @pass_app
 def collections_index(app: AppContext, field, collection, schema, as_json) -> None:
@@ -62,8 +74,11 @@ def collections_drop(app: AppContext, name, yes, as_json) -> None:
         click.confirm(f"Drop collection {name!r} and all its documents?", abort=True)
     with app.workspace() as ws:
         data = drop_collection(ws, name).to_dict()
-    emit(data, as_json, lambda d: click.echo(f"Dropped {', '.join(d['physical_dropped'])} "
-                                             f"({d['documents_deleted']} documents)"))
+    emit(
+        data,
+        as_json,
+        lambda d: click.echo(f"Dropped {', '.join(d['physical_dropped'])} ({d['documents_deleted']} documents)"),
+    )
 
 
 @collections.command("gc")
@@ -81,5 +96,10 @@ def collections_gc(app: AppContext, collection, older_than_days, keep, yes, as_j
             names = ", ".join(d["physical_name"] for d in doomed)
             click.confirm(f"Drop {len(doomed)} retired collection(s): {names}?", abort=True)
         dropped = [d.to_dict() for d in gc(ws, collection, older_than_days, keep)] if doomed else []
-    emit(dropped, as_json, lambda rows: click.echo(
-        f"Dropped {len(rows)} retired collection(s)" + "".join(f"\n  {r['physical_name']}" for r in rows)))
+    emit(
+        dropped,
+        as_json,
+        lambda rows: click.echo(
+            f"Dropped {len(rows)} retired collection(s)" + "".join(f"\n  {r['physical_name']}" for r in rows)
+        ),
+    )

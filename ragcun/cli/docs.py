@@ -39,11 +39,15 @@ def docs_show(app: AppContext, chunk_id, as_json) -> None:
     def render(d: dict) -> None:
         doc, source = d["document"], d["source"]
         click.echo(f"chunk     {d['chunk_id']} (#{d['ordinal']}, {d['tokens']} tokens, sha256 {d['sha256'][:16]}…)")
-        click.echo(f"document  {doc['doc_id']} in {doc['collection']!r}" + (f": {doc['title']}" if doc["title"] else ""))
+        click.echo(
+            f"document  {doc['doc_id']} in {doc['collection']!r}" + (f": {doc['title']}" if doc["title"] else "")
+        )
         click.echo(f"source    {source['uri']} (sha256 {source['sha256'][:16]}…, {source['size']} bytes)")
         for c in d["collections"]:
-            click.echo(f"stored in {c['physical_name']} [{c['status']}] by model {c['model_version'][:12]} "
-                       f"({c['base_model']}), run {c['ingest_run']}, norm {c['norm']:.4f}")
+            click.echo(
+                f"stored in {c['physical_name']} [{c['status']}] by model {c['model_version'][:12]} "
+                f"({c['base_model']}), run {c['ingest_run']}, norm {c['norm']:.4f}"
+            )
 
     emit(data, as_json, render)
 

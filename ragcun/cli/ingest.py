@@ -18,24 +18,42 @@ def load_model(model_path: str | None):
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("-c", "--collection", required=True, help="Logical collection to ingest into (created if missing).")
-@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False),
-              help="Model directory (default: the collection's model, or the default model).")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, file_okay=False),
+    help="Model directory (default: the collection's model, or the default model).",
+)
 @click.option("--include", multiple=True, help="Glob of files to take, relative to each folder (repeatable).")
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
 @click.option("--sync", is_flag=True, help="Delete documents whose source files are gone.")
-@click.option("--prefix", default="", help="Put before each file's path relative to its input folder, which names "
-                                           "the file and its document (e.g. docs/ makes docs/parking.md).")
+@click.option(
+    "--prefix",
+    default="",
+    help="Put before each file's path relative to its input folder, which names "
+    "the file and its document (e.g. docs/ makes docs/parking.md).",
+)
 @click.option("--chunk-tokens", type=int, help="Chunk size in model tokens [default: model max length - 2].")
 @click.option("--chunk-overlap", type=int, default=32, show_default=True, help="Tokens shared by adjacent chunks.")
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Chunks embedded and upserted together.")
 @click.option("--id-field", default="id", show_default=True, help="JSONL: id field.")
 @click.option("--text-field", default="text", show_default=True, help="JSONL: text field.")
 @click.option("--title-field", default="title", show_default=True, help="JSONL: title field.")
-@click.option("--metadata-field", "metadata_fields", multiple=True,
-              help="JSONL: field kept as metadata (repeatable) [default: every other field].")
+@click.option(
+    "--metadata-field",
+    "metadata_fields",
+    multiple=True,
+    help="JSONL: field kept as metadata (repeatable) [default: every other field].",
+)
 @click.option("--max-doc-mb", type=float, default=10.0, show_default=True, help="Refuse larger documents.")
 @click.option("--hnsw-m", type=int, default=HNSW_M, show_default=True, help="New collection: HNSW degree.")
-@click.option("--hnsw-ef-construct", type=int, default=HNSW_EF_CONSTRUCT, show_default=True, help="New collection: HNSW build width.")
+@click.option(
+    "--hnsw-ef-construct",
+    type=int,
+    default=HNSW_EF_CONSTRUCT,
+    show_default=True,
+    help="New collection: HNSW build width.",
+)
 @click.option("--hnsw-ef", type=int, default=HNSW_EF, show_default=True, help="New collection: default search width.")
 @click.option("--shards", type=int, help="New collection on a server: shard count.")
 @click.option("--replicas", type=int, help="New collection on a server: replication factor.")
@@ -43,34 +61,69 @@ def load_model(model_path: str | None):
 @click.option("--on-disk", is_flag=True, help="New collection: keep vectors on disk (memory-mapped).")
 @json_option
 @pass_app
-def ingest(app: AppContext, paths, collection, model_path, include, exclude, sync, prefix, chunk_tokens, chunk_overlap,
-           batch_size, id_field, text_field, title_field, metadata_fields, max_doc_mb, hnsw_m, hnsw_ef_construct,
-           hnsw_ef, shards, replicas, write_consistency, on_disk, as_json) -> None:
+def ingest(
+    app: AppContext,
+    paths,
+    collection,
+    model_path,
+    include,
+    exclude,
+    sync,
+    prefix,
+    chunk_tokens,
+    chunk_overlap,
+    batch_size,
+    id_field,
+    text_field,
+    title_field,
+    metadata_fields,
+    max_doc_mb,
+    hnsw_m,
+    hnsw_ef_construct,
+    hnsw_ef,
+    shards,
+    replicas,
+    write_consistency,
+    on_disk,
+    as_json,
+) -> None:
     """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
     from ragcun.catalog.ops import active_collection
     from ragcun.ingest import IngestOptions, JsonlFields
     from ragcun.ingest import ingest as run_ingest
 
     options = IngestOptions(
-        include=include, exclude=exclude, sync=sync, prefix=prefix, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+        include=include,
+        exclude=exclude,
+        sync=sync,
+        prefix=prefix,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
         batch_size=batch_size,
         fields=JsonlFields(id=id_field, text=text_field, title=title_field, metadata=tuple(metadata_fields) or None),
         max_document_bytes=int(max_doc_mb * 2**20),
-        collection_params=dict(hnsw_m=hnsw_m, hnsw_ef_construct=hnsw_ef_construct, hnsw_ef=hnsw_ef,
-                               shard_number=shards, replication_factor=replicas,
-                               write_consistency_factor=write_consistency, on_disk=on_disk),
+        collection_params=dict(
+            hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct,
+            hnsw_ef=hnsw_ef,
+            shard_number=shards,
+            replication_factor=replicas,
+            write_consistency_factor=write_consistency,
+            on_disk=on_disk,
+        ),
     )
     with app.workspace() as ws:
         with ws.catalog.session() as session:
             existing = active_collection(session, collection)
-            embedder = (ws.embedder_for(existing) if existing is not None and not model_path
-                        else load_model(model_path))
+            embedder = ws.embedder_for(existing) if existing is not None and not model_path else load_model(model_path)
         result = run_ingest(ws, paths, collection, embedder, options)
 
     def render(data: dict) -> None:
         counts = ", ".join(f"{k} {data[k]}" for k in ("added", "updated", "unchanged", "deleted", "failed"))
-        click.echo(f"Run {data['run_id']} into {data['collection']!r}: {counts}; "
-                   f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s")
+        click.echo(
+            f"Run {data['run_id']} into {data['collection']!r}: {counts}; "
+            f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s"
+        )
         for error in data["errors"]:
             where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]
             click.echo(f"  failed: {where}: {error['error']}", err=True)

@@ -64,14 +64,20 @@ class RagcunGroup(click.Group):
                 raise
             if isinstance(exc, RagcunError):
                 raise click.ClickException(first_line(exc)) from exc
-            raise click.ClickException(f"unexpected {type(exc).__name__}: {first_line(exc)} (a bug: rerun with "
-                                       "--debug for the traceback and report it)") from exc
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {first_line(exc)} (a bug: rerun with "
+                "--debug for the traceback and report it)"
+            ) from exc
 
 
 @click.group(cls=RagcunGroup)
 @click.version_option(__version__, prog_name="ragcun")
-@click.option("--home", type=click.Path(file_okay=False), envvar="RAGCUN_HOME",
-              help="ragcun home folder (default: $RAGCUN_HOME or ~/.ragcun).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="RAGCUN_HOME",
+    help="ragcun home folder (default: $RAGCUN_HOME or ~/.ragcun).",
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
@@ -87,17 +93,36 @@ pass_app = click.make_pass_decorator(AppContext)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 _SEARCH_OPTIONS = [
-    click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
-                 help="dense: L2 distance; bm25: keywords; hybrid: both, fused inside the engine."),
+    click.option(
+        "--mode",
+        type=click.Choice(["dense", "bm25", "hybrid"]),
+        default="dense",
+        show_default=True,
+        help="dense: L2 distance; bm25: keywords; hybrid: both, fused inside the engine.",
+    ),
     # ragcun.retrieve.base.DEFAULT_FUSION (not imported here: the CLI starts without numpy).
-    click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), default="dbsf", show_default=True,
-                 help="How --mode hybrid fuses: reciprocal rank, or distribution-based score fusion."),
-    click.option("--filter", "where", metavar="EXPR",
-                 help="Only chunks whose payload matches, e.g. 'metadata.team=infra & ingested_at>=2026-01-01' "
-                      "(KEY=V, KEY!=V, KEY=A|B, KEY>=V; keys: source doc_id title chunk ingested_at metadata.*)."),
+    click.option(
+        "--fusion",
+        type=click.Choice(["rrf", "dbsf"]),
+        default="dbsf",
+        show_default=True,
+        help="How --mode hybrid fuses: reciprocal rank, or distribution-based score fusion.",
+    ),
+    click.option(
+        "--filter",
+        "where",
+        metavar="EXPR",
+        help="Only chunks whose payload matches, e.g. 'metadata.team=infra & ingested_at>=2026-01-01' "
+        "(KEY=V, KEY!=V, KEY=A|B, KEY>=V; keys: source doc_id title chunk ingested_at metadata.*).",
+    ),
     click.option("--diverse", is_flag=True, help="Diversify the hits (MMR) instead of near-duplicates filling top-k."),
-    click.option("--diversity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-                 help="How much --diverse trades relevance for novelty."),
+    click.option(
+        "--diversity",
+        type=click.FloatRange(0.0, 1.0),
+        default=0.5,
+        show_default=True,
+        help="How much --diverse trades relevance for novelty.",
+    ),
 ]
 
 

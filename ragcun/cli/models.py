@@ -20,10 +20,21 @@ def models_list(app: AppContext, as_json) -> None:
     """Registered model versions and the collections bound to them."""
     with app.workspace() as ws:
         rows = [m.to_dict() for m in list_models(ws)]
-    emit(rows, as_json, lambda r: table(
-        [{**m, "fingerprint": m["fingerprint"][:12], "collections": ", ".join(
-            f"{c['physical_name']} ({c['status']})" for c in m["collections"])} for m in r],
-        ["fingerprint", "head", "dim", "base_model", "collections"]))
+    emit(
+        rows,
+        as_json,
+        lambda r: table(
+            [
+                {
+                    **m,
+                    "fingerprint": m["fingerprint"][:12],
+                    "collections": ", ".join(f"{c['physical_name']} ({c['status']})" for c in m["collections"]),
+                }
+                for m in r
+            ],
+            ["fingerprint", "head", "dim", "base_model", "collections"],
+        ),
+    )
 
 
 @models.command("show")

@@ -22,8 +22,13 @@ def runs_list(app: AppContext, collection, limit, as_json) -> None:
     """Recent ingest runs, newest first."""
     with app.workspace() as ws:
         rows = [r.summary() for r in list_runs(ws, collection, limit)]
-    emit(rows, as_json, lambda r: table(r, ["id", "collection", "status", "started_at", "added", "updated",
-                                            "unchanged", "deleted", "failed"]))
+    emit(
+        rows,
+        as_json,
+        lambda r: table(
+            r, ["id", "collection", "status", "started_at", "added", "updated", "unchanged", "deleted", "failed"]
+        ),
+    )
 
 
 @runs.command("show")

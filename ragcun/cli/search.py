@@ -27,8 +27,23 @@ from ragcun.cli.main import (
 @search_options
 @json_option
 @pass_app
-def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, plus, minus, mode, fusion, where,
-           diverse, diversity, as_json) -> None:
+def search(
+    app: AppContext,
+    query,
+    collection,
+    top_k,
+    hnsw_ef,
+    exact,
+    model_ref,
+    plus,
+    minus,
+    mode,
+    fusion,
+    where,
+    diverse,
+    diversity,
+    as_json,
+) -> None:
     """Best chunks for QUERY: by Euclidean distance (smallest first), BM25 or both; --plus/--minus compose the query."""
     if not query.strip() and not plus:
         raise click.UsageError("give a QUERY, or at least one --plus")
@@ -37,9 +52,21 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
 
     with app.workspace() as ws:
         embedder = load_model_ref(ws, model_ref) if model_ref else None
-        hits = [hit.to_dict() for hit in
-                run_search(ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact,
-                           plus=plus, minus=minus, **search_kwargs(mode, fusion, where, diverse, diversity))]
+        hits = [
+            hit.to_dict()
+            for hit in run_search(
+                ws,
+                collection,
+                query,
+                top_k,
+                embedder=embedder,
+                hnsw_ef=hnsw_ef,
+                exact=exact,
+                plus=plus,
+                minus=minus,
+                **search_kwargs(mode, fusion, where, diverse, diversity),
+            )
+        ]
 
     def render(rows: list[dict]) -> None:
         if rows:
@@ -47,9 +74,11 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
         for rank, hit in enumerate(rows, 1):
             snippet = " ".join(hit["text"].split())[:100]
             score = f"score {hit['score']:.4f}  " if hit["score"] is not None else ""
-            click.echo(f"{rank:>3}. {hit['distance']:.4f}  {score}p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
-                       f"[{hit['doc_id']}#{hit['chunk']}] "
-                       f"{snippet}\n     chunk {hit['chunk_id']}  {hit['source']}")
+            click.echo(
+                f"{rank:>3}. {hit['distance']:.4f}  {score}p {hit['probability']:.3f}  norm {hit['norm']:.3f}  "
+                f"[{hit['doc_id']}#{hit['chunk']}] "
+                f"{snippet}\n     chunk {hit['chunk_id']}  {hit['source']}"
+            )
             if hit["metadata"]:
                 click.echo("     " + "  ".join(f"{key}={value}" for key, value in hit["metadata"].items()))
 

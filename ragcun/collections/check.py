@@ -43,8 +43,16 @@ class CollectionReport:
     def to_dict(self) -> dict:
         counts = {kind: len(getattr(self, kind)) for kind in PROBLEM_KINDS}
         examples = {kind: getattr(self, kind)[:5] for kind in PROBLEM_KINDS if getattr(self, kind)}
-        return {"name": self.name, "physical_name": self.physical_name, "points": self.points, "chunks": self.chunks,
-                **counts, "problems": self.problems, "examples": examples, "repaired": self.repaired}
+        return {
+            "name": self.name,
+            "physical_name": self.physical_name,
+            "points": self.points,
+            "chunks": self.chunks,
+            **counts,
+            "problems": self.problems,
+            "examples": examples,
+            "repaired": self.repaired,
+        }
 
 
 def _inspect(ws: Workspace, session: Session, collection: Collection) -> CollectionReport:
@@ -58,8 +66,10 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
         report.shape_mismatches.append(f"dim {shape.dim}, model {version.fingerprint[:12]} makes {version.dim}")
     if shape.distance != models.Distance.EUCLID:
         report.shape_mismatches.append(f"distance {shape.distance.value}, expected Euclid")
-    members = {m.chunk_id: m for m in session.scalars(
-        select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))}
+    members = {
+        m.chunk_id: m
+        for m in session.scalars(select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))
+    }
     chunks = {c.id: c for c in session.scalars(select(Chunk).where(Chunk.id.in_(list(members))))} if members else {}
     report.chunks = len(members)
     seen = set()
@@ -70,11 +80,18 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
             report.orphan_points.append(record.id)
             continue
         payload, norm = record.payload or {}, float(np.linalg.norm(record.vector))
-        if (payload.get("text") != chunk.text or payload.get("doc_id") != chunk.document.doc_id
-                or payload.get("chunk") != chunk.ordinal or payload.get("model_version") != version.fingerprint):
+        if (
+            payload.get("text") != chunk.text
+            or payload.get("doc_id") != chunk.document.doc_id
+            or payload.get("chunk") != chunk.ordinal
+            or payload.get("model_version") != version.fingerprint
+        ):
             report.payload_mismatches.append(record.id)
-        elif (not isinstance(payload.get("norm"), (int, float)) or not norms_match(payload["norm"], norm)
-              or not norms_match(members[record.id].norm, norm)):
+        elif (
+            not isinstance(payload.get("norm"), (int, float))
+            or not norms_match(payload["norm"], norm)
+            or not norms_match(members[record.id].norm, norm)
+        ):
             report.wrong_norms.append(record.id)
     report.points = len(seen)
     report.missing_points = sorted(set(members) - seen)
@@ -110,8 +127,10 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
 def _repair(ws: Workspace, session: Session, collection: Collection, report: CollectionReport) -> None:
     if report.orphan_points:
         ws.store.delete(collection.physical_name, report.orphan_points)
-    members = {m.chunk_id: m for m in session.scalars(select(CollectionChunk).where(
-        CollectionChunk.collection_id == collection.id))}
+    members = {
+        m.chunk_id: m
+        for m in session.scalars(select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))
+    }
     if report.missing_points:
         points = [ChunkPoint.of(session.get(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points]
         write_points(ws, session, collection, ws.embedder_for(collection), points)
@@ -123,5 +142,8 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         vectors = np.array([r.vector for r in records], dtype=np.float32)
         record_norms(session, collection, points, store_points(ws, collection, points, vectors))
         session.commit()
-    report.repaired = {"orphans_deleted": len(report.orphan_points), "points_restored": len(report.missing_points),
-                       "points_rewritten": len(rewrite)}
+    report.repaired = {
+        "orphans_deleted": len(report.orphan_points),
+        "points_restored": len(report.missing_points),
+        "points_rewritten": len(rewrite),
+    }

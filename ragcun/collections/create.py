@@ -30,8 +30,13 @@ def index_payload(ws: Workspace, name: str, field: str, schema: str = "keyword")
         indexes = {**collection.settings.get(PAYLOAD_INDEXES, {}), field: schema}
         collection.settings = {**collection.settings, PAYLOAD_INDEXES: indexes}
         session.commit()
-        return {"collection": name, "physical_name": collection.physical_name, "field": field, "schema": schema,
-                "indexes": indexes}
+        return {
+            "collection": name,
+            "physical_name": collection.physical_name,
+            "field": field,
+            "schema": schema,
+            "indexes": indexes,
+        }
 
 
 def carry_indexes(ws: Workspace, source: Collection, target: Collection) -> None:
@@ -48,8 +53,15 @@ def physical_name(name: str, fingerprint: str) -> str:
     return f"{name}-{fingerprint[:12]}"
 
 
-def create_collection(ws: Workspace, session: Session, name: str, version: ModelVersion, params: CollectionParams,
-                      status: str, physical: str | None = None) -> Collection:
+def create_collection(
+    ws: Workspace,
+    session: Session,
+    name: str,
+    version: ModelVersion,
+    params: CollectionParams,
+    status: str,
+    physical: str | None = None,
+) -> Collection:
     """The physical collection of ``name`` built by ``version``, created in the store and catalog if missing.
 
     ``physical``: its name (default :func:`physical_name`; a hybrid rebuild of a legacy collection
@@ -66,9 +78,15 @@ def create_collection(ws: Workspace, session: Session, name: str, version: Model
         for field, schema in settings.get(PAYLOAD_INDEXES, {}).items():
             ws.store.create_index(physical, field, schema)
     if collection is None:
-        collection = Collection(name=name, physical_name=physical, engine=ws.store.engine,
-                                model_version_id=version.id, status=status, status_changed_at=utcnow(),
-                                settings=settings)
+        collection = Collection(
+            name=name,
+            physical_name=physical,
+            engine=ws.store.engine,
+            model_version_id=version.id,
+            status=status,
+            status_changed_at=utcnow(),
+            settings=settings,
+        )
         session.add(collection)
     elif collection.status != status:
         collection.status, collection.status_changed_at = status, utcnow()
@@ -81,8 +99,9 @@ def ensure_collection(ws: Workspace, session: Session, name: str, embedder, para
     version = register_model_version(session, embedder, ws.models_dir)
     collection = active_collection(session, name)
     if collection is None:
-        collection = create_collection(ws, session, name, version, CollectionParams(dim=embedder.dim, **params),
-                                       status="active")
+        collection = create_collection(
+            ws, session, name, version, CollectionParams(dim=embedder.dim, **params), status="active"
+        )
         ws.store.set_alias(name, collection.physical_name)
         return collection
     if collection.model_version.fingerprint != version.fingerprint:

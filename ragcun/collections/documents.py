@@ -45,15 +45,33 @@ class DocumentDeleted:
         return asdict(self)
 
 
-def write_documents(ws: Workspace, session: Session, collection: Collection, embedder,
-                    planned: Sequence[PlannedDocument], ingest_run: int) -> int:
+def write_documents(
+    ws: Workspace,
+    session: Session,
+    collection: Collection,
+    embedder,
+    planned: Sequence[PlannedDocument],
+    ingest_run: int,
+) -> int:
     """Store ``planned`` documents in ``collection``; returns how many chunks were embedded.
 
     New chunks are embedded and upserted, then the points of chunks the documents no longer have
     are deleted, then one catalog transaction records documents, chunks and memberships.
     """
-    points = [ChunkPoint(p.chunk_ids[i], p.doc.doc_id, p.chunks[i].ordinal, p.chunks[i].text, p.doc.title,
-                         p.doc.metadata, p.source_uri, ingest_run) for p in planned for i in p.to_embed]
+    points = [
+        ChunkPoint(
+            p.chunk_ids[i],
+            p.doc.doc_id,
+            p.chunks[i].ordinal,
+            p.chunks[i].text,
+            p.doc.title,
+            p.doc.metadata,
+            p.source_uri,
+            ingest_run,
+        )
+        for p in planned
+        for i in p.to_embed
+    ]
     norms = embed_points(ws, collection, embedder, points) if points else []
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
     if stale:
@@ -72,15 +90,23 @@ def write_documents(ws: Workspace, session: Session, collection: Collection, emb
         known = {c.id for c in document.chunks}
         for chunk, chunk_id in zip(p.chunks, p.chunk_ids):
             if chunk_id not in known:
-                document.chunks.append(Chunk(id=chunk_id, ordinal=chunk.ordinal, sha256=chunk.sha256,
-                                             text=chunk.text, token_count=chunk.token_count))
+                document.chunks.append(
+                    Chunk(
+                        id=chunk_id,
+                        ordinal=chunk.ordinal,
+                        sha256=chunk.sha256,
+                        text=chunk.text,
+                        token_count=chunk.token_count,
+                    )
+                )
     record_norms(session, collection, points, norms)
     session.commit()
     return len(points)
 
 
-def delete_documents(ws: Workspace, session: Session, documents: Sequence[Document],
-                     physical_names: Sequence[str]) -> int:
+def delete_documents(
+    ws: Workspace, session: Session, documents: Sequence[Document], physical_names: Sequence[str]
+) -> int:
     """Remove documents' points from every given physical collection, then stage removing their catalog rows."""
     if not documents:
         return 0
@@ -132,11 +158,21 @@ def list_documents(ws: Workspace, collection_name: str, source_glob: str | None 
 
     with ws.catalog.session() as session:
         require_collection(session, collection_name)
-        counts = dict(session.execute(select(Chunk.document_id, func.count()).join(Document)
-                                      .where(Document.collection_name == collection_name)
-                                      .group_by(Chunk.document_id)).all())
-        documents = session.scalars(select(Document).where(Document.collection_name == collection_name)
-                                    .order_by(Document.doc_id)).all()
-        return [DocumentInfo(collection_name, d.doc_id, d.source.uri, d.title, counts.get(d.id, 0), d.metadata_,
-                             d.updated_at)
-                for d in documents if source_glob is None or fnmatchcase(d.source.uri, source_glob)]
+        counts = dict(
+            session.execute(
+                select(Chunk.document_id, func.count())
+                .join(Document)
+                .where(Document.collection_name == collection_name)
+                .group_by(Chunk.document_id)
+            ).all()
+        )
+        documents = session.scalars(
+            select(Document).where(Document.collection_name == collection_name).order_by(Document.doc_id)
+        ).all()
+        return [
+            DocumentInfo(
+                collection_name, d.doc_id, d.source.uri, d.title, counts.get(d.id, 0), d.metadata_, d.updated_at
+            )
+            for d in documents
+            if source_glob is None or fnmatchcase(d.source.uri, source_glob)
+        ]

@@ -24,8 +24,13 @@ class RetiredCollection:
         return asdict(self)
 
 
-def gc(ws: Workspace, name: str | None = None, older_than_days: float | None = None, keep: int | None = None,
-       dry_run: bool = False) -> list[RetiredCollection]:
+def gc(
+    ws: Workspace,
+    name: str | None = None,
+    older_than_days: float | None = None,
+    keep: int | None = None,
+    dry_run: bool = False,
+) -> list[RetiredCollection]:
     """Drop retired physical collections older than an age, or beyond the ``keep`` most recent per name.
 
     Returns what was dropped (with ``dry_run``: what would be).
@@ -44,8 +49,9 @@ def gc(ws: Workspace, name: str | None = None, older_than_days: float | None = N
             too_old = cutoff is not None and (collection.status_changed_at or collection.created_at) < cutoff
             if too_old or (keep is not None and rank > keep):
                 doomed.append(collection)
-        dropped = [RetiredCollection(c.name, c.physical_name, c.model_version.fingerprint, c.status_changed_at)
-                   for c in doomed]
+        dropped = [
+            RetiredCollection(c.name, c.physical_name, c.model_version.fingerprint, c.status_changed_at) for c in doomed
+        ]
         if not dry_run:
             for collection in doomed:
                 drop_physical(ws, session, collection)

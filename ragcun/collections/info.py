@@ -74,8 +74,17 @@ class HomeStatus:
 
 def _info(session: Session, collection: Collection, cls: type[CollectionInfo] = CollectionInfo, **extra):
     version = collection.model_version
-    return cls(collection.name, collection.physical_name, collection.engine, collection.status, version.fingerprint,
-               version.dim, **collection_counts(session, collection), created_at=collection.created_at, **extra)
+    return cls(
+        collection.name,
+        collection.physical_name,
+        collection.engine,
+        collection.status,
+        version.fingerprint,
+        version.dim,
+        **collection_counts(session, collection),
+        created_at=collection.created_at,
+        **extra,
+    )
 
 
 def list_collections(ws: Workspace) -> list[CollectionInfo]:
@@ -108,8 +117,16 @@ def status(ws: Workspace) -> HomeStatus:
     settings = ws.settings
     with ws.catalog.session() as session:
         mark_interrupted_runs(session)
-        collections = [_info(session, c) for c in
-                       session.scalars(select(Collection).where(Collection.status == "active"))]
+        collections = [
+            _info(session, c) for c in session.scalars(select(Collection).where(Collection.status == "active"))
+        ]
         running = session.scalars(select(IngestRun.id).where(IngestRun.status == "running")).all()
-    return HomeStatus(str(settings.home), settings.db_url, current_revision(ws.catalog.engine), settings.engine,
-                      settings.qdrant_url, collections, list(running))
+    return HomeStatus(
+        str(settings.home),
+        settings.db_url,
+        current_revision(ws.catalog.engine),
+        settings.engine,
+        settings.qdrant_url,
+        collections,
+        list(running),
+    )

@@ -52,19 +52,46 @@ def chunk_lineage(ws: Workspace, chunk_id: str) -> ChunkLineage:
         chunk_id = chunk.id
         document, source = chunk.document, chunk.document.source
         memberships = session.execute(
-            select(Collection, CollectionChunk).join(CollectionChunk, CollectionChunk.collection_id == Collection.id)
-            .where(CollectionChunk.chunk_id == chunk_id)).all()
-        runs = {run.id: run for run in session.scalars(select(IngestRun).where(
-            IngestRun.id.in_([m.ingest_run_id for _, m in memberships])))}
+            select(Collection, CollectionChunk)
+            .join(CollectionChunk, CollectionChunk.collection_id == Collection.id)
+            .where(CollectionChunk.chunk_id == chunk_id)
+        ).all()
+        runs = {
+            run.id: run
+            for run in session.scalars(
+                select(IngestRun).where(IngestRun.id.in_([m.ingest_run_id for _, m in memberships]))
+            )
+        }
         return ChunkLineage(
-            chunk.id, chunk.ordinal, chunk.sha256, chunk.token_count, chunk.text,
-            document={"doc_id": document.doc_id, "title": document.title, "sha256": document.sha256,
-                      "metadata": document.metadata_, "collection": document.collection_name},
-            source={"uri": source.uri, "path": source.path, "sha256": source.sha256, "size": source.size, "mtime": source.mtime},
+            chunk.id,
+            chunk.ordinal,
+            chunk.sha256,
+            chunk.token_count,
+            chunk.text,
+            document={
+                "doc_id": document.doc_id,
+                "title": document.title,
+                "sha256": document.sha256,
+                "metadata": document.metadata_,
+                "collection": document.collection_name,
+            },
+            source={
+                "uri": source.uri,
+                "path": source.path,
+                "sha256": source.sha256,
+                "size": source.size,
+                "mtime": source.mtime,
+            },
             collections=[
-                {"physical_name": c.physical_name, "status": c.status, "model_version": c.model_version.fingerprint,
-                 "base_model": c.model_version.base_model, "norm": m.norm, "ingest_run": m.ingest_run_id,
-                 "ingest_run_started_at": runs[m.ingest_run_id].started_at if m.ingest_run_id in runs else None}
+                {
+                    "physical_name": c.physical_name,
+                    "status": c.status,
+                    "model_version": c.model_version.fingerprint,
+                    "base_model": c.model_version.base_model,
+                    "norm": m.norm,
+                    "ingest_run": m.ingest_run_id,
+                    "ingest_run_started_at": runs[m.ingest_run_id].started_at if m.ingest_run_id in runs else None,
+                }
                 for c, m in memberships
             ],
         )

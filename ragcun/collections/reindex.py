@@ -46,8 +46,9 @@ class ReindexResult:
 
 
 def logical_chunk_ids(session: Session, name: str) -> list[str]:
-    return list(session.scalars(select(Chunk.id).join(Document).where(Document.collection_name == name)
-                                .order_by(Chunk.id)))
+    return list(
+        session.scalars(select(Chunk.id).join(Document).where(Document.collection_name == name).order_by(Chunk.id))
+    )
 
 
 def member_chunk_ids(session: Session, collection_id: int) -> set[str]:
@@ -64,8 +65,9 @@ def build(ws: Workspace, session: Session, target: Collection, embedder, batch_s
     if stale:
         ws.store.delete(target.physical_name, stale)
     todo = [cid for cid in wanted if cid not in present]
-    with tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"reindex {target.name}", unit="chunk",
-              disable=None) as progress:
+    with tqdm(
+        total=len(wanted), initial=len(wanted) - len(todo), desc=f"reindex {target.name}", unit="chunk", disable=None
+    ) as progress:
         for start in range(0, len(todo), batch_size):
             batch = session.scalars(select(Chunk).where(Chunk.id.in_(todo[start : start + batch_size]))).all()
             write_points(ws, session, target, embedder, [ChunkPoint.of(c, run_id) for c in batch])
@@ -80,14 +82,18 @@ def verify(ws: Workspace, session: Session, target: Collection) -> None:
     points = ws.store.count(target.physical_name)
     members = member_chunk_ids(session, target.id)
     if not points == len(members) == expected:
-        raise VerificationError(f"{target.physical_name} holds {points} points and {len(members)} catalog chunks; "
-                                f"the collection has {expected} chunks")
+        raise VerificationError(
+            f"{target.physical_name} holds {points} points and {len(members)} catalog chunks; "
+            f"the collection has {expected} chunks"
+        )
     sample = random.Random(0).sample(sorted(members), min(VERIFY_SAMPLE, len(members)))
     for record in ws.store.retrieve(target.physical_name, sample, with_vectors=True):
         norm = float(np.linalg.norm(record.vector))
         if not norms_match(record.payload["norm"], norm):
-            raise VerificationError(f"{target.physical_name}: point {record.id} has norm {norm:.6f} but its payload "
-                                    f"says {record.payload['norm']:.6f}")
+            raise VerificationError(
+                f"{target.physical_name}: point {record.id} has norm {norm:.6f} but its payload "
+                f"says {record.payload['norm']:.6f}"
+            )
 
 
 def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Collection | None:
@@ -102,8 +108,9 @@ def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Co
     return previous if previous is not None and previous.id != target.id else None
 
 
-def copy_with_bm25(ws: Workspace, session: Session, source: Collection, target: Collection, batch_size: int,
-                   run_id: int) -> int:
+def copy_with_bm25(
+    ws: Workspace, session: Session, source: Collection, target: Collection, batch_size: int, run_id: int
+) -> int:
     """Copy every point of ``source`` into the hybrid ``target``: dense vectors as stored, BM25 vectors from the text.
 
     Nothing is re-embedded; the memberships (with their norms) are committed batch by batch. Returns
@@ -114,11 +121,15 @@ def copy_with_bm25(ws: Workspace, session: Session, source: Collection, target: 
     copied = 0
 
     def flush() -> None:
-        ws.store.upsert(target.physical_name, [r.id for r in batch], np.array([r.vector for r in batch]),
-                        [r.payload for r in batch])
+        ws.store.upsert(
+            target.physical_name, [r.id for r in batch], np.array([r.vector for r in batch]), [r.payload for r in batch]
+        )
         for record in batch:
-            session.merge(CollectionChunk(collection_id=target.id, chunk_id=str(record.id), ingest_run_id=run_id,
-                                          norm=record.payload["norm"]))
+            session.merge(
+                CollectionChunk(
+                    collection_id=target.id, chunk_id=str(record.id), ingest_run_id=run_id, norm=record.payload["norm"]
+                )
+            )
         session.commit()
         nonlocal copied
         copied += len(batch)
@@ -143,8 +154,9 @@ def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: in
     """Rebuild a legacy (dense-only) collection as a hybrid one with the same vectors, then switch to it."""
     params = CollectionParams.from_settings(active.settings)
     physical = f"{physical_name(active.name, active.model_version.fingerprint)}-hybrid"
-    target = create_collection(ws, session, active.name, active.model_version, params, status="building",
-                               physical=physical)
+    target = create_collection(
+        ws, session, active.name, active.model_version, params, status="building", physical=physical
+    )
     carry_indexes(ws, active, target)
 
     def fill(run_id: int) -> tuple[int, int]:
@@ -168,8 +180,9 @@ def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> R
                 return add_bm25(ws, session, active, batch_size)
             if embedder is None:
                 total = len(member_chunk_ids(session, active.id))
-                return ReindexResult(name, active.model_version.fingerprint, active.physical_name, None, 0, total,
-                                     switched=False)
+                return ReindexResult(
+                    name, active.model_version.fingerprint, active.physical_name, None, 0, total, switched=False
+                )
         version = register_model_version(session, embedder, ws.models_dir)
         session.commit()
         if active.model_version_id == version.id:
@@ -180,8 +193,14 @@ def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> R
         params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
         target = create_collection(ws, session, name, version, params, status="building")
         carry_indexes(ws, active, target)
-        return _build_verify_switch(ws, session, target, _embedding(ws, session, target, embedder, batch_size),
-                                    "reindex", [f"catalog:{target.name}"])
+        return _build_verify_switch(
+            ws,
+            session,
+            target,
+            _embedding(ws, session, target, embedder, batch_size),
+            "reindex",
+            [f"catalog:{target.name}"],
+        )
 
 
 def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
@@ -191,19 +210,29 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
     """
     with ws.catalog.session() as session:
         require_collection(session, name)
-        previous = session.scalar(select(Collection).where(Collection.name == name, Collection.status == "retired")
-                                  .order_by(Collection.status_changed_at.desc(), Collection.id.desc()))
+        previous = session.scalar(
+            select(Collection)
+            .where(Collection.name == name, Collection.status == "retired")
+            .order_by(Collection.status_changed_at.desc(), Collection.id.desc())
+        )
         if previous is None:
             raise RagcunError(f"collection {name!r} has no retired version to roll back to")
         embedder = ws.embedder_for(previous)
         previous.status = "building"
         session.commit()
-        return _build_verify_switch(ws, session, previous, _embedding(ws, session, previous, embedder, batch_size),
-                                    "rollback", [f"catalog:{previous.name}"])
+        return _build_verify_switch(
+            ws,
+            session,
+            previous,
+            _embedding(ws, session, previous, embedder, batch_size),
+            "rollback",
+            [f"catalog:{previous.name}"],
+        )
 
 
-def _embedding(ws: Workspace, session: Session, target: Collection, embedder,
-               batch_size: int) -> Callable[[int], tuple[int, int]]:
+def _embedding(
+    ws: Workspace, session: Session, target: Collection, embedder, batch_size: int
+) -> Callable[[int], tuple[int, int]]:
     def fill(run_id: int) -> tuple[int, int]:
         embedded = build(ws, session, target, embedder, batch_size, run_id)
         return embedded, embedded
@@ -211,8 +240,14 @@ def _embedding(ws: Workspace, session: Session, target: Collection, embedder,
     return fill
 
 
-def _build_verify_switch(ws: Workspace, session: Session, target: Collection,
-                         fill: Callable[[int], tuple[int, int]], kind: str, inputs: list[str]) -> ReindexResult:
+def _build_verify_switch(
+    ws: Workspace,
+    session: Session,
+    target: Collection,
+    fill: Callable[[int], tuple[int, int]],
+    kind: str,
+    inputs: list[str],
+) -> ReindexResult:
     """Run ``fill(run_id)`` (points written, of which embedded) into ``target``, verify it, switch to it."""
     run = start_run(session, kind, target, inputs)
     try:
@@ -225,5 +260,12 @@ def _build_verify_switch(ws: Workspace, session: Session, target: Collection,
         raise
     total = len(member_chunk_ids(session, target.id))
     finish_run(session, run, "completed", counts={"chunks_written": written, "chunks": total})
-    return ReindexResult(target.name, target.model_version.fingerprint, target.physical_name,
-                         previous.physical_name if previous else None, embedded, total, switched=True)
+    return ReindexResult(
+        target.name,
+        target.model_version.fingerprint,
+        target.physical_name,
+        previous.physical_name if previous else None,
+        embedded,
+        total,
+        switched=True,
+    )

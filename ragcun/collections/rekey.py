@@ -31,18 +31,24 @@ def apply_rekeys(ws: Workspace) -> int:
         rekeys = session.scalars(select(PointRekey)).all()
         if not rekeys:
             return 0
-        physical = [name for name in session.scalars(select(Collection.physical_name))
-                    if ws.store.collection_exists(name)]
+        physical = [
+            name for name in session.scalars(select(Collection.physical_name)) if ws.store.collection_exists(name)
+        ]
         for name in physical:
             for start in range(0, len(rekeys), BATCH):
                 batch = {r.old_id: r for r in rekeys[start : start + BATCH]}
                 records = ws.store.retrieve(name, list(batch), with_vectors=True)
                 if not records:
                     continue
-                ws.store.upsert(name, [batch[str(r.id)].new_id for r in records],
-                                np.array([r.vector for r in records], dtype=np.float32),
-                                [{**r.payload, "doc_id": batch[str(r.id)].doc_id,
-                                  "source": batch[str(r.id)].source} for r in records])
+                ws.store.upsert(
+                    name,
+                    [batch[str(r.id)].new_id for r in records],
+                    np.array([r.vector for r in records], dtype=np.float32),
+                    [
+                        {**r.payload, "doc_id": batch[str(r.id)].doc_id, "source": batch[str(r.id)].source}
+                        for r in records
+                    ],
+                )
                 ws.store.delete(name, [str(r.id) for r in records])
         session.execute(delete(PointRekey))
         session.commit()

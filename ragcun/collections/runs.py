@@ -32,19 +32,41 @@ class RunInfo:
     ragcun_version: str | None = None
 
     def summary(self) -> dict:
-        return {"id": self.id, "collection": self.collection, "status": self.status, "started_at": self.started_at,
-                "finished_at": self.finished_at, "model_version": self.model_version, **self.counts,
-                "errors": len(self.errors)}
+        return {
+            "id": self.id,
+            "collection": self.collection,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "model_version": self.model_version,
+            **self.counts,
+            "errors": len(self.errors),
+        }
 
     def to_dict(self) -> dict:
-        return {**self.summary(), "errors": self.errors, "inputs": self.inputs, "pid": self.pid,
-                "ragcun_version": self.ragcun_version}
+        return {
+            **self.summary(),
+            "errors": self.errors,
+            "inputs": self.inputs,
+            "pid": self.pid,
+            "ragcun_version": self.ragcun_version,
+        }
 
 
 def _info(run: IngestRun) -> RunInfo:
-    return RunInfo(run.id, run.collection_name, run.status, run.started_at, run.finished_at,
-                   run.model_version.fingerprint if run.model_version else None, run.counts or {}, run.errors or [],
-                   run.inputs or [], run.pid, run.ragcun_version)
+    return RunInfo(
+        run.id,
+        run.collection_name,
+        run.status,
+        run.started_at,
+        run.finished_at,
+        run.model_version.fingerprint if run.model_version else None,
+        run.counts or {},
+        run.errors or [],
+        run.inputs or [],
+        run.pid,
+        run.ragcun_version,
+    )
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -75,16 +97,24 @@ def mark_interrupted_runs(session: Session) -> int:
 
 def start_run(session: Session, kind: str, collection: Collection, inputs: list[str]) -> IngestRun:
     """A committed ``running`` run of this process writing into ``collection``."""
-    run = IngestRun(kind=kind, collection_name=collection.name, collection_id=collection.id,
-                    model_version_id=collection.model_version_id, status="running", pid=os.getpid(), inputs=inputs,
-                    ragcun_version=__version__)
+    run = IngestRun(
+        kind=kind,
+        collection_name=collection.name,
+        collection_id=collection.id,
+        model_version_id=collection.model_version_id,
+        status="running",
+        pid=os.getpid(),
+        inputs=inputs,
+        ragcun_version=__version__,
+    )
     session.add(run)
     session.commit()
     return run
 
 
-def finish_run(session: Session, run: IngestRun, status: str, counts: dict | None = None,
-               errors: list[dict] | None = None) -> None:
+def finish_run(
+    session: Session, run: IngestRun, status: str, counts: dict | None = None, errors: list[dict] | None = None
+) -> None:
     run.status, run.finished_at = status, utcnow()
     if counts is not None:
         run.counts = counts

@@ -33,9 +33,15 @@ class ModelVersionInfo:
 
 def _info(session: Session, version: ModelVersion) -> ModelVersionInfo:
     bound = session.scalars(select(Collection).where(Collection.model_version_id == version.id)).all()
-    return ModelVersionInfo(version.fingerprint, version.base_model, version.head["kind"], version.dim, version.path,
-                            version.created_at,
-                            [{"name": c.name, "physical_name": c.physical_name, "status": c.status} for c in bound])
+    return ModelVersionInfo(
+        version.fingerprint,
+        version.base_model,
+        version.head["kind"],
+        version.dim,
+        version.path,
+        version.created_at,
+        [{"name": c.name, "physical_name": c.physical_name, "status": c.status} for c in bound],
+    )
 
 
 def register_model_version(session: Session, embedder, models_dir: Path) -> ModelVersion:
@@ -51,8 +57,13 @@ def register_model_version(session: Session, embedder, models_dir: Path) -> Mode
     path = models_dir / fingerprint
     if not (path / "fingerprint").is_file():
         embedder.save(path)
-    version = ModelVersion(fingerprint=fingerprint, base_model=embedder.base_model,
-                           head=embedder.head_spec.to_dict(), dim=embedder.dim, path=str(path))
+    version = ModelVersion(
+        fingerprint=fingerprint,
+        base_model=embedder.base_model,
+        head=embedder.head_spec.to_dict(),
+        dim=embedder.dim,
+        path=str(path),
+    )
     session.add(version)
     session.flush()
     return version

@@ -39,28 +39,51 @@ class ChunkPoint:
     def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
         """The point of a chunk already in the catalog."""
         document = chunk.document
-        return cls(chunk.id, document.doc_id, chunk.ordinal, chunk.text, document.title, document.metadata_,
-                   document.source.uri, ingest_run, document.updated_at)
+        return cls(
+            chunk.id,
+            document.doc_id,
+            chunk.ordinal,
+            chunk.text,
+            document.title,
+            document.metadata_,
+            document.source.uri,
+            ingest_run,
+            document.updated_at,
+        )
 
     def payload(self, norm: float, model_version: str) -> dict:
         """Enough for any Qdrant client to show, trace and filter a hit."""
         ingested_at = (self.ingested_at or utcnow()).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-        return {"doc_id": self.doc_id, "chunk": self.ordinal, "text": self.text, "norm": norm,
-                "source": self.source, "model_version": model_version, "ingest_run": self.ingest_run,
-                "title": self.title, "metadata": self.metadata, "ingested_at": ingested_at}
+        return {
+            "doc_id": self.doc_id,
+            "chunk": self.ordinal,
+            "text": self.text,
+            "norm": norm,
+            "source": self.source,
+            "model_version": model_version,
+            "ingest_run": self.ingest_run,
+            "title": self.title,
+            "metadata": self.metadata,
+            "ingested_at": ingested_at,
+        }
 
 
 def norms_match(stored: float, norm: float) -> bool:
     return abs(stored - norm) <= NORM_TOLERANCE * max(1.0, norm)
 
 
-def store_points(ws: Workspace, collection: Collection, points: Sequence[ChunkPoint],
-                 vectors: np.ndarray) -> list[float]:
+def store_points(
+    ws: Workspace, collection: Collection, points: Sequence[ChunkPoint], vectors: np.ndarray
+) -> list[float]:
     """Upsert ``points`` with ``vectors`` into ``collection``'s store; returns each vector's norm."""
     norms = [float(n) for n in np.linalg.norm(vectors, axis=1)]
     fingerprint = collection.model_version.fingerprint
-    ws.store.upsert(collection.physical_name, [p.chunk_id for p in points], vectors,
-                    [p.payload(n, fingerprint) for p, n in zip(points, norms)])
+    ws.store.upsert(
+        collection.physical_name,
+        [p.chunk_id for p in points],
+        vectors,
+        [p.payload(n, fingerprint) for p, n in zip(points, norms)],
+    )
     return norms
 
 
@@ -70,16 +93,21 @@ def embed_points(ws: Workspace, collection: Collection, embedder, points: Sequen
     return store_points(ws, collection, points, vectors)
 
 
-def record_norms(session: Session, collection: Collection, points: Sequence[ChunkPoint],
-                 norms: Sequence[float]) -> None:
+def record_norms(
+    session: Session, collection: Collection, points: Sequence[ChunkPoint], norms: Sequence[float]
+) -> None:
     """Stage the memberships that claim ``points`` (with their norms) in ``session``; the caller commits."""
     for point, norm in zip(points, norms):
-        session.merge(CollectionChunk(collection_id=collection.id, chunk_id=point.chunk_id,
-                                      ingest_run_id=point.ingest_run, norm=norm))
+        session.merge(
+            CollectionChunk(
+                collection_id=collection.id, chunk_id=point.chunk_id, ingest_run_id=point.ingest_run, norm=norm
+            )
+        )
 
 
-def write_points(ws: Workspace, session: Session, collection: Collection, embedder,
-                 points: Sequence[ChunkPoint]) -> None:
+def write_points(
+    ws: Workspace, session: Session, collection: Collection, embedder, points: Sequence[ChunkPoint]
+) -> None:
     """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
     record_norms(session, collection, points, embed_points(ws, collection, embedder, points))
     session.commit()

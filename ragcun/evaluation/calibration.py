@@ -64,14 +64,23 @@ def set_sigma(ws: Workspace, collection_name: str, sigma: float, details: dict |
         collection = require_collection(session, collection_name)
         previous = float(collection.settings.get("sigma", DEFAULT_SIGMA))
         # A new dict, so SQLAlchemy sees the JSON column change.
-        collection.settings = {**collection.settings, "sigma": float(sigma),
-                               "calibration": details or {"source": "set by hand"}}
+        collection.settings = {
+            **collection.settings,
+            "sigma": float(sigma),
+            "calibration": details or {"source": "set by hand"},
+        }
         session.commit()
     return previous
 
 
-def calibrate(ws: Workspace, collection_name: str, queries_path: str | Path, qrels_path: str | Path,
-              top_k: int = 10, ignore_identical_ids: bool = True) -> Calibration:
+def calibrate(
+    ws: Workspace,
+    collection_name: str,
+    queries_path: str | Path,
+    qrels_path: str | Path,
+    top_k: int = 10,
+    ignore_identical_ids: bool = True,
+) -> Calibration:
     """Fit σ on dev queries over each query's ``top_k`` nearest documents, and store it.
 
     Use a dev split (for SciFact, ``qrels/train.tsv``), never the test qrels you report on.
@@ -90,9 +99,16 @@ def calibrate(ws: Workspace, collection_name: str, queries_path: str | Path, qre
     labels = np.take_along_axis(relevance_grades(judged.query_ids, judged.qrels, points), cut, axis=1) > 0
     sigma, loss = fit_sigma(candidates, labels)
     previous = float(points.settings.get("sigma", DEFAULT_SIGMA))
-    result = Calibration(collection_name, sigma, previous, len(judged.query_ids), top_k, loss,
-                         expected_calibration_error(gaussian_probabilities(candidates, previous), labels),
-                         expected_calibration_error(gaussian_probabilities(candidates, sigma), labels),
-                         f"{queries_path} + {qrels_path}")
+    result = Calibration(
+        collection_name,
+        sigma,
+        previous,
+        len(judged.query_ids),
+        top_k,
+        loss,
+        expected_calibration_error(gaussian_probabilities(candidates, previous), labels),
+        expected_calibration_error(gaussian_probabilities(candidates, sigma), labels),
+        f"{queries_path} + {qrels_path}",
+    )
     set_sigma(ws, collection_name, sigma, {k: v for k, v in result.to_dict().items() if k != "collection"})
     return result

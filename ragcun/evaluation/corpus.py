@@ -45,17 +45,27 @@ def load_points(ws: Workspace, collection_name: str) -> CollectionPoints:
     """Scroll the collection's active physical collection, vectors included."""
     with ws.catalog.session() as session:
         collection = require_collection(session, collection_name)
-        info = dict(name=collection.name, physical_name=collection.physical_name, collection_id=collection.id,
-                    model_version_id=collection.model_version_id,
-                    model_fingerprint=collection.model_version.fingerprint, settings=dict(collection.settings or {}))
+        info = dict(
+            name=collection.name,
+            physical_name=collection.physical_name,
+            collection_id=collection.id,
+            model_version_id=collection.model_version_id,
+            model_fingerprint=collection.model_version.fingerprint,
+            settings=dict(collection.settings or {}),
+        )
     vectors, texts, chunk_doc, doc_index = [], [], [], {}
     for record in ws.store.scroll(info["physical_name"], with_vectors=True):
         vectors.append(np.asarray(record.vector, dtype=np.float32))
         texts.append(record.payload["text"])
         chunk_doc.append(doc_index.setdefault(record.payload["doc_id"], len(doc_index)))
     dim = len(vectors[0]) if vectors else 0
-    return CollectionPoints(**info, vectors=np.stack(vectors) if vectors else np.empty((0, dim), np.float32),
-                            texts=texts, chunk_doc=np.asarray(chunk_doc, dtype=np.int64), doc_ids=list(doc_index))
+    return CollectionPoints(
+        **info,
+        vectors=np.stack(vectors) if vectors else np.empty((0, dim), np.float32),
+        texts=texts,
+        chunk_doc=np.asarray(chunk_doc, dtype=np.int64),
+        doc_ids=list(doc_index),
+    )
 
 
 def min_per_doc(chunk_values: np.ndarray, chunk_doc: np.ndarray, n_docs: int) -> np.ndarray:

@@ -30,8 +30,10 @@ def read_queries_strict(path: str | Path) -> dict[str, str]:
     queries = {row.doc_id: row.text for row in rows}
     repeated = sorted(q for q, n in Counter(ids).items() if n > 1)
     if repeated:
-        raise EvaluationError(f"{path}: {len(repeated)} duplicate query id(s), e.g. {', '.join(repeated[:5])}; "
-                              "each query id must appear once")
+        raise EvaluationError(
+            f"{path}: {len(repeated)} duplicate query id(s), e.g. {', '.join(repeated[:5])}; "
+            "each query id must appear once"
+        )
     if not queries:
         raise EvaluationError(f"{path}: no queries")
     return queries
@@ -83,7 +85,9 @@ def judged_queries(queries: dict[str, str], qrels: dict[str, dict[str, int]], do
     for message in warnings:
         logger.warning(message)
     if not kept:
-        raise EvaluationError("no query has a relevant document in the collection: check that the queries, qrels "
-                              "and collection belong together")
+        raise EvaluationError(
+            "no query has a relevant document in the collection: check that the queries, qrels "
+            "and collection belong together"
+        )
     ids = sorted(kept)
     return JudgedQueries(ids, [queries[q] for q in ids], kept, unknown_queries, unknown_docs, warnings)

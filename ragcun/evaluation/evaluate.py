@@ -59,8 +59,13 @@ logger = logging.getLogger(__name__)
 
 BASELINES = ("base-cosine", "base-l2", "bm25")
 # The collection searched through its engine: method name -> (mode, fusion; None: the default).
-ENGINE_METHODS = {"dense": ("dense", None), "bm25-engine": ("bm25", None), "hybrid": ("hybrid", None),
-                  "hybrid-rrf": ("hybrid", "rrf"), "hybrid-dbsf": ("hybrid", "dbsf")}
+ENGINE_METHODS = {
+    "dense": ("dense", None),
+    "bm25-engine": ("bm25", None),
+    "hybrid": ("hybrid", None),
+    "hybrid-rrf": ("hybrid", "rrf"),
+    "hybrid-dbsf": ("hybrid", "dbsf"),
+}
 ENGINE_DEPTH = 300  # chunks fetched per query from the engine
 RUN_DEPTH = 100  # documents kept per query: enough for Recall@100
 CALIBRATION_DEPTH = 10  # candidates whose probabilities are calibrated: a default search page
@@ -100,9 +105,16 @@ class EvalReport:
         return asdict(self)
 
 
-def score_distances(name: str, distances: np.ndarray, judged: JudgedQueries, points: CollectionPoints,
-                    query_norms: np.ndarray | None = None, doc_norms: np.ndarray | None = None,
-                    sigma: float | None = None, ignore_identical_ids: bool = True) -> MethodResult:
+def score_distances(
+    name: str,
+    distances: np.ndarray,
+    judged: JudgedQueries,
+    points: CollectionPoints,
+    query_norms: np.ndarray | None = None,
+    doc_norms: np.ndarray | None = None,
+    sigma: float | None = None,
+    ignore_identical_ids: bool = True,
+) -> MethodResult:
     """Every figure of one method from its (query × document) distance matrix, smaller = nearer.
 
     Norm correlations need the norms the method's space gives (``None`` for spaces without one, such
@@ -112,8 +124,10 @@ def score_distances(name: str, distances: np.ndarray, judged: JudgedQueries, poi
         distances = exclude_self_hits(distances, judged.query_ids, points)
     depth = min(RUN_DEPTH, distances.shape[1])
     order = np.argsort(distances, axis=1, kind="stable")[:, :depth]
-    run = {q: {points.doc_ids[j]: -float(distances[i, j]) for j in order[i] if np.isfinite(distances[i, j])}
-           for i, q in enumerate(judged.query_ids)}
+    run = {
+        q: {points.doc_ids[j]: -float(distances[i, j]) for j in order[i] if np.isfinite(distances[i, j])}
+        for i, q in enumerate(judged.query_ids)
+    }
     per_query = per_query_metrics(run, judged.qrels)
     result = MethodResult(name, mean_metrics(per_query))
 
@@ -143,14 +157,27 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def score_vectors(name: str, queries: np.ndarray, chunks: np.ndarray, judged: JudgedQueries,
-                  points: CollectionPoints, sigma: float, with_norms: bool = True,
-                  ignore_identical_ids: bool = True) -> MethodResult:
+def score_vectors(
+    name: str,
+    queries: np.ndarray,
+    chunks: np.ndarray,
+    judged: JudgedQueries,
+    points: CollectionPoints,
+    sigma: float,
+    with_norms: bool = True,
+    ignore_identical_ids: bool = True,
+) -> MethodResult:
     distances = doc_distances(queries, chunks, points.chunk_doc, len(points.doc_ids))
-    return score_distances(name, distances, judged, points,
-                           query_norms=np.linalg.norm(queries, axis=1) if with_norms else None,
-                           doc_norms=points.doc_norms(chunks) if with_norms else None, sigma=sigma,
-                           ignore_identical_ids=ignore_identical_ids)
+    return score_distances(
+        name,
+        distances,
+        judged,
+        points,
+        query_norms=np.linalg.norm(queries, axis=1) if with_norms else None,
+        doc_norms=points.doc_norms(chunks) if with_norms else None,
+        sigma=sigma,
+        ignore_identical_ids=ignore_identical_ids,
+    )
 
 
 def bm25_distances(texts: list[str], queries: list[str], chunk_doc: np.ndarray, n_docs: int) -> np.ndarray:
@@ -169,8 +196,9 @@ def bm25_distances(texts: list[str], queries: list[str], chunk_doc: np.ndarray, 
     return min_per_doc(ordered, chunk_doc, n_docs)
 
 
-def engine_distances(ws: Workspace, judged: JudgedQueries, points: CollectionPoints, mode: str,
-                     fusion: str | None = None, where=None) -> np.ndarray:
+def engine_distances(
+    ws: Workspace, judged: JudgedQueries, points: CollectionPoints, mode: str, fusion: str | None = None, where=None
+) -> np.ndarray:
     """(query × document) ranks from searching the collection through its engine: a document's rank is
     its best chunk's; documents not among the top :data:`ENGINE_DEPTH` chunks are at infinity."""
     from ragcun.retrieve.base import DEFAULT_FUSION
@@ -179,8 +207,16 @@ def engine_distances(ws: Workspace, judged: JudgedQueries, points: CollectionPoi
     index = points.doc_index
     ranks = np.full((len(judged.query_ids), len(points.doc_ids)), np.inf)
     for i, text in enumerate(judged.texts):
-        hits = search(ws, points.name, text, min(ENGINE_DEPTH, len(points.texts)), exact=True, mode=mode,
-                      fusion=fusion or DEFAULT_FUSION, filter=where)
+        hits = search(
+            ws,
+            points.name,
+            text,
+            min(ENGINE_DEPTH, len(points.texts)),
+            exact=True,
+            mode=mode,
+            fusion=fusion or DEFAULT_FUSION,
+            filter=where,
+        )
         for rank, hit in enumerate(hits):
             j = index.get(hit.doc_id)
             if j is not None and ranks[i, j] == np.inf:
@@ -188,10 +224,18 @@ def engine_distances(ws: Workspace, judged: JudgedQueries, points: CollectionPoi
     return ranks
 
 
-def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrels_path: str | Path,
-             compare: list[str] = ("base-cosine",), store: bool = True,
-             ignore_identical_ids: bool = True, mode: str = "dense", fusion: str | None = None,
-             filter=None) -> EvalReport:
+def evaluate(
+    ws: Workspace,
+    collection_name: str,
+    queries_path: str | Path,
+    qrels_path: str | Path,
+    compare: list[str] = ("base-cosine",),
+    store: bool = True,
+    ignore_identical_ids: bool = True,
+    mode: str = "dense",
+    fusion: str | None = None,
+    filter=None,
+) -> EvalReport:
     """Score collection ``collection_name``'s model and each ``compare`` method on judged queries.
 
     Args:
@@ -222,9 +266,11 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
     judged = judged_queries(queries, qrels, set(points.doc_ids))
     same_id = sum(judged.qrels[q].get(q, 0) > 0 for q in judged.query_ids)
     if ignore_identical_ids and same_id:
-        judged.warnings.append(f"{same_id} query(ies) have a relevant document with the query's own id, which "
-                               "identical-id exclusion hides: query and document ids look like separate "
-                               "numberings; consider --keep-identical-ids")
+        judged.warnings.append(
+            f"{same_id} query(ies) have a relevant document with the query's own id, which "
+            "identical-id exclusion hides: query and document ids look like separate "
+            "numberings; consider --keep-identical-ids"
+        )
         logger.warning(judged.warnings[-1])
     with ws.catalog.session() as session:
         embedder = ws.embedder_for(require_collection(session, collection_name))
@@ -239,8 +285,17 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
         return result
 
     if mode == "dense" and filter is None:
-        results = [score_vectors(f"model {points.model_fingerprint[:12]}", query_vectors,
-                                 points.vectors, judged, points, sigma, ignore_identical_ids=ignore_identical_ids)]
+        results = [
+            score_vectors(
+                f"model {points.model_fingerprint[:12]}",
+                query_vectors,
+                points.vectors,
+                judged,
+                points,
+                sigma,
+                ignore_identical_ids=ignore_identical_ids,
+            )
+        ]
     else:
         results = [engine_result(f"model {points.model_fingerprint[:12]} {mode}", mode, fusion)]
     results[0].model_version = points.model_fingerprint
@@ -255,31 +310,59 @@ def evaluate(ws: Workspace, collection_name: str, queries_path: str | Path, qrel
             elif base is None:
                 # The base-embedding cache the trainer shares ($RAGCUN_CACHE): texts it already embedded are reused.
                 cache = ws.settings.cache_dir
-                base = (base_embeddings(embedder, judged.texts, cache).numpy(),
-                        base_embeddings(embedder, points.texts, cache).numpy())
+                base = (
+                    base_embeddings(embedder, judged.texts, cache).numpy(),
+                    base_embeddings(embedder, points.texts, cache).numpy(),
+                )
             if method == "base-cosine":
                 # σ = 1 on the unit sphere is uncalibrated: the ECE shown is what an untuned σ gives.
-                results.append(score_vectors(method, unit(base[0]), unit(base[1]), judged, points, 1.0,
-                                             with_norms=False, ignore_identical_ids=ignore_identical_ids))
+                results.append(
+                    score_vectors(
+                        method,
+                        unit(base[0]),
+                        unit(base[1]),
+                        judged,
+                        points,
+                        1.0,
+                        with_norms=False,
+                        ignore_identical_ids=ignore_identical_ids,
+                    )
+                )
             else:
-                results.append(score_vectors(method, *base, judged, points, 1.0,
-                                             ignore_identical_ids=ignore_identical_ids))
+                results.append(
+                    score_vectors(method, *base, judged, points, 1.0, ignore_identical_ids=ignore_identical_ids)
+                )
         elif method == "bm25":
             distances = bm25_distances(points.texts, judged.texts, points.chunk_doc, len(points.doc_ids))
-            results.append(score_distances(method, distances, judged, points,
-                                           ignore_identical_ids=ignore_identical_ids))
+            results.append(
+                score_distances(method, distances, judged, points, ignore_identical_ids=ignore_identical_ids)
+            )
             # Negated BM25 scores are no distance (most documents tie at 0): a separation would not compare.
             results[-1].separation = None
         else:
             other = load_model_ref(ws, method)
-            result = score_vectors(f"model {other.fingerprint[:12]}", other.encode(judged.texts),
-                                   other.encode(points.texts), judged, points, 1.0,
-                                   ignore_identical_ids=ignore_identical_ids)
+            result = score_vectors(
+                f"model {other.fingerprint[:12]}",
+                other.encode(judged.texts),
+                other.encode(points.texts),
+                judged,
+                points,
+                1.0,
+                ignore_identical_ids=ignore_identical_ids,
+            )
             result.model_version = other.fingerprint
             results.append(result)
-    report = EvalReport(collection_name, str(uuid.uuid4()), str(queries_path), str(qrels_path),
-                        len(judged.query_ids), judged.unknown_query_ids, judged.unknown_doc_ids, judged.warnings,
-                        results)
+    report = EvalReport(
+        collection_name,
+        str(uuid.uuid4()),
+        str(queries_path),
+        str(qrels_path),
+        len(judged.query_ids),
+        judged.unknown_query_ids,
+        judged.unknown_doc_ids,
+        judged.warnings,
+        results,
+    )
     if store:
         save_report(ws, report, points)
     return report
@@ -291,16 +374,31 @@ def save_report(ws: Workspace, report: EvalReport, points: CollectionPoints) -> 
         for result in report.results:
             if result.model_version and result.model_version not in versions:
                 versions[result.model_version] = session.scalar(
-                    select(ModelVersion.id).where(ModelVersion.fingerprint == result.model_version))
+                    select(ModelVersion.id).where(ModelVersion.fingerprint == result.model_version)
+                )
         for result in report.results:
             # Flat, so `eval list` rows read like the report's table.
-            figures = {**result.metrics, **{k: v for k, v in result.to_dict().items()
-                                            if k not in ("method", "metrics", "model_version", "reliability")}}
-            session.add(EvalResult(batch=report.batch, collection_name=report.collection,
-                                   collection_id=points.collection_id,
-                                   model_version_id=versions.get(result.model_version), method=result.method,
-                                   queries=report.queries, qrels=report.qrels, num_queries=report.num_queries,
-                                   metrics=figures))
+            figures = {
+                **result.metrics,
+                **{
+                    k: v
+                    for k, v in result.to_dict().items()
+                    if k not in ("method", "metrics", "model_version", "reliability")
+                },
+            }
+            session.add(
+                EvalResult(
+                    batch=report.batch,
+                    collection_name=report.collection,
+                    collection_id=points.collection_id,
+                    model_version_id=versions.get(result.model_version),
+                    method=result.method,
+                    queries=report.queries,
+                    qrels=report.qrels,
+                    num_queries=report.num_queries,
+                    metrics=figures,
+                )
+            )
         session.commit()
 
 
@@ -310,17 +408,35 @@ def list_evals(ws: Workspace, collection_name: str | None = None) -> list[dict]:
         query = select(EvalResult).order_by(EvalResult.id)
         if collection_name:
             query = query.where(EvalResult.collection_name == collection_name)
-        return [{"id": r.id, "batch": r.batch, "collection": r.collection_name, "method": r.method,
-                 "model_version": r.model_version.fingerprint if r.model_version else None,
-                 "queries": r.queries, "qrels": r.qrels, "num_queries": r.num_queries, "created_at": r.created_at,
-                 **r.metrics}
-                for r in session.scalars(query)]
+        return [
+            {
+                "id": r.id,
+                "batch": r.batch,
+                "collection": r.collection_name,
+                "method": r.method,
+                "model_version": r.model_version.fingerprint if r.model_version else None,
+                "queries": r.queries,
+                "qrels": r.qrels,
+                "num_queries": r.num_queries,
+                "created_at": r.created_at,
+                **r.metrics,
+            }
+            for r in session.scalars(query)
+        ]
 
 
-def evaluate_beir(ws: Workspace, folder: str | Path, embedder, collection_name: str | None = None,
-                  split: str = "test", compare: list[str] = ("base-cosine",),
-                  ignore_identical_ids: bool = True, mode: str = "dense", fusion: str | None = None,
-                  filter=None) -> EvalReport:
+def evaluate_beir(
+    ws: Workspace,
+    folder: str | Path,
+    embedder,
+    collection_name: str | None = None,
+    split: str = "test",
+    compare: list[str] = ("base-cosine",),
+    ignore_identical_ids: bool = True,
+    mode: str = "dense",
+    fusion: str | None = None,
+    filter=None,
+) -> EvalReport:
     """Evaluate a BEIR folder, ingesting its corpus into ``collection_name`` first if needed.
 
     The collection (default ``beir-<folder name>``) is kept, so a second run skips the unchanged
@@ -332,8 +448,9 @@ def evaluate_beir(ws: Workspace, folder: str | Path, embedder, collection_name: 
     qrels_path = folder / "qrels" / f"{split}.tsv"
     for needed in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
         if not needed.is_file():
-            raise InvalidInputError(f"{needed}: missing; --beir needs a BEIR folder (corpus.jsonl, queries.jsonl, "
-                                    f"qrels/{split}.tsv)")
+            raise InvalidInputError(
+                f"{needed}: missing; --beir needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/{split}.tsv)"
+            )
     name = collection_name or f"beir-{folder.resolve().name}"
     with ws.catalog.session() as session:
         existing = active_collection(session, name)
@@ -345,7 +462,20 @@ def evaluate_beir(ws: Workspace, folder: str | Path, embedder, collection_name: 
         embedder = GaussianEmbedder.load(default_model_path())
     result = ingest(ws, [folder / "corpus.jsonl"], name, embedder)
     if result.errors:
-        logger.warning("%d corpus problem(s) while ingesting %s; see `ragcun runs show %s`",
-                       len(result.errors), folder, result.run_id)
-    return evaluate(ws, name, folder / "queries.jsonl", qrels_path, compare=compare,
-                    ignore_identical_ids=ignore_identical_ids, mode=mode, fusion=fusion, filter=filter)
+        logger.warning(
+            "%d corpus problem(s) while ingesting %s; see `ragcun runs show %s`",
+            len(result.errors),
+            folder,
+            result.run_id,
+        )
+    return evaluate(
+        ws,
+        name,
+        folder / "queries.jsonl",
+        qrels_path,
+        compare=compare,
+        ignore_identical_ids=ignore_identical_ids,
+        mode=mode,
+        fusion=fusion,
+        filter=filter,
+    )

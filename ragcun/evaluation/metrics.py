@@ -36,8 +36,10 @@ def rank(queries: np.ndarray, docs: np.ndarray, k: int = 100, metric: str = "l2"
 
 def run_from_scores(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict:
     """A pytrec_eval run from :func:`rank`'s output."""
-    return {qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores)}
-            for qid, row, row_scores in zip(query_ids, indices, scores)}
+    return {
+        qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores)}
+        for qid, row, row_scores in zip(query_ids, indices, scores)
+    }
 
 
 def top(run_row: dict[str, float], k: int) -> dict[str, float]:
@@ -45,7 +47,9 @@ def top(run_row: dict[str, float], k: int) -> dict[str, float]:
     return dict(sorted(run_row.items(), key=lambda item: -item[1])[:k])
 
 
-def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+def per_query_metrics(
+    run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
+) -> dict[str, dict[str, float]]:
     """nDCG@10, Recall@10/100 and MRR@10 of every judged query in ``run`` (pytrec_eval).
 
     MRR@10 is pytrec_eval's ``recip_rank`` over each run cut to its top 10, since trec_eval's
@@ -55,11 +59,18 @@ def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[st
     if not judged:
         raise InvalidInputError("no judged query in the run")
     full = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.10", "recall.100"}).evaluate(
-        {q: run[q] for q in judged})
+        {q: run[q] for q in judged}
+    )
     cut = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate({q: top(run[q], 10) for q in judged})
-    return {q: {"ndcg@10": full[q]["ndcg_cut_10"], "recall@10": full[q]["recall_10"],
-                "recall@100": full[q]["recall_100"], "mrr@10": cut[q]["recip_rank"] if q in cut else 0.0}
-            for q in judged}
+    return {
+        q: {
+            "ndcg@10": full[q]["ndcg_cut_10"],
+            "recall@10": full[q]["recall_10"],
+            "recall@100": full[q]["recall_100"],
+            "mrr@10": cut[q]["recip_rank"] if q in cut else 0.0,
+        }
+        for q in judged
+    }
 
 
 def mean_metrics(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -101,14 +112,25 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -
     rows = []
     for b in range(bins):
         mask = index == b
-        rows.append({"low": b / bins, "high": (b + 1) / bins, "count": int(mask.sum()),
-                     "confidence": float(p[mask].mean()) if mask.any() else None,
-                     "accuracy": float(y[mask].mean()) if mask.any() else None})
+        rows.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "count": int(mask.sum()),
+                "confidence": float(p[mask].mean()) if mask.any() else None,
+                "accuracy": float(y[mask].mean()) if mask.any() else None,
+            }
+        )
     return rows
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """ECE: Σ_bins (n_b / N) · |mean predicted − observed rate|, over every (query, candidate) pair."""
     total = np.size(probabilities)
-    return float(sum(row["count"] / total * abs(row["confidence"] - row["accuracy"])
-                     for row in reliability(probabilities, labels, bins) if row["count"]))
+    return float(
+        sum(
+            row["count"] / total * abs(row["confidence"] - row["accuracy"])
+            for row in reliability(probabilities, labels, bins)
+            if row["count"]
+        )
+    )

@@ -25,8 +25,11 @@ def plot_stats(vectors: np.ndarray, stats, path: str | Path, projections: int = 
     eig = np.asarray(stats.eigenvalues)
     axes[0].semilogy(np.arange(1, len(eig) + 1), np.maximum(eig, 1e-12), label="covariance eigenvalues")
     axes[0].axhline(1.0, color="k", linestyle="--", label="N(0, I): all 1")
-    axes[0].set(title=f"Eigen-spectrum (effective rank / dim = {stats.effective_rank_ratio:.2f})",
-                xlabel="component", ylabel="eigenvalue")
+    axes[0].set(
+        title=f"Eigen-spectrum (effective rank / dim = {stats.effective_rank_ratio:.2f})",
+        xlabel="component",
+        ylabel="eigenvalue",
+    )
     axes[0].legend()
 
     norms = np.linalg.norm(vectors, axis=1)
@@ -43,8 +46,11 @@ def plot_stats(vectors: np.ndarray, stats, path: str | Path, projections: int = 
         axes[2].hist(values, bins=40, density=True, alpha=0.4, label=f"projection {i + 1}")
     grid = np.linspace(-4, 4, 200)
     axes[2].plot(grid, norm.pdf(grid), "k--", label="N(0, 1)")
-    axes[2].set(title=f"Random 1-D projections (SIGReg {stats.sigreg:.2f}, N(0, I) {stats.sigreg_reference:.2f})",
-                xlabel="x · a", ylabel="density")
+    axes[2].set(
+        title=f"Random 1-D projections (SIGReg {stats.sigreg:.2f}, N(0, I) {stats.sigreg_reference:.2f})",
+        xlabel="x · a",
+        ylabel="density",
+    )
     axes[2].legend()
     return _save(fig, path)
 
@@ -57,10 +63,19 @@ def plot_reliability(results, path: str | Path) -> Path:
     for result in results:
         rows = [r for r in result.reliability if r["count"]]
         if rows:
-            ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-",
-                    label=f"{result.method} (σ {result.sigma:.3g}, ECE {result.ece:.3f})")
-    ax.set(title="Reliability of P(relevant)", xlabel="predicted probability", ylabel="observed relevance rate",
-           xlim=(0, 1), ylim=(0, 1))
+            ax.plot(
+                [r["confidence"] for r in rows],
+                [r["accuracy"] for r in rows],
+                "o-",
+                label=f"{result.method} (σ {result.sigma:.3g}, ECE {result.ece:.3f})",
+            )
+    ax.set(
+        title="Reliability of P(relevant)",
+        xlabel="predicted probability",
+        ylabel="observed relevance rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -70,7 +70,7 @@ def sample_lid(x: np.ndarray, seed: int = 0) -> float | None:
     if k < 2:
         return None
     base = torch.as_tensor(x, dtype=torch.float64)
-    queries = base[: LID_QUERIES]
+    queries = base[:LID_QUERIES]
     distances = torch.cdist(queries, base).square()
     distances[torch.arange(len(queries)), torch.arange(len(queries))] = float("inf")  # not its own neighbour
     return local_intrinsic_dim(distances.topk(k, largest=False).values.numpy())
@@ -80,8 +80,10 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
     """The isotropy figures of the rows of ``x`` (count × dim)."""
     count, dim = x.shape
     if count < 2:
-        raise EvaluationError(f"collection {name!r} has {count} point(s); stats need at least 2 "
-                              "(a covariance and a spread are undefined below that)")
+        raise EvaluationError(
+            f"collection {name!r} has {count} point(s); stats need at least 2 "
+            "(a covariance and a spread are undefined below that)"
+        )
     x = x.astype(np.float64)
     norms = np.linalg.norm(x, axis=1)
     reference = chi(dim)
@@ -89,26 +91,42 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
     eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1].clip(min=0)
     gaussian = torch.randn(min(count, SIGREG_SIZE), dim, generator=torch.Generator().manual_seed(seed))
     return CollectionStats(
-        collection=name, count=count, dim=dim,
-        norm={"mean": float(norms.mean()), "std": float(norms.std(ddof=1)),
-              "quantiles": {str(q): float(np.quantile(norms, q)) for q in QUANTILES},
-              "chi": {"mean": float(reference.mean()), "std": float(reference.std()),
-                      "quantiles": {str(q): float(reference.ppf(q)) for q in QUANTILES}}},
-        per_dim_mean=mean.tolist(), per_dim_var=var.tolist(),
-        per_dim_summary={"mean_abs_mean": float(np.abs(mean).mean()), "max_abs_mean": float(np.abs(mean).max()),
-                         "var_min": float(var.min()), "var_median": float(np.median(var)), "var_max": float(var.max())},
+        collection=name,
+        count=count,
+        dim=dim,
+        norm={
+            "mean": float(norms.mean()),
+            "std": float(norms.std(ddof=1)),
+            "quantiles": {str(q): float(np.quantile(norms, q)) for q in QUANTILES},
+            "chi": {
+                "mean": float(reference.mean()),
+                "std": float(reference.std()),
+                "quantiles": {str(q): float(reference.ppf(q)) for q in QUANTILES},
+            },
+        },
+        per_dim_mean=mean.tolist(),
+        per_dim_var=var.tolist(),
+        per_dim_summary={
+            "mean_abs_mean": float(np.abs(mean).mean()),
+            "max_abs_mean": float(np.abs(mean).max()),
+            "var_min": float(var.min()),
+            "var_median": float(np.median(var)),
+            "var_max": float(var.max()),
+        },
         eigenvalues=eigenvalues.tolist(),
         effective_rank_ratio=effective_rank(x) / dim,
         sigreg=mean_sigreg(x, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
         sigreg_reference=mean_sigreg(gaussian, subsets=SIGREG_SUBSETS, size=SIGREG_SIZE, seed=seed),
         local_intrinsic_dim=sample_lid(x, seed=seed),
         local_intrinsic_dim_reference=sample_lid(
-            np.random.default_rng(seed).standard_normal((min(count, LID_SIZE), dim)), seed=seed),
+            np.random.default_rng(seed).standard_normal((min(count, LID_SIZE), dim)), seed=seed
+        ),
     )
 
 
-def collection_stats(ws: Workspace, collection_name: str, plot: str | Path | None = None,
-                     seed: int = 0) -> CollectionStats:
+def collection_stats(
+    ws: Workspace, collection_name: str, plot: str | Path | None = None, seed: int = 0
+) -> CollectionStats:
     """:func:`vector_stats` of a collection's stored vectors; with ``plot``, also write the PNG there."""
     points = load_points(ws, collection_name)
     stats = vector_stats(collection_name, points.vectors, seed=seed)

@@ -5,6 +5,14 @@ from ragcun.ingest.pipeline import IngestOptions, IngestResult, ingest
 from ragcun.ingest.readers import InputProblem, JsonlFields, SourceDocument, discover, read_source
 
 __all__ = [
-    "ChunkText", "Chunker", "IngestOptions", "IngestResult", "InputProblem", "JsonlFields", "SourceDocument",
-    "discover", "ingest", "read_source",
+    "ChunkText",
+    "Chunker",
+    "IngestOptions",
+    "IngestResult",
+    "InputProblem",
+    "JsonlFields",
+    "SourceDocument",
+    "discover",
+    "ingest",
+    "read_source",
 ]

@@ -36,8 +36,9 @@ class Chunker:
         self.overlap = overlap
 
     def split(self, text: str) -> list[ChunkText]:
-        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                                  verbose=False)
+        encoding = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
         offsets = encoding["offset_mapping"]
         if len(offsets) <= self.max_tokens:
             return [ChunkText(0, text, len(offsets))]

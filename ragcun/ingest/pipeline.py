@@ -96,8 +96,7 @@ def file_keys(paths: Sequence[str | Path], files: Sequence[Path], prefix: str = 
 
 def under_inputs(key: str, paths: Sequence[str | Path], prefix: str) -> bool:
     """Whether a source named ``key`` belongs to what an ingest of ``paths`` with ``prefix`` covers."""
-    return any(key.startswith(prefix) if Path(p).expanduser().is_dir() else key == prefix + Path(p).name
-               for p in paths)
+    return any(key.startswith(prefix) if Path(p).expanduser().is_dir() else key == prefix + Path(p).name for p in paths)
 
 
 @dataclass
@@ -139,8 +138,7 @@ class Ingestor:
         keys = file_keys(paths, files, self.options.prefix)
         session = self.session
         mark_interrupted_runs(session)
-        self.collection = ensure_collection(self.ws, session, self.name, self.embedder,
-                                            self.options.collection_params)
+        self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
         self.run_row = start_run(session, "ingest", self.collection, [str(Path(p).resolve()) for p in paths])
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
@@ -164,8 +162,9 @@ class Ingestor:
 
     def _finish(self, status: str, started: float) -> None:
         self.result.seconds = time.perf_counter() - started
-        finish_run(self.session, self.session.get(IngestRun, self.run_row.id), status, self.result.counts(),
-                   self.result.errors)
+        finish_run(
+            self.session, self.session.get(IngestRun, self.run_row.id), status, self.result.counts(), self.result.errors
+        )
 
     def _problem(self, problem: InputProblem) -> None:
         self.result.failed += 1
@@ -184,7 +183,8 @@ class Ingestor:
             source.path = str(path.resolve())  # the same file, perhaps moved: nothing to re-embed
             session.commit()
             self.result.unchanged += session.scalar(
-                select(func.count()).select_from(Document).where(Document.source_id == source.id))
+                select(func.count()).select_from(Document).where(Document.source_id == source.id)
+            )
             return
         if source is None:
             source = Source(collection_name=self.name, uri=uri)
@@ -209,8 +209,9 @@ class Ingestor:
         self._flush()
         if self.result.failed == failed_before:
             # The file is fully stored; documents it no longer contains go, and it can be skipped next time.
-            gone = session.scalars(select(Document).where(Document.source_id == source.id,
-                                                          Document.id.not_in(seen) if seen else True)).all()
+            gone = session.scalars(
+                select(Document).where(Document.source_id == source.id, Document.id.not_in(seen) if seen else True)
+            ).all()
             self.result.deleted += delete_documents(self.ws, session, gone, [self.collection.physical_name])
             source.complete_sha256 = sha
         session.commit()
@@ -219,8 +220,13 @@ class Ingestor:
         session = self.session
         existing = session.get(Document, document_id)
         if existing is not None and existing.source_id != source.id:
-            self._problem(InputProblem(source.uri, f"duplicate id {doc.doc_id!r}: already ingested from "
-                                                   f"{existing.source.path or existing.source.uri}", doc.line))
+            self._problem(
+                InputProblem(
+                    source.uri,
+                    f"duplicate id {doc.doc_id!r}: already ingested from {existing.source.path or existing.source.uri}",
+                    doc.line,
+                )
+            )
             return
         sha = doc.sha256
         if existing is not None and existing.sha256 == sha:
@@ -232,11 +238,19 @@ class Ingestor:
         chunk_ids = [chunk_uuid(document_id, c.ordinal, c.sha256) for c in chunks]
         present = chunk_ids_in(session, self.collection.id, chunk_ids)
         stale = [c.id for c in existing.chunks if c.id not in set(chunk_ids)] if existing is not None else []
-        self.pending.append(PlannedDocument(
-            doc=doc, document_id=document_id, source_id=source.id, source_uri=source.uri, chunks=chunks,
-            chunk_ids=chunk_ids,
-            to_embed=[i for i, cid in enumerate(chunk_ids) if cid not in present], stale_chunk_ids=stale,
-            kind="added" if existing is None else "updated"))
+        self.pending.append(
+            PlannedDocument(
+                doc=doc,
+                document_id=document_id,
+                source_id=source.id,
+                source_uri=source.uri,
+                chunks=chunks,
+                chunk_ids=chunk_ids,
+                to_embed=[i for i, cid in enumerate(chunk_ids) if cid not in present],
+                stale_chunk_ids=stale,
+                kind="added" if existing is None else "updated",
+            )
+        )
         self.pending_chunks += len(chunks)
         if self.pending_chunks >= self.options.batch_size:
             self._flush()
@@ -244,8 +258,7 @@ class Ingestor:
     def _flush(self) -> None:
         if not self.pending:
             return
-        written = write_documents(self.ws, self.session, self.collection, self.embedder, self.pending,
-                                  self.run_row.id)
+        written = write_documents(self.ws, self.session, self.collection, self.embedder, self.pending, self.run_row.id)
         for p in self.pending:
             setattr(self.result, p.kind, getattr(self.result, p.kind) + 1)
         self.result.chunks_written += written
@@ -271,7 +284,8 @@ class Ingestor:
         session.commit()
 
 
-def ingest(ws: Workspace, paths: Sequence[str | Path], collection_name: str, embedder,
-           options: IngestOptions = IngestOptions()) -> IngestResult:
+def ingest(
+    ws: Workspace, paths: Sequence[str | Path], collection_name: str, embedder, options: IngestOptions = IngestOptions()
+) -> IngestResult:
     """Ingest files and folders into ``collection_name`` (created on first use)."""
     return Ingestor(ws, collection_name, embedder, options).run(paths)

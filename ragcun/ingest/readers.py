@@ -212,8 +212,9 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
             if not raw.strip():
                 continue
             if len(raw) > max_bytes:
-                yield InputProblem(uri, f"line is {len(raw) / 2**20:.1f} MiB, over the "
-                                        f"{max_bytes / 2**20:.0f} MiB limit", line_no)
+                yield InputProblem(
+                    uri, f"line is {len(raw) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit", line_no
+                )
                 continue
             try:
                 row = json.loads(raw.decode("utf-8"))
@@ -233,8 +234,9 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
                 yield InputProblem(uri, doc, line_no)
                 continue
             if doc.doc_id in first_line:
-                yield InputProblem(uri, f"duplicate id {doc.doc_id!r} (first seen on line {first_line[doc.doc_id]})",
-                                   line_no)
+                yield InputProblem(
+                    uri, f"duplicate id {doc.doc_id!r} (first seen on line {first_line[doc.doc_id]})", line_no
+                )
                 continue
             first_line[doc.doc_id] = line_no
             yield doc
@@ -253,5 +255,6 @@ def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocum
         metadata = {k: v for k, v in row.items() if k not in reserved}
     else:
         metadata = {k: row[k] for k in fields.metadata if k in row}
-    return SourceDocument(doc_id=str(row[fields.id]), text=text, title=str(title) if title else None,
-                          metadata=metadata, line=line_no)
+    return SourceDocument(
+        doc_id=str(row[fields.id]), text=text, title=str(title) if title else None, metadata=metadata, line=line_no
+    )

@@ -28,7 +28,9 @@ def _text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def base_embeddings(embedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64) -> torch.Tensor:
+def base_embeddings(
+    embedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64
+) -> torch.Tensor:
     """Base-encoder embeddings (no Normalize, no head) of ``texts``, read from or added to the cache.
 
     The cache is content-addressed: one folder per (base model, max_seq_length), holding shards of
@@ -62,7 +64,9 @@ def base_embeddings(embedder, texts: list[str], cache_dir: str | Path | None = N
         name = hashlib.sha256(b"".join(missing)).hexdigest()[:16]
         tmp = folder / f"{name}.tmp{os.getpid()}"
         hash_table = torch.frombuffer(bytearray(b"".join(missing)), dtype=torch.uint8).reshape(len(missing), 32)
-        save_file({"embeddings": new.contiguous(), "hashes": hash_table}, tmp, metadata={"base_model": embedder.base_model})
+        save_file(
+            {"embeddings": new.contiguous(), "hashes": hash_table}, tmp, metadata={"base_model": embedder.base_model}
+        )
         os.replace(tmp, folder / f"{name}.safetensors")  # a crash mid-write never leaves a truncated shard
         rows.update(zip(missing, new))
     logger.info("base embeddings: %d texts, %d newly encoded, cache %s", len(texts), len(missing), folder)

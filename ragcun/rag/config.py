@@ -31,8 +31,9 @@ class RAGConfig:
     temperature: float | None = None
 
     @classmethod
-    def from_env(cls, env_file: str | Path | None = None, environ: Mapping[str, str] | None = None,
-                 **overrides) -> RAGConfig:
+    def from_env(
+        cls, env_file: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides
+    ) -> RAGConfig:
         """Settings from ``overrides`` (``None`` values ignored), else ``environ``, else ``env_file``.
 
         Args:
@@ -59,8 +60,11 @@ class RAGConfig:
         _positive_int("top_k", self.top_k)
         if self.max_tokens is not None:
             _positive_int("max_tokens", self.max_tokens)
-        if isinstance(self.openai_max_retries, bool) or not isinstance(self.openai_max_retries, int) \
-                or self.openai_max_retries < 0:
+        if (
+            isinstance(self.openai_max_retries, bool)
+            or not isinstance(self.openai_max_retries, int)
+            or self.openai_max_retries < 0
+        ):
             raise InvalidInputError(f"OPENAI_MAX_RETRIES must be an integer >= 0, got {self.openai_max_retries!r}")
         if not self.openai_timeout > 0:
             raise InvalidInputError(f"OPENAI_TIMEOUT must be a positive number of seconds, got {self.openai_timeout!r}")

@@ -145,8 +145,16 @@ class OpenAIBackend:
 
     streams = True
 
-    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 2, max_tokens: int | None = None, temperature: float | None = None):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ):
         import openai
 
         self.model = model
@@ -156,8 +164,9 @@ class OpenAIBackend:
         self.max_tokens = max_tokens
         self.temperature = temperature
         # The SDK insists on a key; a server without one gets the header explicitly omitted instead.
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=timeout,
-                                     max_retries=max_retries)
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=max_retries
+        )
         self._headers = {} if api_key else {"Authorization": openai.Omit()}
 
     def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
@@ -187,23 +196,33 @@ class OpenAIBackend:
         headers = {**self._headers, **({"Accept": "text/event-stream"} if stream else {})}
         try:
             return self._client.chat.completions.with_raw_response.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}], stream=stream,
-                extra_headers=headers, **options)
+                model=self.model,
+                messages=[{"role": "user", "content": prompt}],
+                stream=stream,
+                extra_headers=headers,
+                **options,
+            )
         except openai.APIStatusError as exc:
             code, detail = exc.status_code, _error_detail(exc.response)
             if code == 429:
-                raise GenerationError(f"{self.url}: HTTP 429 Too Many Requests{detail}: rate limited; gave up after "
-                                      f"{_attempts(exc.response.request)}") from None
+                raise GenerationError(
+                    f"{self.url}: HTTP 429 Too Many Requests{detail}: rate limited; gave up after "
+                    f"{_attempts(exc.response.request)}"
+                ) from None
             if code >= 500 or code in (408, 409):
-                raise GenerationError(f"{self.url}: server error HTTP {code}{detail}; gave up after "
-                                      f"{_attempts(exc.response.request)}") from None
+                raise GenerationError(
+                    f"{self.url}: server error HTTP {code}{detail}; gave up after {_attempts(exc.response.request)}"
+                ) from None
             raise GenerationError(self._client_error(code, detail)) from None
         except openai.APITimeoutError as exc:
             raise GenerationError(f"{self.url}: {self._timeout()}; gave up after {_attempts(exc.request)}") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__
-            failure = (f"cannot connect ({cause})" if type(cause).__name__ == "ConnectError"
-                       else f"connection failed ({cause!r})")
+            failure = (
+                f"cannot connect ({cause})"
+                if type(cause).__name__ == "ConnectError"
+                else f"connection failed ({cause!r})"
+            )
             raise GenerationError(f"{self.url}: {failure}; gave up after {_attempts(exc.request)}") from None
 
     def _timeout(self) -> str:
@@ -213,8 +232,10 @@ class OpenAIBackend:
         if code == 401:
             return f"{self.url}: HTTP 401 Unauthorized{detail}: the API key was refused; check OPENAI_API_KEY"
         if code == 404:
-            return (f"{self.url}: HTTP 404 Not Found{detail}: check OPENAI_BASE_URL (usually ending in /v1) "
-                    f"and the model name {self.model!r}")
+            return (
+                f"{self.url}: HTTP 404 Not Found{detail}: check OPENAI_BASE_URL (usually ending in /v1) "
+                f"and the model name {self.model!r}"
+            )
         return f"{self.url}: HTTP {code}{detail}"
 
     def _malformed(self, why: str) -> GenerationError:
@@ -317,8 +338,10 @@ class HFBackend:
     def _load(self):
         if self._model is None:
             if not (self.path / "config.json").is_file():
-                raise GenerationError(f"hf:{self.path}: not a Hugging Face model folder (no config.json); "
-                                      f"hf: takes a local path, nothing is downloaded")
+                raise GenerationError(
+                    f"hf:{self.path}: not a Hugging Face model folder (no config.json); "
+                    f"hf: takes a local path, nothing is downloaded"
+                )
             try:
                 import torch
                 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -336,8 +359,9 @@ class HFBackend:
         model, tokenizer = self._load()
         templated = bool(getattr(tokenizer, "chat_template", None))
         if templated:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
         else:
             text = prompt
         # A chat template already writes the special tokens (BOS and the like); do not add them twice.
@@ -358,7 +382,7 @@ class HFBackend:
         inputs = self._inputs(prompt)
         with torch.inference_mode():
             output = model.generate(**inputs)
-        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
         return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
 
     def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
@@ -402,12 +426,28 @@ class Generator:
             settings.
     """
 
-    def __init__(self, model_name: str | None = None, *, prompt_template: str | None = None, embedder=None,
-                 config: RAGConfig | None = None, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float | None = None, max_retries: int | None = None, max_tokens: int | None = None,
-                 temperature: float | None = None):
-        overrides = dict(openai_base_url=base_url, openai_api_key=api_key, openai_timeout=timeout,
-                         openai_max_retries=max_retries, max_tokens=max_tokens, temperature=temperature)
+    def __init__(
+        self,
+        model_name: str | None = None,
+        *,
+        prompt_template: str | None = None,
+        embedder=None,
+        config: RAGConfig | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ):
+        overrides = dict(
+            openai_base_url=base_url,
+            openai_api_key=api_key,
+            openai_timeout=timeout,
+            openai_max_retries=max_retries,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if config is None:
             config = RAGConfig.from_env(**overrides)
@@ -424,8 +464,10 @@ class Generator:
             try:
                 prompt_template = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise InvalidInputError(f"{path}: cannot read the prompt template (PROMPT_TEMPLATE_FILE): "
-                                        f"{getattr(exc, 'strerror', None) or exc}") from None
+                raise InvalidInputError(
+                    f"{path}: cannot read the prompt template (PROMPT_TEMPLATE_FILE): "
+                    f"{getattr(exc, 'strerror', None) or exc}"
+                ) from None
         self.prompt_template = check_template(prompt_template or DEFAULT_PROMPT_TEMPLATE)
         self.backend: GeneratorBackend = _make_backend(self.model_name, config, embedder)
 
@@ -468,8 +510,15 @@ def _make_backend(spec: str, config: RAGConfig, embedder) -> GeneratorBackend:
     if spec == "extractive":
         return ExtractiveBackend(embedder=embedder, embedding_model=config.embedding_model)
     if kind == "openai" and argument.strip():
-        return OpenAIBackend(argument.strip(), config.openai_base_url, config.openai_api_key, config.openai_timeout,
-                             config.openai_max_retries, config.max_tokens, config.temperature)
+        return OpenAIBackend(
+            argument.strip(),
+            config.openai_base_url,
+            config.openai_api_key,
+            config.openai_timeout,
+            config.openai_max_retries,
+            config.max_tokens,
+            config.temperature,
+        )
     if kind == "hf" and argument.strip():
         return HFBackend(argument.strip(), config.max_tokens, config.temperature)
     raise InvalidInputError(f"unknown generator {spec!r}: use extractive, openai:MODEL or hf:PATH")

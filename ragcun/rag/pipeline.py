@@ -60,8 +60,17 @@ def cite(answer: str, contexts: Sequence[RetrievedDoc]) -> list[Citation]:
             logger.warning("answer cites [%d], but there are %d contexts", n, len(contexts))
             continue
         c = contexts[n - 1]
-        citations.append(Citation(n=n, doc_id=c.doc_id, source=c.source, distance=c.distance,
-                                  probability=c.probability, chunk_id=c.chunk_id, title=c.title))
+        citations.append(
+            Citation(
+                n=n,
+                doc_id=c.doc_id,
+                source=c.source,
+                distance=c.distance,
+                probability=c.probability,
+                chunk_id=c.chunk_id,
+                title=c.title,
+            )
+        )
     return citations
 
 
@@ -75,20 +84,28 @@ class RAGPipeline:
         config: Settings; ``None`` reads the environment (never a ``.env``: see :class:`RAGConfig`).
     """
 
-    def __init__(self, retriever: Retriever | None = None, generator: Generator | None = None, *,
-                 top_k: int | None = None, config: RAGConfig | None = None):
+    def __init__(
+        self,
+        retriever: Retriever | None = None,
+        generator: Generator | None = None,
+        *,
+        top_k: int | None = None,
+        config: RAGConfig | None = None,
+    ):
         self.config = config if config is not None else RAGConfig.from_env()
         self.top_k = check_top_k(top_k) if top_k is not None else self.config.top_k
         self.retriever = retriever if retriever is not None else Retriever(self.config.embedding_model)
         self.generator = generator if generator is not None else Generator(config=self.config)
 
-    def add_documents(self, documents: Sequence[str], ids: Sequence[str] | None = None,
-                      sources: Sequence[str | None] | None = None) -> None:
+    def add_documents(
+        self, documents: Sequence[str], ids: Sequence[str] | None = None, sources: Sequence[str | None] | None = None
+    ) -> None:
         """Index documents in the (in-memory) retriever; see :meth:`Retriever.add_documents`."""
         self.retriever.add_documents(documents, ids=ids, sources=sources)
 
-    def query(self, question: str, top_k: int | None = None,
-              on_token: Callable[[str], None] | None = None) -> RAGResult:
+    def query(
+        self, question: str, top_k: int | None = None, on_token: Callable[[str], None] | None = None
+    ) -> RAGResult:
         """Answer ``question`` from its ``top_k`` nearest passages.
 
         Args:
@@ -121,8 +138,13 @@ class RAGPipeline:
                 on_token(piece)
                 pieces.append(piece)
             answer = "".join(pieces)
-        return RAGResult(question=question, answer=answer, citations=cite(answer, contexts), contexts=contexts,
-                         generator=self.generator.model_name)
+        return RAGResult(
+            question=question,
+            answer=answer,
+            citations=cite(answer, contexts),
+            contexts=contexts,
+            generator=self.generator.model_name,
+        )
 
     def close(self) -> None:
         self.retriever.close()

@@ -39,10 +39,19 @@ class Retriever:
         diversity: MMR diversity in [0, 1] (``None``: none).
     """
 
-    def __init__(self, embedding_model: str | Path | None = None, *, collection: str | None = None,
-                 workspace=None, embedder=None, sigma: float | None = None, mode: str = DEFAULT_MODE,
-                 fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
-                 diversity: float | None = None):
+    def __init__(
+        self,
+        embedding_model: str | Path | None = None,
+        *,
+        collection: str | None = None,
+        workspace=None,
+        embedder=None,
+        sigma: float | None = None,
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
+        filter: str | models.Filter | None = None,
+        diversity: float | None = None,
+    ):
         self.sigma = None if sigma is None else check_sigma(sigma)
         check_mode(mode, fusion, diversity)
         self.mode, self.fusion, self.filter, self.diversity = mode, fusion, filter, diversity
@@ -60,9 +69,13 @@ class Retriever:
                 embedder = GaussianEmbedder.load(embedding_model)
             self.index = CollectionRetriever(collection, workspace=workspace, embedder=embedder)
 
-    def add_documents(self, documents: Sequence[str], ids: Sequence[str] | None = None,
-                      sources: Sequence[str | None] | None = None,
-                      metadata: Sequence[dict | None] | None = None) -> None:
+    def add_documents(
+        self,
+        documents: Sequence[str],
+        ids: Sequence[str] | None = None,
+        sources: Sequence[str | None] | None = None,
+        metadata: Sequence[dict | None] | None = None,
+    ) -> None:
         """Embed and index documents in memory (a persistent collection is filled by ``ragcun ingest``).
 
         Args:
@@ -90,8 +103,15 @@ class Retriever:
         """The embedding of one text, for query arithmetic: ``retrieve(embed(a) - embed(b))``."""
         return self.index.embed(text)
 
-    def retrieve(self, query: str | np.ndarray, top_k: int = 5, *, plus: Sequence[str] = (),
-                 minus: Sequence[str] = (), filter: str | models.Filter | None = None) -> list[Hit]:
+    def retrieve(
+        self,
+        query: str | np.ndarray,
+        top_k: int = 5,
+        *,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+        filter: str | models.Filter | None = None,
+    ) -> list[Hit]:
         """The ``top_k`` passages nearest to ``query``, nearest first; ``[]`` when there are none.
 
         Args:
@@ -105,9 +125,17 @@ class Retriever:
             InvalidInputError: on an empty query or a ``top_k`` that is not a positive integer.
             CollectionNotFound: when the collection does not exist.
         """
-        return self.index.search(query, top_k, sigma=self.sigma, plus=plus, minus=minus, mode=self.mode,
-                                 fusion=self.fusion, filter=self.filter if filter is None else filter,
-                                 diversity=self.diversity)
+        return self.index.search(
+            query,
+            top_k,
+            sigma=self.sigma,
+            plus=plus,
+            minus=minus,
+            mode=self.mode,
+            fusion=self.fusion,
+            filter=self.filter if filter is None else filter,
+            diversity=self.diversity,
+        )
 
     def close(self) -> None:
         """Close the workspace this retriever opened itself (not one that was passed in)."""

@@ -23,5 +23,12 @@ _LAZY = {
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
 
-__all__ = ["CollectionRetriever", "GaussianRetriever", "Hit", "gaussian_probabilities", "query_vector", "search",
-           "search_vector"]
+__all__ = [
+    "CollectionRetriever",
+    "GaussianRetriever",
+    "Hit",
+    "gaussian_probabilities",
+    "query_vector",
+    "search",
+    "search_vector",
+]

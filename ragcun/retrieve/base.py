@@ -74,8 +74,9 @@ def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def query_vector(embedder, query: str | np.ndarray | None, plus: Sequence[str] = (),
-                 minus: Sequence[str] = ()) -> np.ndarray:
+def query_vector(
+    embedder, query: str | np.ndarray | None, plus: Sequence[str] = (), minus: Sequence[str] = ()
+) -> np.ndarray:
     """The vector to search: e(query) + Σ e(plus) − Σ e(minus), float32 of the model's dim.
 
     Args:
@@ -117,10 +118,21 @@ def check_mode(mode: str, fusion: str, diversity: float | None) -> None:
         raise InvalidInputError(f"diversity must be between 0 and 1, got {diversity!r}")
 
 
-def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int, *, sigma: float = 1.0,
-                  hnsw_ef: int | None = None, exact: bool = False, text: str | None = None,
-                  mode: str = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
-                  filter: str | models.Filter | None = None, diversity: float | None = None) -> list[Hit]:
+def search_vector(
+    store: VectorStore,
+    name: str,
+    vector: np.ndarray,
+    top_k: int,
+    *,
+    sigma: float = 1.0,
+    hnsw_ef: int | None = None,
+    exact: bool = False,
+    text: str | None = None,
+    mode: str = DEFAULT_MODE,
+    fusion: str = DEFAULT_FUSION,
+    filter: str | models.Filter | None = None,
+    diversity: float | None = None,
+) -> list[Hit]:
     """The ``top_k`` best points of collection ``name`` for the query, best first, as hits.
 
     Args:
@@ -144,9 +156,17 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError(f"{mode} search needs a query text, not only a vector")
         sparse = bm25_query_vector(text)
-    request = SearchRequest(vector=vector, limit=top_k, sparse=sparse, mode=mode, fusion=fusion,
-                            filter=parse_filter(filter), hnsw_ef=hnsw_ef, exact=exact,
-                            diversity=None if diversity is None else float(diversity))
+    request = SearchRequest(
+        vector=vector,
+        limit=top_k,
+        sparse=sparse,
+        mode=mode,
+        fusion=fusion,
+        filter=parse_filter(filter),
+        hnsw_ef=hnsw_ef,
+        exact=exact,
+        diversity=None if diversity is None else float(diversity),
+    )
     points = store.query(name, request)
     query = np.asarray(vector, dtype=np.float64)
     query_norm = float(np.linalg.norm(query))
@@ -156,10 +176,19 @@ def search_vector(store: VectorStore, name: str, vector: np.ndarray, top_k: int,
         distances = [float(np.linalg.norm(np.asarray(p.vector, dtype=np.float64) - query)) for p in points]
     probabilities = gaussian_probabilities(distances, sigma)
     return [
-        Hit(chunk_id=str(p.id), doc_id=p.payload["doc_id"], distance=distance, norm=p.payload["norm"],
-            text=p.payload["text"], source=p.payload.get("source"), chunk=p.payload.get("chunk", 0),
-            title=p.payload.get("title"), query_norm=query_norm, probability=float(prob),
+        Hit(
+            chunk_id=str(p.id),
+            doc_id=p.payload["doc_id"],
+            distance=distance,
+            norm=p.payload["norm"],
+            text=p.payload["text"],
+            source=p.payload.get("source"),
+            chunk=p.payload.get("chunk", 0),
+            title=p.payload.get("title"),
+            query_norm=query_norm,
+            probability=float(prob),
             metadata=p.payload.get("metadata") or {},
-            score=None if mode == "dense" and diversity is None else float(p.score))
+            score=None if mode == "dense" and diversity is None else float(p.score),
+        )
         for p, distance, prob in zip(points, distances, probabilities)
     ]

@@ -25,11 +25,22 @@ logger = logging.getLogger(__name__)
 _NOTICED: set[tuple[int, str]] = set()  # (store, physical collection): the dense-only notice is said once
 
 
-def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: int = 10, embedder=None,
-           hnsw_ef: int | None = None, exact: bool = False, plus: Sequence[str] = (),
-           minus: Sequence[str] = (), sigma: float | None = None, mode: str = DEFAULT_MODE,
-           fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
-           diversity: float | None = None) -> list[Hit]:
+def search(
+    ws: Workspace,
+    collection_name: str,
+    query: str | np.ndarray,
+    top_k: int = 10,
+    embedder=None,
+    hnsw_ef: int | None = None,
+    exact: bool = False,
+    plus: Sequence[str] = (),
+    minus: Sequence[str] = (),
+    sigma: float | None = None,
+    mode: str = DEFAULT_MODE,
+    fusion: str = DEFAULT_FUSION,
+    filter: str | models.Filter | None = None,
+    diversity: float | None = None,
+) -> list[Hit]:
     """The ``top_k`` best chunks for ``query``: by default nearest by true L2 distance, nearest first.
 
     The query is embedded by the collection's own model version; passing an ``embedder`` of
@@ -49,20 +60,37 @@ def search(ws: Workspace, collection_name: str, query: str | np.ndarray, top_k: 
         if embedder is None:
             embedder = ws.embedder_for(collection)
         elif embedder.fingerprint != expected:
-            raise ModelMismatchError(f"collection {collection_name!r} was built by model {expected[:12]}; "
-                                     f"refusing to search it with model {embedder.fingerprint[:12]}")
+            raise ModelMismatchError(
+                f"collection {collection_name!r} was built by model {expected[:12]}; "
+                f"refusing to search it with model {embedder.fingerprint[:12]}"
+            )
         physical = collection.physical_name
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
     if mode != "dense" and not ws.store.shape(physical).hybrid:
         if (id(ws.store), physical) not in _NOTICED:
             _NOTICED.add((id(ws.store), physical))
-            logger.warning("collection %r has no BM25 vectors yet: searching dense only; "
-                           "`ragcun reindex -c %s` adds them", collection_name, collection_name)
+            logger.warning(
+                "collection %r has no BM25 vectors yet: searching dense only; `ragcun reindex -c %s` adds them",
+                collection_name,
+                collection_name,
+            )
         mode = "dense"
     vector = query_vector(embedder, query, plus, minus)
-    return search_vector(ws.store, physical, vector, top_k, sigma=sigma, hnsw_ef=hnsw_ef, exact=exact,
-                         text=query_text(query, plus), mode=mode, fusion=fusion, filter=filter, diversity=diversity)
+    return search_vector(
+        ws.store,
+        physical,
+        vector,
+        top_k,
+        sigma=sigma,
+        hnsw_ef=hnsw_ef,
+        exact=exact,
+        text=query_text(query, plus),
+        mode=mode,
+        fusion=fusion,
+        filter=filter,
+        diversity=diversity,
+    )
 
 
 class CollectionRetriever:
@@ -104,20 +132,43 @@ class CollectionRetriever:
             return collection_counts(session, require_collection(session, self.collection))["chunks"]
 
     def add_documents(self, documents: Sequence[str], **_) -> None:
-        raise InvalidInputError(f"collection {self.collection!r} is persistent: add documents with "
-                                f"`ragcun ingest PATH -c {self.collection}`")
+        raise InvalidInputError(
+            f"collection {self.collection!r} is persistent: add documents with "
+            f"`ragcun ingest PATH -c {self.collection}`"
+        )
 
     def embed(self, text: str) -> np.ndarray:
         """The collection model's embedding of one text."""
         return query_vector(self.embedder, require_text(text, "text"))
 
-    def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
-               plus: Sequence[str] = (), minus: Sequence[str] = (), mode: str = DEFAULT_MODE,
-               fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
-               diversity: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str | np.ndarray,
+        top_k: int = 5,
+        *,
+        sigma: float | None = None,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
+        filter: str | models.Filter | None = None,
+        diversity: float | None = None,
+    ) -> list[Hit]:
         """See :func:`search`; ``sigma=None`` is the collection's calibrated σ."""
-        return search(self.workspace, self.collection, query, top_k, embedder=self.embedder, plus=plus,
-                      minus=minus, sigma=sigma, mode=mode, fusion=fusion, filter=filter, diversity=diversity)
+        return search(
+            self.workspace,
+            self.collection,
+            query,
+            top_k,
+            embedder=self.embedder,
+            plus=plus,
+            minus=minus,
+            sigma=sigma,
+            mode=mode,
+            fusion=fusion,
+            filter=filter,
+            diversity=diversity,
+        )
 
     def close(self) -> None:
         """Close the workspace this retriever opened itself (not one that was passed in)."""

@@ -72,8 +72,11 @@ def check_key(key: str, context: str = "") -> str:
 
 def _equals(key: str, values: list[str]) -> models.Condition:
     """Any of ``values``; a numeric or boolean literal also matches that typed value."""
-    texts = [models.FieldCondition(key=key, match=models.MatchAny(any=values) if len(values) > 1
-                                   else models.MatchValue(value=values[0]))]
+    texts = [
+        models.FieldCondition(
+            key=key, match=models.MatchAny(any=values) if len(values) > 1 else models.MatchValue(value=values[0])
+        )
+    ]
     typed: list = []
     for value in values:
         literal = _literal(value)

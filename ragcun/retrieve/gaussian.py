@@ -67,10 +67,16 @@ class GaussianRetriever:
         """The documents' texts, in the order they were added."""
         return [record.payload["text"] for record in self.store.scroll(COLLECTION)]
 
-    def add_documents(self, documents: Sequence[str], batch_size: int = 32, *, ids: Sequence[str] | None = None,
-                      sources: Sequence[str | None] | None = None,
-                      titles: Sequence[str | None] | None = None,
-                      metadata: Sequence[dict | None] | None = None) -> None:
+    def add_documents(
+        self,
+        documents: Sequence[str],
+        batch_size: int = 32,
+        *,
+        ids: Sequence[str] | None = None,
+        sources: Sequence[str | None] | None = None,
+        titles: Sequence[str | None] | None = None,
+        metadata: Sequence[dict | None] | None = None,
+    ) -> None:
         """Embed and index documents; they are appended to those already added.
 
         Args:
@@ -89,8 +95,9 @@ class GaussianRetriever:
         vectors = self.embedder.encode(documents, batch_size=batch_size)
         self._append(documents, vectors, ids, sources, titles, metadata)
 
-    def _append(self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None,
-                metadata=None) -> None:
+    def _append(
+        self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None, metadata=None
+    ) -> None:
         start = len(self)
         positions = [str(start + i) for i in range(len(documents))]
         ids = positions if ids is None else [str(i) for i in ids]
@@ -98,20 +105,37 @@ class GaussianRetriever:
         titles = titles if titles is not None else [None] * len(documents)
         metadata = metadata if metadata is not None else [None] * len(documents)
         norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-        payloads = [{"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source,
-                     "title": title, "metadata": dict(meta or {})}
-                    for doc_id, text, norm, source, title, meta in zip(ids, documents, norms, sources, titles,
-                                                                        metadata)]
+        payloads = [
+            {
+                "doc_id": doc_id,
+                "chunk": 0,
+                "text": text,
+                "norm": float(norm),
+                "source": source,
+                "title": title,
+                "metadata": dict(meta or {}),
+            }
+            for doc_id, text, norm, source, title, meta in zip(ids, documents, norms, sources, titles, metadata)
+        ]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
     def embed(self, text: str) -> np.ndarray:
         """The Gaussian embedding of one text."""
         return query_vector(self.embedder, require_text(text, "text"))
 
-    def search(self, query: str | np.ndarray, top_k: int = 5, *, sigma: float | None = None,
-               plus: Sequence[str] = (), minus: Sequence[str] = (), mode: str = DEFAULT_MODE,
-               fusion: str = DEFAULT_FUSION, filter: str | models.Filter | None = None,
-               diversity: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str | np.ndarray,
+        top_k: int = 5,
+        *,
+        sigma: float | None = None,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
+        filter: str | models.Filter | None = None,
+        diversity: float | None = None,
+    ) -> list[Hit]:
         """The ``top_k`` nearest documents as :class:`~ragcun.retrieve.base.Hit`, nearest first.
 
         Args:
@@ -125,9 +149,18 @@ class GaussianRetriever:
         """
         top_k = check_top_k(top_k)
         vector = query_vector(self.embedder, query, plus, minus)
-        return search_vector(self.store, COLLECTION, vector, top_k, sigma=1.0 if sigma is None else sigma,
-                             text=query_text(query, plus), mode=mode, fusion=fusion, filter=filter,
-                             diversity=diversity)
+        return search_vector(
+            self.store,
+            COLLECTION,
+            vector,
+            top_k,
+            sigma=1.0 if sigma is None else sigma,
+            text=query_text(query, plus),
+            mode=mode,
+            fusion=fusion,
+            filter=filter,
+            diversity=diversity,
+        )
 
     def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.
@@ -145,8 +178,10 @@ class GaussianRetriever:
         """Positions in :attr:`documents` of the ``top_k`` nearest documents, and their true L2
         distances, nearest first."""
         hits = self.search(vector, top_k)
-        return (np.array([int(hit.chunk_id) for hit in hits], dtype=np.int64),
-                np.array([hit.distance for hit in hits], dtype=np.float64))
+        return (
+            np.array([int(hit.chunk_id) for hit in hits], dtype=np.int64),
+            np.array([hit.distance for hit in hits], dtype=np.float64),
+        )
 
     def close(self) -> None:
         """Nothing to release (a persistent :class:`~ragcun.retrieve.CollectionRetriever` closes its workspace)."""
@@ -172,16 +207,19 @@ class GaussianRetriever:
         state = json.loads(state_path.read_text())
         retriever = cls(model_path=path / MODEL_DIR)
         if retriever.embedder.fingerprint != state["model_version"]:
-            raise ModelLoadError(f"{state_path}: vectors were built by model {state['model_version'][:12]}…, "
-                                 f"but {path / MODEL_DIR} is {retriever.embedder.fingerprint[:12]}…")
+            raise ModelLoadError(
+                f"{state_path}: vectors were built by model {state['model_version'][:12]}…, "
+                f"but {path / MODEL_DIR} is {retriever.embedder.fingerprint[:12]}…"
+            )
         if state.get("format") == FORMAT:
             retriever.store.drop_collection(COLLECTION)
             retriever.store.load(COLLECTION, path)
         elif "format" not in state and not (path / POINTS_FILE).exists():
             retriever._load_format_1(path, state)
         else:
-            raise ModelLoadError(f"{state_path}: unknown format {state.get('format')!r}; this ragcun reads "
-                                 f"1 and {FORMAT}")
+            raise ModelLoadError(
+                f"{state_path}: unknown format {state.get('format')!r}; this ragcun reads 1 and {FORMAT}"
+            )
         if len(retriever) != state["count"]:
             raise ModelLoadError(f"{path}: {len(retriever)} documents stored, {state['count']} expected")
         return retriever

@@ -16,4 +16,12 @@ def open_store(settings: Settings) -> VectorStore:
     return EdgeStore(settings.store_path)
 
 
-__all__ = ["ClientStore", "CollectionParams", "CollectionShape", "EdgeStore", "MemoryStore", "VectorStore", "open_store"]
+__all__ = [
+    "ClientStore",
+    "CollectionParams",
+    "CollectionShape",
+    "EdgeStore",
+    "MemoryStore",
+    "VectorStore",
+    "open_store",
+]

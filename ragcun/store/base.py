@@ -135,8 +135,14 @@ class VectorStore(ABC):
         """Dim, distance and point count as the engine reports them."""
 
     @abstractmethod
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict],
-               sparse: Sequence[models.SparseVector] | None = None) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
         """Insert or overwrite points; returns once they are durable and searchable.
 
         In a hybrid collection each point also gets a BM25 sparse vector: ``sparse``, or by
@@ -200,8 +206,9 @@ class VectorStore(ABC):
         self.close()
 
 
-def sparse_vectors(payloads: Sequence[dict], sparse: Sequence[models.SparseVector] | None,
-                   count: int) -> list[models.SparseVector]:
+def sparse_vectors(
+    payloads: Sequence[dict], sparse: Sequence[models.SparseVector] | None, count: int
+) -> list[models.SparseVector]:
     """``sparse`` checked, or the BM25 vectors of the payloads' texts."""
     if sparse is None:
         return document_vectors([payload.get("text") or "" for payload in payloads])

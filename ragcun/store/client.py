@@ -69,8 +69,9 @@ class ClientStore(VectorStore):
             raise InvalidInputError(f"collection {name!r} already exists")
         self.client.create_collection(
             name,
-            vectors_config={DENSE: models.VectorParams(size=params.dim, distance=models.Distance.EUCLID,
-                                                       on_disk=params.on_disk)},
+            vectors_config={
+                DENSE: models.VectorParams(size=params.dim, distance=models.Distance.EUCLID, on_disk=params.on_disk)
+            },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             hnsw_config=models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.hnsw_ef_construct),
             shard_number=params.shard_number,
@@ -112,8 +113,14 @@ class ClientStore(VectorStore):
             self._layouts[name] = isinstance(vectors, dict) and DENSE in vectors
         return self._layouts[name]
 
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict],
-               sparse: Sequence[models.SparseVector] | None = None) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
         vectors = check_vectors(vectors, len(ids))
         point_ids = as_point_ids(ids)
         hybrid = self._hybrid(name)
@@ -126,8 +133,9 @@ class ClientStore(VectorStore):
                 batch_vectors = {DENSE: dense, SPARSE: sparse_batch}
             else:
                 batch_vectors = dense
-            self.client.upsert(name, points=models.Batch(ids=point_ids[start:end], vectors=batch_vectors,
-                                                         payloads=batch), wait=True)
+            self.client.upsert(
+                name, points=models.Batch(ids=point_ids[start:end], vectors=batch_vectors, payloads=batch), wait=True
+            )
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         if ids:
@@ -155,18 +163,30 @@ class ClientStore(VectorStore):
                 nearest = models.Prefetch(prefetch=[nearest], query=_LOG_LIKELIHOOD, limit=depth, filter=where)
             lexical = models.Prefetch(query=request.sparse, using=SPARSE, limit=depth, filter=where)
             prefetch, using = [nearest, lexical], None
-            query = (models.RrfQuery(rrf=models.Rrf(k=RRF_K)) if request.fusion == "rrf"
-                     else models.FusionQuery(fusion=models.Fusion.DBSF))
+            query = (
+                models.RrfQuery(rrf=models.Rrf(k=RRF_K))
+                if request.fusion == "rrf"
+                else models.FusionQuery(fusion=models.Fusion.DBSF)
+            )
         if request.diversity is not None:
             # MMR re-ranks the mode's candidates by relevance to the query and novelty among the picks.
-            prefetch = [models.Prefetch(query=query, using=using, prefetch=prefetch, limit=depth, params=params,
-                                        filter=where)]
+            prefetch = [
+                models.Prefetch(query=query, using=using, prefetch=prefetch, limit=depth, params=params, filter=where)
+            ]
             using = DENSE if hybrid else None
-            query = models.NearestQuery(nearest=dense, mmr=models.Mmr(diversity=request.diversity,
-                                                                      candidates_limit=depth))
+            query = models.NearestQuery(
+                nearest=dense, mmr=models.Mmr(diversity=request.diversity, candidates_limit=depth)
+            )
         points = self.client.query_points(
-            name, query=query, using=using, prefetch=prefetch, limit=request.limit, with_payload=True,
-            with_vectors=[DENSE] if hybrid else True, search_params=params, query_filter=where,
+            name,
+            query=query,
+            using=using,
+            prefetch=prefetch,
+            limit=request.limit,
+            with_payload=True,
+            with_vectors=[DENSE] if hybrid else True,
+            search_params=params,
+            query_filter=where,
         ).points
         for point in points:
             if isinstance(point.vector, dict):
@@ -176,8 +196,9 @@ class ClientStore(VectorStore):
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         if not ids:
             return []
-        return _dense_only(self.client.retrieve(name, ids=as_point_ids(ids), with_payload=True,
-                                                with_vectors=with_vectors))
+        return _dense_only(
+            self.client.retrieve(name, ids=as_point_ids(ids), with_payload=True, with_vectors=with_vectors)
+        )
 
     def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
         self._require(name)
@@ -196,8 +217,9 @@ class ClientStore(VectorStore):
         operations = []
         if self.get_alias(alias) is not None:
             operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        operations.append(models.CreateAliasOperation(
-            create_alias=models.CreateAlias(collection_name=name, alias_name=alias)))
+        operations.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=alias))
+        )
         # One request: readers of the alias see the old collection or the new one, never neither.
         self.client.update_collection_aliases(change_aliases_operations=operations)
 

@@ -116,8 +116,12 @@ class EdgeStore(VectorStore):
         config = json.loads((self._path(name) / "edge_config.json").read_text())
         hybrid = DENSE in config["vectors"]
         vectors = config["vectors"][DENSE if hybrid else ""]
-        return CollectionShape(dim=vectors["size"], distance=models.Distance(vectors["distance"]),
-                               points=shard.info().points_count, hybrid=hybrid)
+        return CollectionShape(
+            dim=vectors["size"],
+            distance=models.Distance(vectors["distance"]),
+            points=shard.info().points_count,
+            hybrid=hybrid,
+        )
 
     def _hybrid(self, name: str) -> bool:
         """Whether the collection has the named dense + BM25 layout (cached: a layout never changes)."""
@@ -126,8 +130,14 @@ class EdgeStore(VectorStore):
         return self._layouts[name]
 
     @_locked
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict],
-               sparse: Sequence[models.SparseVector] | None = None) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
         shard = self._shard(name)
         vectors = check_vectors(vectors, len(ids))
         hybrid = self._hybrid(name)
@@ -137,12 +147,15 @@ class EdgeStore(VectorStore):
             dense = [vector.tolist() for vector in vectors[start:end]]
             if hybrid:
                 sparse_batch = sparse_vectors(batch, None if sparse is None else sparse[start:end], len(batch))
-                point_vectors = [{DENSE: d, SPARSE: qe.SparseVector(s.indices, s.values)}
-                                 for d, s in zip(dense, sparse_batch)]
+                point_vectors = [
+                    {DENSE: d, SPARSE: qe.SparseVector(s.indices, s.values)} for d, s in zip(dense, sparse_batch)
+                ]
             else:
                 point_vectors = dense
-            points = [qe.Point(id=point_id, vector=vector, payload=payload)
-                      for point_id, vector, payload in zip(as_point_ids(ids[start:end]), point_vectors, batch)]
+            points = [
+                qe.Point(id=point_id, vector=vector, payload=payload)
+                for point_id, vector, payload in zip(as_point_ids(ids[start:end]), point_vectors, batch)
+            ]
             shard.update(qe.UpdateOperation.upsert_points(points))
 
     @_locked
@@ -177,12 +190,23 @@ class EdgeStore(VectorStore):
             # MMR re-ranks the mode's candidates by relevance to the query and novelty among the picks.
             prefetches = [qe.Prefetch(limit=depth, query=query, prefetches=prefetches, params=params, filter=where)]
             query = qe.Mmr(dense, lambda_=1.0 - request.diversity, candidates_limit=depth, using=using)
-        hits = self._shard(name).query(qe.QueryRequest(
-            limit=request.limit, query=query, prefetches=prefetches, with_payload=True,
-            with_vector=[using] if using else True, params=params, filter=where,
-        ))
-        return [models.ScoredPoint(id=str(hit.id), version=hit.version, score=hit.score, payload=hit.payload,
-                                   vector=_dense(hit.vector)) for hit in hits]
+        hits = self._shard(name).query(
+            qe.QueryRequest(
+                limit=request.limit,
+                query=query,
+                prefetches=prefetches,
+                with_payload=True,
+                with_vector=[using] if using else True,
+                params=params,
+                filter=where,
+            )
+        )
+        return [
+            models.ScoredPoint(
+                id=str(hit.id), version=hit.version, score=hit.score, payload=hit.payload, vector=_dense(hit.vector)
+            )
+            for hit in hits
+        ]
 
     @_locked
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
@@ -215,9 +239,13 @@ class EdgeStore(VectorStore):
         self._lock.release()
 
 
-_EDGE_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
-                "float": qe.PayloadSchemaType.Float, "bool": qe.PayloadSchemaType.Bool,
-                "datetime": qe.PayloadSchemaType.Datetime}
+_EDGE_SCHEMA = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+    "datetime": qe.PayloadSchemaType.Datetime,
+}
 
 _E = qe.Expression
 _LOG_LIKELIHOOD = qe.Formula(_E.Mult([_E.Constant(-0.5), _E.Pow(_E.Variable("$score"), _E.Constant(2.0))]))
@@ -231,7 +259,9 @@ def _dense(vector) -> list[float] | None:
 
 
 def _record(record, with_vectors: bool) -> models.Record:
-    return models.Record(id=str(record.id), payload=record.payload, vector=_dense(record.vector) if with_vectors else None)
+    return models.Record(
+        id=str(record.id), payload=record.payload, vector=_dense(record.vector) if with_vectors else None
+    )
 
 
 def edge_filter(where: models.Filter | None):
@@ -245,8 +275,7 @@ def edge_filter(where: models.Filter | None):
         items = items if isinstance(items, list) else [items]
         return [condition(item) for item in items]
 
-    return qe.Filter(must=conditions(where.must), should=conditions(where.should),
-                     must_not=conditions(where.must_not))
+    return qe.Filter(must=conditions(where.must), should=conditions(where.should), must_not=conditions(where.must_not))
 
 
 def condition(item):
@@ -272,8 +301,7 @@ def condition(item):
             range_ = qe.RangeDateTime(**{k: None if v is None else _iso(v) for k, v in range_.model_dump().items()})
         elif isinstance(range_, models.Range):
             range_ = qe.RangeFloat(gte=range_.gte, gt=range_.gt, lte=range_.lte, lt=range_.lt)
-        return qe.FieldCondition(key=item.key, match=match, range=range_, is_empty=item.is_empty,
-                                 is_null=item.is_null)
+        return qe.FieldCondition(key=item.key, match=match, range=range_, is_empty=item.is_empty, is_null=item.is_null)
     raise InvalidInputError(f"filter condition {type(item).__name__} is not supported by the embedded engine")
 
 

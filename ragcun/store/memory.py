@@ -40,8 +40,9 @@ POINTS_FILE = "points.json"
 FORMAT = 1
 
 
-def exact_nearest(vectors: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray,
-                  k: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_nearest(
+    vectors: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``vectors`` nearest to each query by L2, and their true distances, nearest first.
 
     Args:
@@ -87,8 +88,9 @@ class _Points:
         # BM25 term weights per point (term id -> weight), beside the vectors.
         self.sparse: list[dict[int, float]] = []
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: Sequence[dict],
-               sparse: Sequence[models.SparseVector]) -> None:
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, payloads: Sequence[dict], sparse: Sequence[models.SparseVector]
+    ) -> None:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dim {vectors.shape[1]}, the collection's is {self.dim}")
         new: list[tuple[str, np.ndarray, dict, dict]] = []
@@ -128,15 +130,18 @@ class _Points:
         return models.Record(id=self.ids[row], payload=self.payloads[row], vector=vector)
 
     def point(self, row: int, score: float) -> models.ScoredPoint:
-        return models.ScoredPoint(id=self.ids[row], version=0, score=score, payload=self.payloads[row],
-                                  vector=self.vectors[row].tolist())
+        return models.ScoredPoint(
+            id=self.ids[row], version=0, score=score, payload=self.payloads[row], vector=self.vectors[row].tolist()
+        )
 
     def mask(self, where: models.Filter | None) -> np.ndarray:
         """Rows whose payload passes ``where`` (Qdrant's own payload-filter semantics)."""
         if where is None:
             return np.ones(len(self.ids), dtype=bool)
-        return np.array([check_filter(where, payload, point_id, {})
-                         for point_id, payload in zip(self.ids, self.payloads)], dtype=bool)
+        return np.array(
+            [check_filter(where, payload, point_id, {}) for point_id, payload in zip(self.ids, self.payloads)],
+            dtype=bool,
+        )
 
     def nearest(self, vector: np.ndarray, limit: int, allowed: np.ndarray) -> list[models.ScoredPoint]:
         rows = np.flatnonzero(allowed)
@@ -162,8 +167,9 @@ class _Points:
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return [self.point(row, score) for row, score in best]
 
-    def mmr(self, vector: np.ndarray, candidates: list[models.ScoredPoint], limit: int,
-            diversity: float) -> list[models.ScoredPoint]:
+    def mmr(
+        self, vector: np.ndarray, candidates: list[models.ScoredPoint], limit: int, diversity: float
+    ) -> list[models.ScoredPoint]:
         """Maximal marginal relevance over L2 (similarity −distance), as Qdrant's ``Mmr``; scores are distances."""
         if not candidates:
             return []
@@ -208,8 +214,14 @@ class MemoryStore(VectorStore):
         points = self._get(name)
         return CollectionShape(dim=points.dim, distance=models.Distance.EUCLID, points=len(points.ids), hybrid=True)
 
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict],
-               sparse: Sequence[models.SparseVector] | None = None) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
         vectors = check_vectors(vectors, len(ids))
         if len(payloads) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(payloads)} payloads")
@@ -267,8 +279,13 @@ class MemoryStore(VectorStore):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / VECTORS_FILE, points.vectors, allow_pickle=False)
-        state = {"format": FORMAT, "dim": points.dim, "ids": points.ids, "payloads": points.payloads,
-                 "sparse": [[list(w.keys()), list(w.values())] for w in points.sparse]}
+        state = {
+            "format": FORMAT,
+            "dim": points.dim,
+            "ids": points.ids,
+            "payloads": points.payloads,
+            "sparse": [[list(w.keys()), list(w.values())] for w in points.sparse],
+        }
         (folder / POINTS_FILE).write_text(json.dumps(state, ensure_ascii=False))
 
     def load(self, name: str, folder: str | Path) -> None:
@@ -279,9 +296,16 @@ class MemoryStore(VectorStore):
             raise ValueError(f"{folder / POINTS_FILE}: unknown format {state.get('format')!r}, expected {FORMAT}")
         vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
         if vectors.shape != (len(state["ids"]), state["dim"]) or len(state["payloads"]) != len(state["ids"]):
-            raise ValueError(f"{folder / VECTORS_FILE}: shape {vectors.shape} does not match "
-                             f"{len(state['ids'])} points of dim {state['dim']}")
+            raise ValueError(
+                f"{folder / VECTORS_FILE}: shape {vectors.shape} does not match "
+                f"{len(state['ids'])} points of dim {state['dim']}"
+            )
         self.create_collection(name, CollectionParams(dim=state["dim"]))
         sparse = state.get("sparse")  # absent from folders saved before hybrid search: made from the texts
-        self.upsert(name, state["ids"], vectors, state["payloads"],
-                    None if sparse is None else [models.SparseVector(indices=i, values=v) for i, v in sparse])
+        self.upsert(
+            name,
+            state["ids"],
+            vectors,
+            state["payloads"],
+            None if sparse is None else [models.SparseVector(indices=i, values=v) for i, v in sparse],
+        )
