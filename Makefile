@@ -9,7 +9,13 @@ DEMO_QUERY ?= What is information science? Give definitions where possible.
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench-encode clean
+# ruff lints the whole tree; mypy checks the library and training/ (see [tool.mypy] in pyproject.toml)
+LINT_PATHS ?= ragcun training migrations tests benchmarks
+# training/ installs as ragcun.training; mypy cannot follow the editable install's import hook, so it
+# checks a tree of links laid out as the installed package.
+TYPECHECK_TREE := build/typecheck
+
+.PHONY: setup demo test check bench-encode clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +34,17 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+check: setup
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/ruff check $(LINT_PATHS)
+	rm -rf $(TYPECHECK_TREE)/ragcun && mkdir -p $(TYPECHECK_TREE)/ragcun  # links only: mypy's cache stays
+	ln -sfn $(CURDIR)/ragcun/* $(TYPECHECK_TREE)/ragcun/
+	ln -sfn $(CURDIR)/training $(TYPECHECK_TREE)/ragcun/training
+	cd $(TYPECHECK_TREE) && bash -o pipefail -c \
+		"$(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p ragcun | sed 's#^ragcun/training/#training/#'"
+
 bench-encode: setup
 	$(BIN)/python benchmarks/encode.py
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info $(TYPECHECK_TREE)

@@ -17,6 +17,6 @@ def corpus_file(data: Path, limit: int, workdir: Path) -> Path:
         return corpus
     limited = workdir / "corpus.jsonl"
     with corpus.open() as source, limited.open("w") as target:
-        for _, line in zip(range(limit), source):
+        for _, line in zip(range(limit), source, strict=False):
             target.write(line)
     return limited

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-from sentence_transformers import SentenceTransformer
-
 from common import DEFAULT_DATA
+from sentence_transformers import SentenceTransformer
 
 from ragcun.beir import read_corpus
 from ragcun.model import DEFAULT_BASE_MODEL, GaussianEmbedder, load_base_encoder, resolve_base_model
@@ -80,8 +79,8 @@ def main() -> None:
         f"{len(texts)} docs of {args.words} words, batch {args.batch_size}, head {args.head}, "
         f"torch threads {torch.get_num_threads()}, median of {args.rounds} rounds"
     )
-    print(f"| path | docs/s | vs sentence-transformers |")
-    print(f"|---|---|---|")
+    print("| path | docs/s | vs sentence-transformers |")
+    print("|---|---|---|")
     for name, value in rate.items():
         print(f"| {name} | {value:.1f} | {value / baseline:.2f}x |")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
@@ -93,8 +94,8 @@ def main() -> None:
             repeats = max(5, int(args.budget / max(time.perf_counter() - start, 1e-6)))
             faiss_ms, numpy_ms = [], []
             for _ in range(repeats):  # alternate, so background load falls on both sides alike
-                faiss_ms.append(median_ms(lambda: faiss_nearest(index, vectors, queries, args.k), 1))
-                numpy_ms.append(median_ms(lambda: exact_nearest(vectors, sq_norms, queries, args.k), 1))
+                faiss_ms.append(median_ms(partial(faiss_nearest, index, vectors, queries, args.k), 1))
+                numpy_ms.append(median_ms(partial(exact_nearest, vectors, sq_norms, queries, args.k), 1))
             f, m = float(np.median(faiss_ms)), float(np.median(numpy_ms))
             print(f"| {n:,} | {batch} | {f:.3f} | {m:.3f} | {f / m:.2f} | {'yes' if same else 'no'} |", flush=True)
 

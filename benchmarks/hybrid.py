@@ -91,7 +91,7 @@ def quality_set(name: str, cache: Path, data: Path, root: Path) -> list[dict]:
             store.create_collection("c", CollectionParams(dim=chunks.shape[1]))
             payloads = [
                 {"doc_id": r["doc_id"], "text": r["text"], "norm": float(np.linalg.norm(v))}
-                for r, v in zip(rows, chunks)
+                for r, v in zip(rows, chunks, strict=True)
             ]
             store.upsert("c", point_ids(len(rows)), chunks, payloads)
             store.optimize("c")
@@ -99,7 +99,7 @@ def quality_set(name: str, cache: Path, data: Path, root: Path) -> list[dict]:
                 if mode == "bm25" and space != "default model":
                     continue  # the same for every space
                 run: dict[str, dict[str, float]] = {}
-                for qid, vector in zip(query_ids, query_vectors):
+                for qid, vector in zip(query_ids, query_vectors, strict=True):
                     hits = search_vector(
                         store, "c", vector, CHUNK_DEPTH, text=texts[qid], mode=mode, fusion=fusion, exact=True
                     )
@@ -166,7 +166,7 @@ def vocabulary(data: Path) -> tuple[list[str], np.ndarray]:
     with (data / "scifact" / "corpus.jsonl").open() as corpus:
         for line in corpus:
             counts.update(re.findall(r"[a-z]{3,}", json.loads(line)["text"].lower()))
-    words, freq = zip(*counts.most_common(20000))
+    words, freq = zip(*counts.most_common(20000), strict=True)
     p = np.array(freq, dtype=np.float64)
     return list(words), p / p.sum()
 
@@ -219,10 +219,10 @@ def latency(args: argparse.Namespace) -> None:
         rows = []
         for where in (None, "metadata.bucket=7"):
             for mode in ("dense", "bm25", "hybrid"):
-                for v, t in zip(queries[:10], query_texts[:10]):  # warm up
+                for v, t in zip(queries[:10], query_texts[:10], strict=True):  # warm up
                     search_vector(store, "c", v, 10, text=t, mode=mode, filter=where)
                 times, recalls = [], []
-                for v, t in zip(queries, query_texts):
+                for v, t in zip(queries, query_texts, strict=True):
                     start = time.perf_counter()
                     hits = search_vector(store, "c", v, 10, text=t, mode=mode, filter=where)
                     times.append(time.perf_counter() - start)

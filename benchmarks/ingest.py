@@ -74,7 +74,8 @@ def main() -> None:
     print("| path | docs/s | chunks/s | vs encode only |")
     print("|---|---|---|---|")
     print(
-        f"| encode only (mean of {before:.1f}s, {after:.1f}s) | {len(docs) / encode:.1f} | {len(chunks) / encode:.1f} | 1.00x |"
+        f"| encode only (mean of {before:.1f}s, {after:.1f}s) | {len(docs) / encode:.1f} "
+        f"| {len(chunks) / encode:.1f} | 1.00x |"
     )
     print(
         f"| ragcun ingest, end to end | {len(docs) / ingest_seconds:.1f} | {len(chunks) / ingest_seconds:.1f} "

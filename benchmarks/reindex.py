@@ -20,10 +20,10 @@ from pathlib import Path
 
 from common import DEFAULT_DATA, corpus_file
 
+from ragcun.collections import reindex
 from ragcun.ingest import IngestOptions, ingest
 from ragcun.model import GaussianEmbedder, load_base_encoder
 from ragcun.settings import Settings
-from ragcun.collections import reindex
 from ragcun.workspace import Workspace, init_home
 
 

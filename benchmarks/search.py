@@ -28,7 +28,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from common import DEFAULT_DATA
 
 from ragcun.beir import read_corpus
@@ -79,7 +78,7 @@ class Mixture:
         self.weights = np.array([len(m) for m in members], dtype=np.float64) / len(x)
         self.means = np.stack([m.mean(axis=0) if len(m) else kmeans.centroids[c] for c, m in enumerate(members)])
         self.ridge_std = float(np.sqrt(ridge * x.var(axis=0).mean()))
-        self.deviations = [m - mean for m, mean in zip(members, self.means)]
+        self.deviations = [m - mean for m, mean in zip(members, self.means, strict=True)]
         global_std = x.std(axis=0)
         # Components with too few members to estimate a spread borrow the global one, shrunk.
         self.stds = np.stack([m.std(axis=0) if len(m) >= 5 else 0.5 * global_std for m in members])
@@ -144,7 +143,7 @@ def query(store: VectorStore, name: str, queries: np.ndarray, truth: np.ndarray,
         hits = store.search(name, q, TOP_K, hnsw_ef=hnsw_ef)
         latencies.append(time.perf_counter() - start)
         found.append([uuid.UUID(h.id).int - 1 for h in hits])
-    recall = np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, truth)])
+    recall = np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, truth, strict=True)])
     return {"p50": 1e3 * np.percentile(latencies, 50), "p99": 1e3 * np.percentile(latencies, 99), "recall": recall}
 
 
@@ -236,7 +235,8 @@ def main() -> None:
                     for ef in efs if engine == "edge" else efs[:1]:
                         row = {**loaded, **query(store, "bench", queries, truth["truth"], ef)}
                         print(
-                            f"| {label} | {n:,} | {truth['lid']:.1f} | {engine} | {ef if engine == 'edge' else 'exact'} "
+                            f"| {label} | {n:,} | {truth['lid']:.1f} | {engine} "
+                            f"| {ef if engine == 'edge' else 'exact'} "
                             f"| {row['upsert']:,.0f} | {row['build']:.1f} | {row['p50']:.2f} | {row['p99']:.2f} "
                             f"| {row['recall']:.3f} | {truth['p50']:.2f} / {truth['p99']:.2f} "
                             f"| {row['p50'] / truth['p50']:.2f}x | {peak_rss_mib():,.0f} |",

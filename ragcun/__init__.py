@@ -1,7 +1,14 @@
 """ragcun: retrieval with isotropic Gaussian embeddings and Euclidean distance."""
 
+from typing import TYPE_CHECKING
+
 from ragcun.errors import ModelLoadError, RagcunError
 from ragcun.lazy import lazy_attributes
+
+if TYPE_CHECKING:  # what __getattr__ below imports on first use, named for type checkers
+    from ragcun.model import GaussianEmbedder, HeadSpec
+    from ragcun.rag import Generator, RAGPipeline, Retriever
+    from ragcun.retrieve import GaussianRetriever
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,12 @@ class BeirDoc:
 
 def join_title(title: str | None, text: str) -> str:
     """Title and body as one passage, the usual way BEIR documents are embedded."""
-    return f"{title}. {text}" if title else text
+    if not title:
+        return text
+    if not text:
+        return title
+    # Text that opens with a Markdown heading keeps it at the start of a line, where chunking finds it.
+    return f"{title}\n\n{text}" if text.startswith("#") else f"{title}. {text}"
 
 
 def open_text(path: Path, **options):

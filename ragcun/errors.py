@@ -68,3 +68,7 @@ class EvaluationError(RagcunError):
 
 class GenerationError(RagcunError):
     """A RAG generator backend failed: unreachable, refused, timed out or answered nonsense."""
+
+
+class IncompleteCollectionError(EvaluationError):
+    """The collection lacks documents its corpus has (failed at ingest): a score on it would mislead."""

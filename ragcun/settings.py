@@ -13,6 +13,7 @@ environment alone unless given a file, so importing ragcun never depends on the 
 ``EMBEDDING_MODEL``       ragcun model directory of the in-memory RAG retriever (default model)
 ``MODEL_NAME``            RAG generator: ``extractive``, ``openai:MODEL`` or ``hf:PATH``
 ``TOP_K``                 contexts retrieved per question (5)
+``CHANCE_THRESHOLD``      ``ask`` abstains unless a hit's p-value (adapted collections) is below it (0.05)
 ``OPENAI_BASE_URL``       OpenAI-compatible API root, ending in ``/v1``
 ``OPENAI_API_KEY``        its key (unset sends none)
 ``OPENAI_TIMEOUT``        seconds to wait for each network read (60)
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ragcun.errors import InvalidInputError
 
@@ -43,6 +45,8 @@ HNSW_EF_CONSTRUCT = 256
 HNSW_EF = 256
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+# A hit of an adapted collection is "closer than chance" when its p-value is below this (ragcun.retrieve.chance).
+DEFAULT_CHANCE_THRESHOLD = 0.05
 
 
 def _env(name: str, default: Any = None) -> Any:
@@ -63,6 +67,7 @@ class Settings(BaseSettings):
     embedding_model: str | None = _env("EMBEDDING_MODEL")
     model_name: str = _env("MODEL_NAME", "extractive")
     top_k: int = _env("TOP_K", 5)
+    chance_threshold: float = _env("CHANCE_THRESHOLD", DEFAULT_CHANCE_THRESHOLD)
     openai_base_url: str = _env("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL)
     openai_api_key: str | None = _env("OPENAI_API_KEY")
     openai_timeout: float = _env("OPENAI_TIMEOUT", 60.0)
@@ -96,7 +101,7 @@ class Settings(BaseSettings):
             else:
                 from dotenv import dotenv_values
 
-                values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v}
+                values: dict[str, Any] = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v}
                 values.update({k: v for k, v in environ.items() if v and v.strip()})
                 settings = cls.model_construct(**dict(_Given(**values)))
         except ValidationError as exc:
@@ -130,7 +135,14 @@ class _Given(Settings):
     """Settings from the values passed in alone: the process environment is not read."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **sources):
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
 
@@ -139,6 +151,6 @@ def _variable(loc: tuple) -> str:
     return name.upper() if name.lower() in Settings.model_fields else name
 
 
-def _kind(error: dict) -> str:
+def _kind(error: ErrorDetails) -> str:
     kinds = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false (1 or 0)"}
     return kinds.get(error["type"], error["msg"].removeprefix("Input should be ").rstrip("."))

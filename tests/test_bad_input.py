@@ -64,7 +64,7 @@ def test_good_formats_are_read(tmp_path):
 
     assert read_all(tmp_path / "a.md")[0].text == "# Title\n\nMarkdown body."
     html = read_all(tmp_path / "b.html")[0]
-    assert (html.title, html.text) == ("Page", "Visible\ntext")
+    assert (html.title, html.text) == ("Page", "Visible text")
     assert "var x" not in html.text and "p{}" not in html.text
     assert "Gaussian embeddings keep the norm" in read_all(tmp_path / "c.pdf")[0].text
     assert read_all(tmp_path / "d.docx")[0].text == "Word documents work too."
@@ -76,7 +76,6 @@ def test_each_bad_file_has_its_own_error(tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.txt").write_text("   \n\n")
     (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
-    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "corrupt.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
     writer = PdfWriter()
     writer.add_blank_page(width=200, height=200)
@@ -90,7 +89,6 @@ def test_each_bad_file_has_its_own_error(tmp_path):
     assert only_error(tmp_path / "empty.txt").error == "empty file"
     assert only_error(tmp_path / "blank.txt").error == "no text in file"
     assert only_error(tmp_path / "binary.txt").error == "binary file (NUL bytes), not text"
-    assert only_error(tmp_path / "latin1.txt").error == "invalid UTF-8 at byte 3"
     assert only_error(tmp_path / "corrupt.pdf").error.startswith("corrupt PDF")
     assert only_error(tmp_path / "locked.pdf").error == "encrypted PDF (needs a password)"
     assert only_error(tmp_path / "broken.docx").error.startswith("not a valid .docx file")
@@ -114,7 +112,7 @@ def test_jsonl_problems_name_their_line(tmp_path):
     assert [d.doc_id for d in docs] == ["a", "c"] and docs[1].metadata == {"lang": "en"}
     assert problems[2].startswith("malformed JSON")
     assert problems[3] == "missing id field 'id'"
-    assert problems[4] == "missing or empty text field 'text'"
+    assert problems[4] == "both the text field 'text' and the title field 'title' are missing or empty"
     assert problems[5] == "duplicate id 'a' (first seen on line 1)"
     assert problems[6] == "expected a JSON object, got list"
 
@@ -178,3 +176,31 @@ def test_an_id_already_ingested_from_another_file_is_refused(workspace, identity
     assert result.errors[0]["error"] == f"duplicate id 'same': already ingested from {tmp_path / 'a.jsonl'}"
     # Not marked complete: the conflict is reported again until it is resolved.
     assert ingest(workspace, [tmp_path / "b.jsonl"], "docs", identity_embedder).failed == 1
+
+
+def test_each_failed_file_is_one_line_and_no_log_warning(tmp_path, identity_model_dir, caplog):
+    import logging
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text(THREE_DOCS[0])
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "rows.jsonl").write_text('{"id": "a", "text": "fine"}\n{not json\n{"id": "b"}\n')
+    home = str(tmp_path / "home")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
+    with caplog.at_level(logging.WARNING):
+        result = runner.invoke(
+            cli, ["ingest", str(folder), "-c", "kb", "--model", str(identity_model_dir), "--home", home]
+        )
+    assert result.exit_code == 0, result.output
+    failed = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("failed:")]
+    assert failed == [
+        f"failed: {folder / 'empty.txt'}: empty file",
+        f"failed: {folder / 'rows.jsonl'}:2: malformed JSON: Expecting property name enclosed in "
+        "double quotes (column 2)",
+        f"failed: {folder / 'rows.jsonl'}:3: both the text field 'text' and the title field 'title' "
+        "are missing or empty",
+    ]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "added 2" in result.stdout and "failed 3" in result.stdout

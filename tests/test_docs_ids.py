@@ -158,7 +158,7 @@ def test_the_id_migration_rekeys_an_old_schema_catalog_without_reembedding(tmp_p
         [{"doc_id": str(f), "text": f.read_text(), "norm": 1.0, "source": str(f)} for f in files],
     )
 
-    upgrade(settings.db_url)  # 0004: catalog re-keyed, points listed for re-keying
+    upgrade(settings.db_url)  # 0006: catalog re-keyed, points listed for re-keying
     with Workspace(settings, store=store) as ws:  # opening the store re-keys the points
         with ws.catalog.session() as session:
             assert sorted(session.scalars(select(Document.doc_id))) == ["guides/ml.txt", "parking.md"]

@@ -6,6 +6,7 @@ packaged encoder and an identity head, into a real SQLite catalog and the embedd
 
 import json
 import shutil
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -15,14 +16,14 @@ from click.testing import CliRunner
 from ragcun.beir import SAMPLE_DIR, read_corpus, read_qrels, read_queries
 from ragcun.cli import cli
 from ragcun.evaluation import expected_calibration_error, gaussian_probabilities, separation
-from ragcun.evaluation.metrics import per_query_metrics
+from ragcun.evaluation.metrics import per_query_metrics, rank, retrieval_metrics, run_from_scores
 from ragcun.evaluation.stats import sample_lid
 from ragcun.retrieve import GaussianRetriever
-from ragcun.evaluation.metrics import rank, retrieval_metrics, run_from_scores
 
 ADI_QUERIES = str(SAMPLE_DIR / "queries.jsonl")
 ADI_QRELS = str(SAMPLE_DIR / "qrels" / "test.tsv")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MIXED = Path(__file__).parent / "fixtures" / "beir-mixed"  # title-only and text-only rows
 
 
 def invoke(home, *argv):
@@ -97,8 +98,17 @@ def test_eval_beir_reports_every_figure_and_stores_it(adi):
     assert [row["method"] for row in stored] == [r["method"] for r in report["results"]]
     assert stored[0]["model_version"] == model["model_version"] and stored[1]["model_version"] is None
     assert stored[0]["ndcg@10"] == pytest.approx(model["metrics"]["ndcg@10"])
+    assert stored[0]["keep_identical_ids"] is False and stored[0]["missing_documents"] == 0
     text = invoke(home, "eval", "list")
     assert text.exit_code == 0 and "ndcg@10" in text.output and "bm25" in text.output
+    assert "same-ids" in text.output.splitlines()[0] and " ignored " in text.output
+
+
+def test_every_adi_document_is_in_the_collection(adi):
+    home = adi[0]
+    lines = sum(1 for line in (SAMPLE_DIR / "corpus.jsonl").read_text().splitlines() if line.strip())
+    (physical,) = run_json(home, "collections", "show", "adi")["physical"]
+    assert physical["documents"] == lines == 82
 
 
 def test_eval_ndcg_agrees_with_the_trainers_evaluator(adi, identity_embedder):
@@ -200,6 +210,58 @@ def test_eval_ignores_a_document_with_the_query_id(tmp_path, identity_model_dir)
     assert report["results"][0]["metrics"]["mrr@10"] == 1.0
 
 
+def test_title_only_and_text_only_rows_are_documents(tmp_path, identity_model_dir):
+    home = str(tmp_path / "home")
+    assert invoke(home, "init").exit_code == 0
+    report = run_json(
+        home, "eval", "--beir", str(MIXED), "-c", "mixed", "--model", str(identity_model_dir), "--compare", "none"
+    )
+    lines = (MIXED / "corpus.jsonl").read_text().splitlines()
+    (physical,) = run_json(home, "collections", "show", "mixed")["physical"]
+    assert physical["documents"] == len(lines) == 5
+    assert report["missing_documents"] == 0 and report["unknown_doc_ids"] == 0
+    # d1 is a title alone: "how do I rotate keys?" still finds it first.
+    assert report["results"][0]["metrics"]["mrr@10"] > 0.5
+
+
+def test_eval_refuses_a_collection_with_failed_documents(tmp_path, identity_model_dir):
+    folder = tmp_path / "beir"
+    shutil.copytree(MIXED, folder)
+    with (folder / "corpus.jsonl").open("a") as corpus:
+        corpus.write(json.dumps({"_id": "d6", "title": " ", "text": ""}) + "\n")
+        corpus.write(json.dumps({"_id": "d7"}) + "\n")
+    home = str(tmp_path / "home")
+    assert invoke(home, "init").exit_code == 0
+    refused = invoke(home, "eval", "--beir", str(folder), "--model", str(identity_model_dir), "--compare", "none")
+    assert refused.exit_code == 1
+    assert refused.output == (
+        "Error: collection 'beir-beir' lacks 2 document(s) that failed to ingest "
+        "(\"both the text field 'text' and the title field 'title' are missing or empty\" ×2); "
+        "see `ragcun runs show 1`, fix the corpus and ingest again, or pass --allow-incomplete to score it anyway\n"
+    )
+    # The same refusal for an evaluation of the collection by name.
+    by_name = invoke(
+        home,
+        "eval",
+        "-c",
+        "beir-beir",
+        "--queries",
+        str(folder / "queries.jsonl"),
+        "--qrels",
+        str(folder / "qrels" / "test.tsv"),
+        "--compare",
+        "none",
+    )
+    assert by_name.exit_code == 1 and "lacks 2 document(s)" in by_name.output
+    report = run_json(home, "eval", "--beir", str(folder), "--compare", "none", "--allow-incomplete")
+    assert report["missing_documents"] == 2
+    assert any("2 corpus document(s) failed to ingest" in w for w in report["warnings"])
+    assert run_json(home, "eval", "list")[-1]["missing_documents"] == 2
+    # Fixed and ingested again, the collection is complete and eval scores it without the flag.
+    shutil.copy(MIXED / "corpus.jsonl", folder / "corpus.jsonl")
+    assert run_json(home, "eval", "--beir", str(folder), "--compare", "none")["missing_documents"] == 0
+
+
 def test_stats_against_the_gaussian_reference(adi):
     home, _, _, root = adi
     plot = root / "stats.png"
@@ -211,6 +273,11 @@ def test_stats_against_the_gaussian_reference(adi):
     assert stats["eigenvalues"] == sorted(stats["eigenvalues"], reverse=True)
     # 82 points span at most 81 directions, whatever the model.
     assert 0 < stats["effective_rank_ratio"] <= 81 / 384
+    assert stats["effective_rank_cap"] == pytest.approx(81 / 384)
+    (warning,) = stats["warnings"]
+    assert warning.startswith(
+        "82 points in 384 dimensions: the effective rank / dim cannot exceed (points - 1) / dim = 0.211"
+    )
     assert 0.8 < stats["sigreg_reference"] < 1.4 < stats["sigreg"]  # raw MiniLM is far from N(0, I)
     # Text embeddings lie near low-dimensional patches; 82 Gaussian points in 384-d do not.
     assert 2 < stats["local_intrinsic_dim"] < 0.7 * stats["local_intrinsic_dim_reference"]
@@ -218,6 +285,7 @@ def test_stats_against_the_gaussian_reference(adi):
     text = invoke(home, "stats", "-c", "adi")
     assert text.exit_code == 0 and "χ(384)" in text.output and "SIGReg" in text.output
     assert "local intrinsic dim" in text.output
+    assert "at most 0.211 with 82 points" in text.output and "warning: 82 points in 384 dimensions" in text.output
 
 
 def test_local_intrinsic_dim_finds_the_dimension_of_a_subspace():
@@ -259,7 +327,7 @@ def test_calibrate_stores_sigma_and_search_reports_probabilities(adi, tmp_path):
     assert [h["probability"] for h in hits] == pytest.approx(list(gaussian_probabilities(distances, sigma)))
     assert len({h["query_norm"] for h in hits}) == 1 and hits[0]["query_norm"] > 0
     text = invoke(home, "search", "What is information science?", "-c", "adi", "-k", "2")
-    assert text.output.startswith("query norm ") and "  p 0." in text.output
+    assert text.output.startswith("query norm ") and "P(rel)" in text.output and "  0." in text.output
 
     assert run_json(home, "calibrate", "-c", "adi", "--sigma", "2.5")["previous_sigma"] == pytest.approx(sigma)
     report = run_json(home, "eval", "-c", "adi", "--queries", ADI_QUERIES, "--qrels", ADI_QRELS, "--compare", "none")

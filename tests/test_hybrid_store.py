@@ -1,4 +1,4 @@
-"""Hybrid search, filters and MMR inside every engine (qdrant-edge, qdrant-client local mode, in memory): one test each."""
+"""Hybrid search, filters and MMR inside every engine (qdrant-edge, qdrant-client local, in memory): one test each."""
 
 import uuid
 
@@ -49,7 +49,7 @@ def corpus(store):
             "source": f"docs/{i}.md",
             "metadata": {"team": "infra" if i % 2 else "ops", "year": 2020 + i},
         }
-        for i, (t, v) in enumerate(zip(TEXTS, vectors))
+        for i, (t, v) in enumerate(zip(TEXTS, vectors, strict=True))
     ]
     store.create_collection("c", CollectionParams(dim=DIM))
     store.upsert("c", ids(len(TEXTS)), vectors, payloads)

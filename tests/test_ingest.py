@@ -18,12 +18,9 @@ from ragcun.ingest import IngestOptions, ingest
 from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
-from ragcun.store import ClientStore
 from ragcun.workspace import Workspace, init_home
 
-from .conftest import THREE_DOCS
-
-ADI = os.path.join(os.path.dirname(__file__), "..", "ragcun", "data", "adi", "corpus.jsonl")
+from .conftest import ADI, THREE_DOCS, copy_adi_home, open_home
 
 
 def write_docs(folder, docs):
@@ -144,15 +141,13 @@ def test_other_model_is_refused_before_anything_is_written(workspace, identity_e
     assert len(points) == 1 and len(catalog) == 1
 
 
-def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, identity_embedder):
+def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, adi_template, identity_embedder):
     """An app that knows nothing of ragcun queries the collection with qdrant-client alone."""
-    settings = Settings.from_env(home=tmp_path / "home", environ={})
-    init_home(settings)
-    with Workspace(settings, store=ClientStore.local_path(tmp_path / "qdrant")) as ws:
-        ingest(ws, [ADI], "adi", identity_embedder)
+    root = copy_adi_home(adi_template, "local", tmp_path / "adi")  # ADI ingested in qdrant-client local mode
+    with open_home(root, "local") as ws:
         ours = search(ws, "adi", "computer-based retrieval of documents", top_k=5, embedder=identity_embedder)
     physical = f"adi-{identity_embedder.fingerprint[:12]}"
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    client = QdrantClient(path=str(root / "local-qdrant"))
     theirs = client.query_points(
         physical,
         query=identity_embedder.encode(["computer-based retrieval of documents"])[0].tolist(),
@@ -170,6 +165,7 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, identity_emb
 KILLED_INGEST = [sys.executable, "-m", "ragcun.cli", "ingest", ADI, "-c", "adi", "--batch-size", "4"]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, identity_model_dir, identity_embedder):
     home = tmp_path / "home"
     settings = Settings.from_env(home=home, environ={})
@@ -187,7 +183,7 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, iden
                 written = session.scalar(select(func.count()).select_from(CollectionChunk)) or 0
             if written >= 8:
                 break
-            time.sleep(0.05)
+            time.sleep(0.2)
     assert process.poll() is None, f"ingest ended before it could be killed: {process.stderr.read().decode()}"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -203,3 +199,29 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, iden
         with ws.catalog.session() as session:
             statuses = session.scalars(select(IngestRun.status).order_by(IngestRun.id)).all()
     assert statuses == ["interrupted", "completed"]
+
+
+def test_without_a_terminal_progress_is_logged_with_counts_and_rate(workspace, identity_embedder, tmp_path, caplog):
+    import logging
+
+    from ragcun.ingest import IngestOptions
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, text in enumerate(THREE_DOCS):
+        (folder / f"d{i}.txt").write_text(text)
+    with caplog.at_level(logging.INFO, logger="ragcun.progress"):
+        ingest(workspace, [folder], "kb", identity_embedder, IngestOptions(batch_size=1, log_every=0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "ragcun.progress"]
+    assert lines[-1].startswith("kb 3/3 files: 3 added, 0 updated, 0 unchanged, 0 failed; 3 chunks embedded (")
+    assert lines[-1].endswith(" documents/s)")
+
+
+def test_loading_a_model_is_announced_before_it_starts(identity_model_dir, caplog):
+    import logging
+
+    from ragcun.model import GaussianEmbedder
+
+    with caplog.at_level(logging.INFO, logger="ragcun.progress"):
+        GaussianEmbedder.load(identity_model_dir)
+    assert caplog.records[0].getMessage() == f"loading model {identity_model_dir.name} …"

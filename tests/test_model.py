@@ -109,7 +109,7 @@ def test_strict_load_refuses_unexpected_and_missing_keys(tmp_path, mlp_embedder,
         GaussianEmbedder.load(directory, base_encoder=base_encoder)
 
     rewrite({**state, "2.weight": state["2.weight"][:10].clone()})
-    with pytest.raises(ModelLoadError, match="head.safetensors: weights do not fit head mlp"):
+    with pytest.raises(ModelLoadError, match=r"head\.safetensors: weights do not fit head mlp"):
         GaussianEmbedder.load(directory, base_encoder=base_encoder)
 
 
@@ -120,13 +120,13 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path, mlp_embedder, base_en
     (directory / "fingerprint").write_text(
         fingerprint_of((directory / "config.json").read_bytes(), b"not safetensors at all")
     )
-    with pytest.raises(ModelLoadError, match="head.safetensors: not a valid safetensors file"):
+    with pytest.raises(ModelLoadError, match=r"head\.safetensors: not a valid safetensors file"):
         GaussianEmbedder.load(directory, base_encoder=base_encoder)
 
     config = b"{ this is not json"
     (directory / "config.json").write_bytes(config)
     (directory / "fingerprint").write_text(fingerprint_of(config, b"not safetensors at all"))
-    with pytest.raises(ModelLoadError, match="config.json: invalid model config"):
+    with pytest.raises(ModelLoadError, match=r"config\.json: invalid model config"):
         GaussianEmbedder.load(directory, base_encoder=base_encoder)
 
     (directory / "fingerprint").unlink()
@@ -170,7 +170,7 @@ def test_sentence_transformers_export_reproduces_embeddings(tmp_path, base_encod
     model = GaussianEmbedder(
         head=kind, out_dim=None if kind == "identity" else 48, hidden_dim=96, seed=11, base_encoder=base_encoder
     )
-    with_head = model.head if kind != "linear" else model.head
+    with_head = model.head
     if kind == "linear":
         # Move off the identity init so the export has real weights to carry.
         with_head[0].weight.data.normal_(0, 0.1)

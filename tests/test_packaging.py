@@ -5,12 +5,12 @@ import json
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = ("training", "migrations", "ragcun.training", "ragcun.migrations")
@@ -26,7 +26,8 @@ import ragcun
 after_ragcun = sorted(sys.modules)
 for info in pkgutil.walk_packages(ragcun.__path__, "ragcun."):
     # __main__ runs a command line; training and migrations are what the plugins load on demand
-    if info.name.rsplit(".", 1)[-1] != "__main__" and not info.name.startswith(("ragcun.training", "ragcun.migrations")):
+    on_demand = info.name.startswith(("ragcun.training", "ragcun.migrations"))
+    if info.name.rsplit(".", 1)[-1] != "__main__" and not on_demand:
         importlib.import_module(info.name)
 print(json.dumps({"after_ragcun": after_ragcun, "after_all": sorted(sys.modules)}))
 """

@@ -22,7 +22,7 @@ def home(tmp_path_factory, identity_model_dir):
     home = str(root / "home")
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
-    folder = write_corpus(root / "adi", RELEVANT + ["1", "2", "4", "5", "17"])
+    folder = write_corpus(root / "adi", [*RELEVANT, "1", "2", "4", "5", "17"])
     result = runner.invoke(
         cli, ["--home", home, "ingest", str(folder), "-c", "adi", "--model", str(identity_model_dir), "--json"]
     )

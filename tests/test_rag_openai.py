@@ -181,7 +181,7 @@ def test_pipeline_streams_tokens_and_cites(server, identity_embedder):
     tokens = []
     result = pipeline.query(QUESTION, top_k=2, on_token=tokens.append)
     assert tokens == ["The tower is in ", "Paris [1]."] and result.answer == "The tower is in Paris [1]."
-    assert [c.doc_id for c in result.contexts][0] == "eiffel" and len(result.contexts) == 2
+    assert result.contexts[0].doc_id == "eiffel" and len(result.contexts) == 2
     (citation,) = result.citations
     assert (citation.n, citation.doc_id, citation.source) == (1, "eiffel", "c.txt")
     assert citation.distance == result.contexts[0].distance

@@ -53,7 +53,7 @@ def test_search_scores_are_true_l2_distances_ascending(store):
     hits = store.search("c", query, limit=5, exact=True)
     expected = np.sort(np.linalg.norm(vectors - query, axis=1))[:5]
     np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-5)
-    by_id = dict(zip(ids, vectors))
+    by_id = dict(zip(ids, vectors, strict=True))
     for hit in hits:
         assert hit.score == pytest.approx(float(np.linalg.norm(by_id[hit.id] - query)), rel=1e-5)
         assert hit.payload["text"].startswith("text ")
@@ -77,7 +77,7 @@ def test_upsert_same_ids_overwrites_and_delete_removes(store):
     store.upsert("c", ids, vectors, payloads)
     store.upsert("c", ids, vectors * 2, payloads)
     assert store.count("c") == 30
-    store.delete("c", ids[:10] + [str(uuid.uuid4())])
+    store.delete("c", [*ids[:10], str(uuid.uuid4())])
     assert store.count("c") == 20
     assert sorted(r.id for r in store.scroll("c", batch_size=7)) == sorted(ids[10:])
 

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +79,13 @@ def test_jsonl_pairs_and_raw_corpus_spans(tmp_path):
     assert pairs.texts[pairs.negative[0]] == "n1" and pairs.negative[1] == NO_NEGATIVE
 
     (tmp_path / "bad.jsonl").write_text('{"query": "q"}\n')
-    with pytest.raises(ValueError, match="bad.jsonl:1"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
         load_training_data(tmp_path / "bad.jsonl")
 
     spans, _ = load_training_data(SAMPLE_DIR / "corpus.jsonl", span_views=3)
     documents = [doc.content for doc in read_corpus(SAMPLE_DIR)]
     assert spans.kind == "spans" and len(spans) == 3 * len(documents)
-    for q, p in zip(spans.query[:30], spans.positive[:30]):
+    for q, p in zip(spans.query[:30], spans.positive[:30], strict=True):
         # both views are spans of one and the same document
         assert any(spans.texts[q] in d and spans.texts[p] in d for d in documents)
 
@@ -150,8 +151,8 @@ def test_schedules_are_pure_and_bounded():
     total = 100
     lrs = [lr_multiplier(s, total, warmup=0.1, min_ratio=0.1) for s in range(total + 1)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1)
-    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10]))  # warmup rises
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine decays
+    assert all(a <= b for a, b in pairwise(lrs[:10]))  # warmup rises
+    assert all(a >= b for a, b in pairwise(lrs[10:]))  # cosine decays
     assert sigreg_weight(0, total, 0.3, 0.5) == 0 and sigreg_weight(25, total, 0.3, 0.5) == pytest.approx(0.15)
     assert sigreg_weight(0, total, 0.3, 0.0) == 0.3
 
@@ -197,7 +198,7 @@ def test_frozen_run_writes_a_model_selected_on_dev(tmp_path, base_encoder, cache
     # the directory holds the best epoch's weights: its dev nDCG is reproduced from the saved model
     from ragcun.training.train import Texts, Trainable, evaluate_dev
 
-    train_set, dev = load_training_data(SAMPLE_DIR, "test", 0.3, config.seed)
+    _, dev = load_training_data(SAMPLE_DIR, "test", 0.3, config.seed)
     reloaded = Trainable(model, GaussianLoss(32), full=False)
     metrics = evaluate_dev(reloaded, Texts(model, dev, False, torch.device("cpu"), cache_dir), dev, seed=0)
     assert metrics["dev_ndcg@10"] == pytest.approx(best["dev_ndcg@10"], abs=1e-6)

@@ -8,26 +8,26 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from qdrant_client import QdrantClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from ragcun.catalog.models import Collection, CollectionChunk
-from ragcun.collections.check import check
+from ragcun.catalog.models import BaseVector, Collection, CollectionChunk
 from ragcun.cli import cli
+from ragcun.collections import chunk_lineage, reindex, rollback
+from ragcun.collections.check import check
 from ragcun.errors import RagcunError
 from ragcun.ingest import ingest
 from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
-from ragcun.store import ClientStore
-from ragcun.collections import chunk_lineage, gc, reindex, rollback
-from ragcun.workspace import Workspace, init_home
+from ragcun.workspace import Workspace
 
-from .test_ingest import ADI
+from .conftest import copy_adi_home, open_home
 
 QUERY = "computer-based retrieval of documents"
 
@@ -57,13 +57,10 @@ def active(ws, name):
         return c.physical_name, c.model_version.fingerprint
 
 
-def test_reindex_switches_search_and_the_alias(tmp_path, request, identity_embedder, model_b):
+def test_reindex_switches_search_and_the_alias(tmp_path, adi_template, identity_embedder, model_b):
     for engine in ("edge", "local"):
-        settings = Settings.from_env(home=tmp_path / engine, environ={})
-        init_home(settings)
-        store = ClientStore.local_path(tmp_path / f"{engine}-qdrant") if engine == "local" else None
-        with Workspace(settings, store=store) as ws:
-            ingest(ws, [ADI], "adi", identity_embedder)
+        root = copy_adi_home(adi_template, engine, tmp_path / engine)
+        with open_home(root, engine) as ws:
             before = search(ws, "adi", QUERY, top_k=5)
             assert distances_match(identity_embedder, QUERY, before)
             result = reindex(ws, "adi", model_b, batch_size=16)
@@ -81,7 +78,7 @@ def test_reindex_switches_search_and_the_alias(tmp_path, request, identity_embed
             # Re-running the finished command changes nothing.
             assert not reindex(ws, "adi", model_b).switched
         if engine == "local":
-            client = QdrantClient(path=str(tmp_path / "local-qdrant"))
+            client = QdrantClient(path=str(root / "local-qdrant"))
             alias_hits = client.query_points(
                 "adi", query=model_b.encode([QUERY])[0].tolist(), using="dense", limit=5
             ).points
@@ -89,8 +86,8 @@ def test_reindex_switches_search_and_the_alias(tmp_path, request, identity_embed
             assert [p.payload["doc_id"] for p in alias_hits] == [h.doc_id for h in after]
 
 
-def test_searches_keep_working_during_a_reindex(workspace, identity_embedder, model_b):
-    ingest(workspace, [ADI], "adi", identity_embedder)
+def test_searches_keep_working_during_a_reindex(adi_workspace, model_b):
+    workspace = adi_workspace
     failures, empties, served = [], [], []
     done = threading.Event()
 
@@ -115,9 +112,9 @@ def test_searches_keep_working_during_a_reindex(workspace, identity_embedder, mo
 
 
 def test_rollback_reactivates_the_previous_version_without_losing_documents(
-    workspace, identity_embedder, model_b, tmp_path
+    adi_workspace, identity_embedder, model_b, tmp_path
 ):
-    ingest(workspace, [ADI], "adi", identity_embedder)
+    workspace = adi_workspace
     old_physical, _ = active(workspace, "adi")
     reindex(workspace, "adi", model_b, batch_size=32)
     extra = tmp_path / "extra.txt"
@@ -135,8 +132,8 @@ def test_rollback_reactivates_the_previous_version_without_losing_documents(
     assert rollback(workspace, "adi").model_version == model_b.fingerprint
 
 
-def test_gc_and_model_removal(tmp_path, identity_model_dir, model_b_dir):
-    home = str(tmp_path / "home")
+def test_gc_and_model_removal(adi_home, model_b_dir):
+    home = adi_home  # ADI ingested with the identity model
     runner = CliRunner()
 
     def run(*argv, code=0):
@@ -144,8 +141,6 @@ def test_gc_and_model_removal(tmp_path, identity_model_dir, model_b_dir):
         assert result.exit_code == code, result.output
         return result
 
-    run("init")
-    run("ingest", ADI, "-c", "adi", "--model", str(identity_model_dir))
     run("reindex", "-c", "adi", "--model", str(model_b_dir), "--batch-size", "64")
     versions = json.loads(run("models", "list", "--json").stdout)
     assert sorted(c["status"] for m in versions for c in m["collections"]) == ["active", "retired"]
@@ -161,11 +156,9 @@ def test_gc_and_model_removal(tmp_path, identity_model_dir, model_b_dir):
     )
 
 
-def test_mismatched_model_search_is_refused_by_the_cli(tmp_path, identity_model_dir, model_b_dir, model_b):
-    home = str(tmp_path / "home")
+def test_mismatched_model_search_is_refused_by_the_cli(adi_home, model_b_dir, model_b):
+    home = adi_home
     runner = CliRunner()
-    runner.invoke(cli, ["--home", home, "init"])
-    runner.invoke(cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)])
     result = runner.invoke(cli, ["--home", home, "search", QUERY, "-c", "adi", "--model", str(model_b_dir)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: collection 'adi' was built by model ")
@@ -183,15 +176,21 @@ def plant_faults(ws, name):
     ws.store.upsert(physical, [orphan], np.array([record.vector]), [{**record.payload, "doc_id": "ghost"}])
 
 
-def test_check_finds_each_planted_fault_and_repair_fixes_it(workspace, identity_embedder):
-    ingest(workspace, [ADI], "adi", identity_embedder)
+def test_check_finds_each_planted_fault_and_repair_fixes_it(adi_workspace):
+    workspace = adi_workspace
     assert check(workspace, "adi")[0].problems == 0
     plant_faults(workspace, "adi")
     (report,) = check(workspace, "adi")
     assert (len(report.missing_points), len(report.orphan_points), len(report.wrong_norms)) == (1, 1, 1)
     (repaired,) = check(workspace, "adi", repair=True)
     assert repaired.problems == 0 and repaired.points == 82
-    assert repaired.repaired == {"orphans_deleted": 1, "points_restored": 1, "points_rewritten": 1}
+    assert repaired.repaired == {
+        "orphans_deleted": 1,
+        "points_restored": 1,
+        "points_rewritten": 1,
+        "base_vectors_encoded": 0,
+        "base_vectors_deleted": 0,
+    }
     # A restored point keeps its lineage: the ingest run that first wrote it, in the catalog and the payload.
     victim = sorted(r.id for r in workspace.store.scroll(active(workspace, "adi")[0]))[0]
     (stored,) = chunk_lineage(workspace, victim).collections
@@ -199,11 +198,9 @@ def test_check_finds_each_planted_fault_and_repair_fixes_it(workspace, identity_
     assert workspace.store.retrieve(stored["physical_name"], [victim])[0].payload["ingest_run"] == 1
 
 
-def test_check_cli_exit_codes(tmp_path, identity_model_dir):
-    home = str(tmp_path / "home")
+def test_check_cli_exit_codes(adi_home):
+    home = adi_home
     runner = CliRunner()
-    runner.invoke(cli, ["--home", home, "init"])
-    runner.invoke(cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)])
     assert runner.invoke(cli, ["--home", home, "check"]).exit_code == 0
     with Workspace(Settings.from_env(home=home, environ={})) as ws:
         plant_faults(ws, "adi")
@@ -215,17 +212,16 @@ def test_check_cli_exit_codes(tmp_path, identity_model_dir):
     assert runner.invoke(cli, ["--home", home, "check"]).exit_code == 0
 
 
-def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, identity_model_dir, model_b_dir, model_b):
-    home = tmp_path / "home"
+@pytest.mark.slow
+def test_reindex_killed_at_three_points_resumes_and_ends_consistent(adi_home, model_b_dir, model_b):
+    home = Path(adi_home)
     settings = Settings.from_env(home=home, environ={})
     runner = CliRunner()
-    runner.invoke(cli, ["--home", str(home), "init"])
-    assert (
-        runner.invoke(
-            cli, ["--home", str(home), "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)]
-        ).exit_code
-        == 0
-    )
+    # With every base vector stored, a head-only reindex of 82 chunks ends before it can be killed: drop
+    # them, so that this reindex runs the encoder (and stores them again, batch by batch).
+    with Workspace(settings) as ws, ws.catalog.session() as session:
+        session.execute(delete(BaseVector))
+        session.commit()
     command = [
         sys.executable,
         "-m",
@@ -244,17 +240,19 @@ def test_reindex_killed_at_three_points_resumes_and_ends_consistent(tmp_path, id
     for kill_at in (2, 40, 80):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline, written = time.monotonic() + 240, 0
-        while time.monotonic() < deadline and process.poll() is None:
-            with Workspace(settings) as probe, probe.catalog.session() as session:
-                target = session.scalar(select(Collection).where(Collection.status == "building"))
-                written = (
-                    session.scalar(select(func.count()).where(CollectionChunk.collection_id == target.id))
-                    if target
-                    else 0
-                )
-            if written >= kill_at:
-                break
-            time.sleep(0.02)
+        with Workspace(settings) as probe:
+            while time.monotonic() < deadline and process.poll() is None:
+                with probe.catalog.session() as session:
+                    target = session.scalar(select(Collection).where(Collection.status == "building"))
+                    written = (
+                        session.scalar(select(func.count()).where(CollectionChunk.collection_id == target.id))
+                        if target
+                        else 0
+                    )
+                if written >= kill_at:
+                    break
+                # Every 0.2 s, and closely at the end: the last kill point (80 of 82) is a single batch wide.
+                time.sleep(0.01 if written >= 70 else 0.2)
         assert process.poll() is None, process.stderr.read().decode()
         os.kill(process.pid, signal.SIGKILL)
         process.wait()

@@ -78,7 +78,7 @@ def load_checkpoint(
     """Restore weights, optimizer, RNG states in place (strictly); return the JSON run state."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = json.loads(handle.metadata()["ragcun_checkpoint"])
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open handles are not iterable)
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(weights, strict=True)  # a different architecture cannot be resumed
     optim_state: dict[int, dict[str, torch.Tensor]] = {}

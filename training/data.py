@@ -17,10 +17,10 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ragcun.beir import read_corpus, read_jsonl, read_qrels, read_queries
 from ragcun.errors import InvalidInputError
-
 
 NO_NEGATIVE = -1
 
@@ -84,7 +84,7 @@ def load_beir_pairs(
 
     texts = _Texts()
     doc_index = {doc.doc_id: texts(doc.content) for doc in corpus}
-    base = dict(corpus=list(doc_index.values()), doc_ids=list(doc_index), sources=[str(qrels_path)])
+    base: dict[str, Any] = dict(corpus=list(doc_index.values()), doc_ids=list(doc_index), sources=[str(qrels_path)])
     train = PairSet(texts=texts.texts, kind="beir", **base)
     for qid in sorted(train_qids):
         for doc_id in sorted(qrels[qid]):
@@ -209,7 +209,7 @@ def load_training_data(
 def fingerprint(pairs: PairSet) -> str:
     """sha256 over the training pairs' texts, in order: names exactly what a model was trained on."""
     digest = hashlib.sha256()
-    for q, p, n in zip(pairs.query, pairs.positive, pairs.negative):
+    for q, p, n in zip(pairs.query, pairs.positive, pairs.negative, strict=True):
         for i in (q, p, n):
             digest.update((pairs.texts[i] if i != NO_NEGATIVE else "").encode())
             digest.update(b"\x00")

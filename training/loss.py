@@ -22,6 +22,7 @@ already has. It needs the base embeddings, so only the frozen recipe uses it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -132,14 +133,15 @@ class GaussianLoss(nn.Module):
         """
         candidates = d if negatives is None or negatives.shape[0] == 0 else torch.cat([d, negatives])
         terms = {"nce": info_nce(q, candidates, self.temperature, same)}
-        views = {
+        choices: dict[str, Callable[[], list[Tensor]]] = {
             "both": lambda: [torch.cat([q, d])],
             "separate": lambda: [q, d],
             "queries": lambda: [q],
             "docs": lambda: [d],
-            "corpus": lambda: [corpus],
-        }[self.sigreg_on]()
-        if any(v is None for v in views):
+            "corpus": lambda: [] if corpus is None else [corpus],
+        }
+        views = choices[self.sigreg_on]()
+        if not views:
             raise InvalidInputError("sigreg_on='corpus' needs a corpus batch")
         terms["sigreg"] = torch.stack([sigreg(v, self.num_slices, seed) for v in views]).mean()
         loss = terms["nce"] + lam * terms["sigreg"]

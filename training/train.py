@@ -22,6 +22,7 @@ import subprocess
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -73,6 +74,7 @@ def pca_init(head: nn.Sequential, x: torch.Tensor, whiten: bool = False) -> None
     [W; −W] followed by [I, −I]; the remaining hidden units start with zero output weights.
     """
     first, last = head[0], head[-1]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)  # linear and mlp heads end in Linear
     k = last.out_features
     if k > x.shape[1] or (len(head) > 1 and first.out_features < 2 * k):
         raise InvalidInputError(f"pca init needs out_dim <= base width and hidden_dim >= 2 * out_dim (out_dim {k})")
@@ -120,7 +122,7 @@ class Trainable(nn.Module):
 
 def positives_by_query(pairs: PairSet) -> dict[int, set[int]]:
     positives: dict[int, set[int]] = {}
-    for q, p in zip(pairs.query, pairs.positive):
+    for q, p in zip(pairs.query, pairs.positive, strict=True):
         positives.setdefault(q, set()).add(p)
     return positives
 
@@ -171,7 +173,7 @@ def git_commit() -> dict:
 def library_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for package in (
         "ragcun",
         "torch",
@@ -313,7 +315,7 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
     inputs = Texts(embedder, train_set, full, device, config.cache_dir)
     dev_inputs = Texts(embedder, dev_set, full, device, config.cache_dir) if dev_set is not None and main else None
 
-    groups = [
+    groups: list[dict[str, Any]] = [
         {
             "name": "head",
             "params": [*model.head.parameters(), *[p for p in model.loss.parameters() if p.requires_grad]],
@@ -321,17 +323,19 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
         }
     ]
     if full:
+        assert model.base is not None  # a full run's Trainable holds the base
         groups.append({"name": "base", "params": list(model.base.parameters()), "lr": config.base_lr})
     for group in groups:
         group["peak_lr"] = group["lr"]
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    ddp_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    ddp = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else None
+    ddp_model: nn.Module = model if ddp is None else ddp
 
     micro_per_epoch = math.ceil(len(train_set) / config.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     generator = torch.Generator().manual_seed(config.seed)
-    state = {"epoch": 0, "history": [], "best": None}
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": None}
     step = 0
     if resume_from is not None:
         state = load_checkpoint(resume_from, model, optimizer, generator)  # strict, after check_resumable
@@ -383,7 +387,7 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                     picks = torch.randint(len(train_set.corpus), (config.corpus_batch,), generator=generator).tolist()
                     corpus_idx = [train_set.corpus[i] for i in picks]
                 same = relevance_mask(positives, q_idx, d_idx + n_idx).to(device)
-                sync = nullcontext() if not distributed or (micro + 1) % config.grad_accum == 0 else ddp_model.no_sync()
+                sync = ddp.no_sync() if ddp is not None and (micro + 1) % config.grad_accum != 0 else nullcontext()
                 with sync, autocast:
                     terms = ddp_model(
                         inputs(q_idx),
@@ -419,7 +423,7 @@ def train(config: TrainConfig, base_encoder=None) -> Path:
                 "lambda": lam,
                 **{f"train_{k}": v / micro for k, v in sums.items()},
             }
-            if dev_inputs is not None:
+            if dev_inputs is not None and dev_set is not None:
                 record.update(evaluate_dev(model, dev_inputs, dev_set, seed=epoch))
                 if state["best"] is None or record["dev_ndcg@10"] > state["best"]["dev_ndcg@10"]:
                     state["best"] = record

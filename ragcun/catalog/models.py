@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -114,8 +114,26 @@ class Chunk(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
+    # Where the chunk sits in its document: {"heading_path": "Security > Keys", "page": 4, "pages": [4, 5]}.
+    locator: Mapped[dict | None] = mapped_column(JSON)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
+
+
+class BaseVector(Base):
+    """A chunk text's base-encoder (pre-head) embedding, float16, so a new head never re-runs the encoder.
+
+    Keyed by what the embedding depends on: the base encoder (reference and truncation length, as
+    ``ragcun.collections.base_vectors.base_key``) and the text's sha256 (``Chunk.sha256``). Many chunks, in any
+    collection, may share one row.
+    """
+
+    __tablename__ = "base_vectors"
+
+    base_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float16, dim values
 
 
 class CollectionChunk(Base):

@@ -5,6 +5,7 @@ commands on ``cli`` when imported here.
 """
 
 from ragcun.cli import (  # noqa: F401  (registers commands)
+    adapt,
     ask,
     check,
     collections,

@@ -70,10 +70,15 @@ def ask(
 
     def render(data: dict) -> None:
         click.echo("\n")
+        # In order of first citation; a document cited through several passages is listed once, with all its numbers.
+        by_document: dict[tuple, list[dict]] = {}
         for c in data["citations"]:
+            by_document.setdefault((c["source"], c["doc_id"]), []).append(c)
+        for (source, doc_id), cited in by_document.items():
+            numbers = "".join(f"[{c['n']}]" for c in cited)
+            nearest = min(cited, key=lambda c: c["distance"])
             click.echo(
-                f"[{c['n']}] {c['doc_id']}  distance {c['distance']:.4f}  p {c['probability']:.3f}  "
-                f"{c['source'] or ''}".rstrip()
+                f"{numbers} {doc_id}  distance {nearest['distance']:.4f}  {source if source != doc_id else ''}".rstrip()
             )
 
     emit(result, as_json, render)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
-from ragcun.collections.check import PROBLEM_KINDS
-from ragcun.collections.check import check as run_check
+from ragcun.collections.check import PROBLEM_KINDS, check as run_check
 
 
 @cli.command()

@@ -54,7 +54,7 @@ def docs_show(app: AppContext, chunk_id, as_json) -> None:
 
 @docs.command("delete")
 @click.argument("doc_id")
-@click.option("-c", "--collection", required=True)
+@click.option("-c", "--collection", required=True, help="Collection the document belongs to.")
 @json_option
 @pass_app
 def docs_delete(app: AppContext, doc_id, collection, as_json) -> None:

@@ -70,6 +70,12 @@ def _figures(row: dict) -> dict:
     "for collections whose query and document ids are separate numberings.",
 )
 @click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Score a collection whose ingest left failed documents (refused by default); the report "
+    "counts them as missing_documents.",
+)
+@click.option(
     "--mode",
     type=click.Choice(["dense", "bm25", "hybrid"]),
     default="dense",
@@ -91,6 +97,7 @@ def eval_group(
     compare,
     plot,
     keep_identical_ids,
+    allow_incomplete,
     mode,
     fusion,
     where,
@@ -119,6 +126,7 @@ def eval_group(
                 split=split,
                 compare=methods,
                 ignore_identical_ids=not keep_identical_ids,
+                allow_incomplete=allow_incomplete,
                 mode=mode,
                 fusion=fusion,
                 filter=where,
@@ -133,6 +141,7 @@ def eval_group(
                 qrels,
                 compare=methods,
                 ignore_identical_ids=not keep_identical_ids,
+                allow_incomplete=allow_incomplete,
                 mode=mode,
                 fusion=fusion,
                 filter=where,
@@ -150,6 +159,13 @@ def eval_group(
             click.echo(f"reliability plot: {d['plot']}")
 
     emit(data, as_json, render)
+
+
+def _identical_ids(row: dict) -> str:
+    """How a stored result treated a document with the query's own id: 'kept' (--keep-identical-ids) or 'ignored'."""
+    if "keep_identical_ids" not in row:
+        return "?"  # stored before this was recorded
+    return "kept" if row["keep_identical_ids"] else "ignored"
 
 
 @eval_group.command("list")
@@ -171,11 +187,13 @@ def eval_list(app: AppContext, collection, as_json) -> None:
                     "collection": r["collection"],
                     **_figures(r),
                     "queries": r["num_queries"],
+                    "same-ids": _identical_ids(r),
+                    "missing": r.get("missing_documents"),
                     "at": r["created_at"].isoformat(timespec="seconds"),
                 }
                 for r in data
             ],
-            ["id", "collection", *EVAL_COLUMNS, "queries", "at"],
+            ["id", "collection", *EVAL_COLUMNS, "queries", "same-ids", "missing", "at"],
         )
 
     emit(rows, as_json, render)
@@ -211,7 +229,10 @@ def stats(app: AppContext, collection, plot, seed, as_json) -> None:
         click.echo(
             f"eigenvalues   top {' '.join(f'{v:.3f}' for v in eig[:5])}  ... smallest {eig[-1]:.3g}  (N(0, I): all ≈ 1)"
         )
-        click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1)")
+        cap = f"; at most {d['effective_rank_cap']:.3f} with {d['count']} points" if d.get("effective_rank_cap") else ""
+        click.echo(f"effective rank / dim  {d['effective_rank_ratio']:.3f}  (N(0, I): ≈ 1{cap})")
+        for warning in d.get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"SIGReg        {d['sigreg']:.3f}  (N(0, I) sample of the same shape: {d['sigreg_reference']:.3f})")
         if d["local_intrinsic_dim"] is not None:
             click.echo(
@@ -235,8 +256,7 @@ def stats(app: AppContext, collection, plot, seed, as_json) -> None:
 @pass_app
 def calibrate(app: AppContext, collection, queries, qrels, top_k, sigma, keep_identical_ids, as_json) -> None:
     """Fit σ of P(hit) = softmax(−d²/2σ²) on dev queries and store it with the collection."""
-    from ragcun.evaluation import calibrate as run_calibrate
-    from ragcun.evaluation import set_sigma
+    from ragcun.evaluation import calibrate as run_calibrate, set_sigma
 
     with app.workspace() as ws:
         if sigma is not None:

@@ -33,8 +33,22 @@ def load_model(model_path: str | None):
     help="Put before each file's path relative to its input folder, which names "
     "the file and its document (e.g. docs/ makes docs/parking.md).",
 )
-@click.option("--chunk-tokens", type=int, help="Chunk size in model tokens [default: model max length - 2].")
-@click.option("--chunk-overlap", type=int, default=32, show_default=True, help="Tokens shared by adjacent chunks.")
+@click.option(
+    "--chunk-tokens",
+    type=int,
+    help="Chunk size in model tokens [default: the model's max length - 2, room for [CLS] and [SEP]].",
+)
+@click.option(
+    "--chunk-overlap", type=int, default=32, show_default=True, help="Tokens shared by adjacent token windows."
+)
+@click.option(
+    "--chunking",
+    type=click.Choice(["structure", "tokens"]),
+    default="structure",
+    show_default=True,
+    help="structure: split at headings, paragraphs, sentences and table rows before token windows; "
+    "tokens: token windows only.",
+)
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Chunks embedded and upserted together.")
 @click.option("--id-field", default="id", show_default=True, help="JSONL: id field.")
 @click.option("--text-field", default="text", show_default=True, help="JSONL: text field.")
@@ -59,6 +73,12 @@ def load_model(model_path: str | None):
 @click.option("--replicas", type=int, help="New collection on a server: replication factor.")
 @click.option("--write-consistency", type=int, help="New collection on a server: write consistency factor.")
 @click.option("--on-disk", is_flag=True, help="New collection: keep vectors on disk (memory-mapped).")
+@click.option(
+    "--adapt",
+    "then_adapt",
+    is_flag=True,
+    help="Then fit the collection's own model version (see `ragcun adapt`); exit 3 if its gate refuses it.",
+)
 @json_option
 @pass_app
 def ingest(
@@ -72,6 +92,7 @@ def ingest(
     prefix,
     chunk_tokens,
     chunk_overlap,
+    chunking,
     batch_size,
     id_field,
     text_field,
@@ -85,12 +106,12 @@ def ingest(
     replicas,
     write_consistency,
     on_disk,
+    then_adapt,
     as_json,
 ) -> None:
     """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
     from ragcun.catalog.ops import active_collection
-    from ragcun.ingest import IngestOptions, JsonlFields
-    from ragcun.ingest import ingest as run_ingest
+    from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
 
     options = IngestOptions(
         include=include,
@@ -99,6 +120,7 @@ def ingest(
         prefix=prefix,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        chunking=chunking,
         batch_size=batch_size,
         fields=JsonlFields(id=id_field, text=text_field, title=title_field, metadata=tuple(metadata_fields) or None),
         max_document_bytes=int(max_doc_mb * 2**20),
@@ -116,16 +138,32 @@ def ingest(
         with ws.catalog.session() as session:
             existing = active_collection(session, collection)
             embedder = ws.embedder_for(existing) if existing is not None and not model_path else load_model(model_path)
-        result = run_ingest(ws, paths, collection, embedder, options)
+        if then_adapt:
+            from ragcun.collections.adapt import ingest_and_adapt
 
-    def render(data: dict) -> None:
-        counts = ", ".join(f"{k} {data[k]}" for k in ("added", "updated", "unchanged", "deleted", "failed"))
-        click.echo(
-            f"Run {data['run_id']} into {data['collection']!r}: {counts}; "
-            f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s"
-        )
-        for error in data["errors"]:
-            where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]
-            click.echo(f"  failed: {where}: {error['error']}", err=True)
+            both = ingest_and_adapt(ws, paths, collection, embedder, options)
+        else:
+            result = run_ingest(ws, paths, collection, embedder, options)
+    if not then_adapt:
+        emit(result.to_dict(), as_json, render)
+        return
+    from ragcun.cli.adapt import exit_if_refused, render_adapt
 
-    emit(result.to_dict(), as_json, render)
+    def render_both(data: dict) -> None:
+        render(data["ingest"])
+        render_adapt(data["adapt"])
+
+    emit(both.to_dict(), as_json, render_both)
+    exit_if_refused(both.adapt)
+
+
+def render(data: dict) -> None:
+    """The ingest run's counts, then each failure."""
+    counts = ", ".join(f"{k} {data[k]}" for k in ("added", "updated", "unchanged", "deleted", "failed"))
+    click.echo(
+        f"Run {data['run_id']} into {data['collection']!r}: {counts}; "
+        f"{data['chunks_written']} chunks embedded in {data['seconds']:.1f}s"
+    )
+    for error in data["errors"]:
+        where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]
+        click.echo(f"  {'warning' if error.get('warning') else 'failed'}: {where}: {error['error']}", err=True)

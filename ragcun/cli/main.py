@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,36 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_VALUED = ("--home",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options (``--home H``, ``--home=H``, ``--debug``) moved to the front.
+
+    Nothing after a ``--`` is touched, so a query or path spelled like an option still can be passed.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg in GLOBAL_VALUED and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        elif arg.split("=", 1)[0] in GLOBAL_VALUED and "=" in arg:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class RagcunGroup(click.Group):
     """Turns library errors into one-line ``Error: …`` messages, and finds plugin commands.
 
@@ -39,6 +69,10 @@ class RagcunGroup(click.Group):
     is a bug and says so, with a hint to rerun with ``--debug`` (which shows the traceback). Commands
     registered in the ``ragcun.commands`` entry-point group (``train``) load when first named.
     """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The global options work after the subcommand too (`ragcun search x -c kb --home H`): move them first.
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from ragcun.plugins import command_names
@@ -85,6 +119,8 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     # Only the command line reads ./.env: the library never depends on the folder it runs from.
     ctx.obj = AppContext(settings=Settings.from_env(home=home, env_file=".env"), debug=debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Progress lines of runs without a terminal (the bars need one) are shown by default.
+    logging.getLogger("ragcun.progress").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 # Every command receives the shared AppContext through this one decorator.
@@ -152,6 +188,12 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
+def fields(data: dict, keys: Sequence[str] | None = None, width: int = 12) -> None:
+    """One ``key value`` line per field: ``keys`` in order, or all of ``data``'s."""
+    for key in data if keys is None else keys:
+        click.echo(f"{key:<{width}}{data[key]}")
+
+
 def table(rows: list[dict], columns: list[str]) -> None:
     """A plain aligned text table."""
     if not rows:
@@ -159,6 +201,6 @@ def table(rows: list[dict], columns: list[str]) -> None:
         return
     cells = [[str(row.get(c, "")) if row.get(c) is not None else "" for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

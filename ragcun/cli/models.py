@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
+from ragcun.cli.main import AppContext, cli, emit, fields, json_option, pass_app, table
 from ragcun.collections import list_models, register_model, remove_model, show_model
 
 
@@ -45,7 +45,7 @@ def models_show(app: AppContext, version, as_json) -> None:
     """One model version (by fingerprint prefix)."""
     with app.workspace() as ws:
         data = show_model(ws, version).to_dict()
-    emit(data, as_json, lambda d: [click.echo(f"{k:<12}{v}") for k, v in d.items()])
+    emit(data, as_json, fields)
 
 
 @models.command("register")

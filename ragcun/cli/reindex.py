@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
-from ragcun.collections import load_model_ref
-from ragcun.collections import reindex as run_reindex
-from ragcun.collections import rollback as run_rollback
+from ragcun.collections import load_model_ref, reindex as run_reindex, rollback as run_rollback
 
 
 @cli.command()

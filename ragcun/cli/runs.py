@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
+from ragcun.cli.main import AppContext, cli, emit, fields, json_option, pass_app, table
 from ragcun.collections import list_runs, show_run
 
 
@@ -15,7 +15,7 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("-c", "--collection", help="Only runs into this collection.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many runs, newest first.")
 @json_option
 @pass_app
 def runs_list(app: AppContext, collection, limit, as_json) -> None:
@@ -41,8 +41,7 @@ def runs_show(app: AppContext, run_id, as_json) -> None:
         data = show_run(ws, run_id).to_dict()
 
     def render(d: dict) -> None:
-        for key in ("id", "collection", "status", "started_at", "finished_at", "model_version", "inputs"):
-            click.echo(f"{key:<14}{d[key]}")
+        fields(d, ("id", "collection", "status", "started_at", "finished_at", "model_version", "inputs"), width=14)
         click.echo(", ".join(f"{k} {d.get(k, 0)}" for k in ("added", "updated", "unchanged", "deleted", "failed")))
         for error in d["errors"]:
             where = f"{error['uri']}:{error['line']}" if error.get("line") else error["uri"]

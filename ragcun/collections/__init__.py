@@ -7,6 +7,8 @@ module             what it does
 ``write``          the one point write path: embed chunk text, upsert points, record norms
 ``documents``      ingest's write step (documents, chunks, memberships); deleting documents
 ``reindex``        rebuild with another model version and switch with no downtime; rollback
+``base_vectors``   each chunk text's base-encoder embedding (float16), so a new head never re-encodes
+``adapt``          fit the collection's own model version (no labels), gate it, activate it by reindex
 ``drop``           drop one physical version, or a whole logical collection
 ``gc``             drop retired versions by age or count
 ``check``          compare catalog and store; repair the store from the catalog
@@ -20,6 +22,7 @@ The catalog (:mod:`ragcun.catalog`) only persists; the ingest package (:mod:`rag
 chunks and plans, and hands its writes to :func:`write_documents`.
 """
 
+from ragcun.collections.adapt import AdaptResult, IngestAdaptResult, adapt_collection, ingest_and_adapt
 from ragcun.collections.check import CollectionReport, check
 from ragcun.collections.create import create_collection, ensure_collection
 from ragcun.collections.documents import DocumentDeleted, delete_document
@@ -46,6 +49,7 @@ from ragcun.collections.versions import (
 )
 
 __all__ = [
+    "AdaptResult",
     "ChunkLineage",
     "CollectionDetail",
     "CollectionDropped",
@@ -53,10 +57,12 @@ __all__ = [
     "CollectionReport",
     "DocumentDeleted",
     "HomeStatus",
+    "IngestAdaptResult",
     "ModelVersionInfo",
     "ReindexResult",
     "RetiredCollection",
     "RunInfo",
+    "adapt_collection",
     "check",
     "chunk_lineage",
     "create_collection",
@@ -64,6 +70,7 @@ __all__ = [
     "drop_collection",
     "ensure_collection",
     "gc",
+    "ingest_and_adapt",
     "list_collections",
     "list_models",
     "list_runs",

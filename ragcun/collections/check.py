@@ -11,16 +11,25 @@ from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk
 from ragcun.catalog.ops import require_collection
-from ragcun.collections.write import (
-    ChunkPoint,
-    norms_match,
-    record_norms,
-    store_points,
-    write_points,
+from ragcun.collections.base_vectors import (
+    base_key_of,
+    base_matrix,
+    delete_base_vectors,
+    missing_base_vectors,
+    orphan_base_vectors,
 )
+from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
 from ragcun.workspace import Workspace
 
-PROBLEM_KINDS = ("missing_points", "orphan_points", "payload_mismatches", "wrong_norms", "shape_mismatches")
+PROBLEM_KINDS = (
+    "missing_points",
+    "orphan_points",
+    "payload_mismatches",
+    "wrong_norms",
+    "shape_mismatches",
+    "missing_base_vectors",
+    "orphan_base_vectors",
+)
 
 
 @dataclass
@@ -34,6 +43,10 @@ class CollectionReport:
     payload_mismatches: list[str] = field(default_factory=list)
     wrong_norms: list[str] = field(default_factory=list)
     shape_mismatches: list[str] = field(default_factory=list)
+    # The base-vector store (ragcun.collections.base_vectors): chunk ids without a base vector, and
+    # sha256s of base vectors (of this collection's base encoder) that no chunk has any more.
+    missing_base_vectors: list[str] = field(default_factory=list)
+    orphan_base_vectors: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -74,27 +87,31 @@ def _inspect(ws: Workspace, session: Session, collection: Collection) -> Collect
     report.chunks = len(members)
     seen = set()
     for record in ws.store.scroll(collection.physical_name, with_vectors=True, batch_size=512):
-        seen.add(record.id)
-        chunk = chunks.get(record.id)
+        point_id = str(record.id)
+        seen.add(point_id)
+        chunk = chunks.get(point_id)
         if chunk is None:
-            report.orphan_points.append(record.id)
+            report.orphan_points.append(point_id)
             continue
-        payload, norm = record.payload or {}, float(np.linalg.norm(record.vector))
+        payload, norm = record.payload or {}, float(np.linalg.norm(np.asarray(record.vector, dtype=np.float64)))
         if (
             payload.get("text") != chunk.text
             or payload.get("doc_id") != chunk.document.doc_id
             or payload.get("chunk") != chunk.ordinal
             or payload.get("model_version") != version.fingerprint
         ):
-            report.payload_mismatches.append(record.id)
+            report.payload_mismatches.append(point_id)
         elif (
             not isinstance(payload.get("norm"), (int, float))
             or not norms_match(payload["norm"], norm)
-            or not norms_match(members[record.id].norm, norm)
+            or not norms_match(members[point_id].norm, norm)
         ):
-            report.wrong_norms.append(record.id)
+            report.wrong_norms.append(point_id)
     report.points = len(seen)
     report.missing_points = sorted(set(members) - seen)
+    key = base_key_of(version.path)
+    report.missing_base_vectors = missing_base_vectors(session, collection.id, key)
+    report.orphan_base_vectors = orphan_base_vectors(session, key)
     return report
 
 
@@ -103,7 +120,8 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
 
     Missing points are re-embedded with the collection's model; orphans are deleted; points with a
     wrong payload or norm are rewritten from their stored vector and the catalog. A wrong dimension
-    or distance cannot be repaired in place: it needs ``ragcun reindex``.
+    or distance cannot be repaired in place: it needs ``ragcun reindex``. Chunks without a base vector
+    are encoded again (base only); base vectors no chunk has are deleted.
     """
     reports = []
     with ws.catalog.session() as session:
@@ -132,18 +150,30 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         for m in session.scalars(select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))
     }
     if report.missing_points:
-        points = [ChunkPoint.of(session.get(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points]
+        points = [
+            ChunkPoint.of(session.get_one(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points
+        ]
         write_points(ws, session, collection, ws.embedder_for(collection), points)
     rewrite = report.payload_mismatches + report.wrong_norms
     if rewrite:
         # The stored vector is right (its norm is recomputed); the payload and the catalog's norm are rewritten.
         records = ws.store.retrieve(collection.physical_name, rewrite, with_vectors=True)
-        points = [ChunkPoint.of(session.get(Chunk, r.id), members[r.id].ingest_run_id) for r in records]
+        points = [ChunkPoint.of(session.get_one(Chunk, str(r.id)), members[str(r.id)].ingest_run_id) for r in records]
         vectors = np.array([r.vector for r in records], dtype=np.float32)
         record_norms(session, collection, points, store_points(ws, collection, points, vectors))
+        session.commit()
+    if report.orphan_base_vectors:
+        delete_base_vectors(session, base_key_of(collection.model_version.path), report.orphan_base_vectors)
+        session.commit()
+    still_missing = missing_base_vectors(session, collection.id, base_key_of(collection.model_version.path))
+    if still_missing:  # restored points above already brought theirs back
+        chunks = [session.get_one(Chunk, cid) for cid in still_missing]
+        base_matrix(session, ws.embedder_for(collection), [c.text for c in chunks], [c.sha256 for c in chunks])
         session.commit()
     report.repaired = {
         "orphans_deleted": len(report.orphan_points),
         "points_restored": len(report.missing_points),
         "points_rewritten": len(rewrite),
+        "base_vectors_encoded": len(still_missing),
+        "base_vectors_deleted": len(report.orphan_base_vectors),
     }

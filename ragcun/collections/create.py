@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,10 @@ from ragcun.collections.versions import register_model_version
 from ragcun.errors import InvalidInputError, ModelMismatchError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 # Collection settings key: the payload indexes users asked for ({field: schema}), rebuilt by a reindex.
 PAYLOAD_INDEXES = "payload_indexes"
@@ -94,7 +100,9 @@ def create_collection(
     return collection
 
 
-def ensure_collection(ws: Workspace, session: Session, name: str, embedder, params: dict) -> Collection:
+def ensure_collection(
+    ws: Workspace, session: Session, name: str, embedder: GaussianEmbedder, params: dict
+) -> Collection:
     """The active collection ``name``, created for ``embedder`` if missing; refuses another model."""
     version = register_model_version(session, embedder, ws.models_dir)
     collection = active_collection(session, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -11,9 +12,28 @@ from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
 from ragcun.catalog.ops import document_uuid
+from ragcun.collections.base_vectors import forget_unreferenced
 from ragcun.collections.write import ChunkPoint, embed_points, record_norms
 from ragcun.errors import DocumentNotFound
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
+
+def chunk_locator(chunk: ChunkText, page_starts: Sequence[int]) -> dict | None:
+    """``{"heading_path": …, "page": n}`` (``"pages": [n, …]`` when it spans several) of a chunk, or None."""
+    locator: dict = {}
+    if chunk.heading_path:
+        locator["heading_path"] = chunk.heading_path
+    if page_starts:
+        first = max(1, bisect.bisect_right(page_starts, chunk.start))
+        last = max(first, bisect.bisect_right(page_starts, max(chunk.start, chunk.end - 1)))
+        locator["page"] = first
+        if last > first:
+            locator["pages"] = list(range(first, last + 1))
+    return locator or None
+
 
 if TYPE_CHECKING:
     from ragcun.ingest.chunking import ChunkText
@@ -34,6 +54,11 @@ class PlannedDocument:
     stale_chunk_ids: list[str]  # chunks the previous version had and this one does not
     kind: str  # added | updated
 
+    @property
+    def locators(self) -> list[dict | None]:
+        """Each chunk's heading path and (PDF) pages, as its payload and catalog row carry them."""
+        return [chunk_locator(c, self.doc.content_page_starts) for c in self.chunks]
+
 
 @dataclass
 class DocumentDeleted:
@@ -49,7 +74,7 @@ def write_documents(
     ws: Workspace,
     session: Session,
     collection: Collection,
-    embedder,
+    embedder: GaussianEmbedder,
     planned: Sequence[PlannedDocument],
     ingest_run: int,
 ) -> int:
@@ -68,14 +93,17 @@ def write_documents(
             p.doc.metadata,
             p.source_uri,
             ingest_run,
+            p.chunks[i].sha256,
+            p.locators[i],
         )
         for p in planned
         for i in p.to_embed
     ]
-    norms = embed_points(ws, collection, embedder, points) if points else []
+    norms = embed_points(ws, session, collection, embedder, points) if points else []
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
     if stale:
         ws.store.delete(collection.physical_name, stale)
+    replaced: list[str] = []
     for p in planned:
         document = session.get(Document, p.document_id)
         if document is None:
@@ -87,19 +115,24 @@ def write_documents(
             for chunk in list(document.chunks):
                 if chunk.id in p.stale_chunk_ids:
                     document.chunks.remove(chunk)
+                    replaced.append(chunk.sha256)
         known = {c.id for c in document.chunks}
-        for chunk, chunk_id in zip(p.chunks, p.chunk_ids):
+        for piece, chunk_id in zip(p.chunks, p.chunk_ids, strict=True):
             if chunk_id not in known:
                 document.chunks.append(
                     Chunk(
                         id=chunk_id,
-                        ordinal=chunk.ordinal,
-                        sha256=chunk.sha256,
-                        text=chunk.text,
-                        token_count=chunk.token_count,
+                        ordinal=piece.ordinal,
+                        sha256=piece.sha256,
+                        text=piece.text,
+                        token_count=piece.token_count,
+                        locator=chunk_locator(piece, p.doc.content_page_starts),
                     )
                 )
     record_norms(session, collection, points, norms)
+    if replaced:
+        session.flush()
+        forget_unreferenced(session, replaced)
     session.commit()
     return len(points)
 
@@ -111,13 +144,15 @@ def delete_documents(
     if not documents:
         return 0
     document_ids = [d.id for d in documents]
-    chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_id.in_(document_ids))))
+    chunk_rows = session.execute(select(Chunk.id, Chunk.sha256).where(Chunk.document_id.in_(document_ids))).all()
+    chunk_ids = [row.id for row in chunk_rows]
     for physical in physical_names:
         if ws.store.collection_exists(physical):
             ws.store.delete(physical, chunk_ids)
     session.execute(delete(CollectionChunk).where(CollectionChunk.chunk_id.in_(chunk_ids)))
     session.execute(delete(Chunk).where(Chunk.document_id.in_(document_ids)))
     session.execute(delete(Document).where(Document.id.in_(document_ids)))
+    forget_unreferenced(session, [row.sha256 for row in chunk_rows])
     return len(documents)
 
 

@@ -42,7 +42,8 @@ def gc(
         if name:
             query = query.where(Collection.name == name)
         retired = session.scalars(query.order_by(Collection.name, Collection.status_changed_at.desc())).all()
-        doomed, seen = [], {}
+        doomed: list[Collection] = []
+        seen: dict[str, int] = {}
         cutoff = utcnow() - timedelta(days=older_than_days) if older_than_days is not None else None
         for collection in retired:
             rank = seen[collection.name] = seen.get(collection.name, 0) + 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -27,6 +28,10 @@ from ragcun.collections.write import ChunkPoint, norms_match, write_points
 from ragcun.errors import RagcunError, VerificationError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 VERIFY_SAMPLE = 64
 
@@ -55,13 +60,15 @@ def member_chunk_ids(session: Session, collection_id: int) -> set[str]:
     return set(session.scalars(select(CollectionChunk.chunk_id).where(CollectionChunk.collection_id == collection_id)))
 
 
-def build(ws: Workspace, session: Session, target: Collection, embedder, batch_size: int, run_id: int) -> int:
+def build(
+    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int, run_id: int
+) -> int:
     """Bring ``target`` up to date with the logical collection's chunks; returns how many were embedded."""
     wanted = logical_chunk_ids(session, target.name)
     present = member_chunk_ids(session, target.id)
     # Points of chunks deleted since an interrupted build started must not survive into the switch.
     wanted_set = set(wanted)
-    stale = [point.id for point in ws.store.scroll(target.physical_name) if point.id not in wanted_set]
+    stale = [str(point.id) for point in ws.store.scroll(target.physical_name) if str(point.id) not in wanted_set]
     if stale:
         ws.store.delete(target.physical_name, stale)
     todo = [cid for cid in wanted if cid not in present]
@@ -88,11 +95,12 @@ def verify(ws: Workspace, session: Session, target: Collection) -> None:
         )
     sample = random.Random(0).sample(sorted(members), min(VERIFY_SAMPLE, len(members)))
     for record in ws.store.retrieve(target.physical_name, sample, with_vectors=True):
-        norm = float(np.linalg.norm(record.vector))
-        if not norms_match(record.payload["norm"], norm):
+        norm = float(np.linalg.norm(np.asarray(record.vector, dtype=np.float64)))
+        payload = record.payload or {}
+        if not norms_match(payload["norm"], norm):
             raise VerificationError(
                 f"{target.physical_name}: point {record.id} has norm {norm:.6f} but its payload "
-                f"says {record.payload['norm']:.6f}"
+                f"says {payload['norm']:.6f}"
             )
 
 
@@ -165,7 +173,7 @@ def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: in
     return _build_verify_switch(ws, session, target, fill, "reindex", [f"store:{active.physical_name}"])
 
 
-def reindex(ws: Workspace, name: str, embedder=None, batch_size: int = 128) -> ReindexResult:
+def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder | None = None, batch_size: int = 128) -> ReindexResult:
     """Rebuild collection ``name`` with ``embedder`` from the catalog's chunk text, then switch to it.
 
     Re-running after a crash resumes the build; re-running after the switch only re-asserts it.
@@ -231,7 +239,7 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
 
 
 def _embedding(
-    ws: Workspace, session: Session, target: Collection, embedder, batch_size: int
+    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int
 ) -> Callable[[int], tuple[int, int]]:
     def fill(run_id: int) -> tuple[int, int]:
         embedded = build(ws, session, target, embedder, batch_size, run_id)

@@ -1,4 +1,4 @@
-"""Re-keying points after a catalog migration changed their ids (``migrations/versions/0004``).
+"""Re-keying points after a catalog migration changed their ids (``migrations/versions/0006``).
 
 A migration cannot reach the vector store, so it lists the points it re-keyed in ``point_rekeys``;
 this moves each one, vectors as they are, to its new id with the new ``doc_id`` and ``source`` in its

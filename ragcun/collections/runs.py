@@ -1,4 +1,5 @@
-"""Runs: every write into a collection (ingest, reindex, rollback) is recorded as one, with what it did and what failed."""
+"""Runs: every write into a collection (ingest, reindex, rollback) is recorded as one, with what it did and
+what failed."""
 
 from __future__ import annotations
 
@@ -140,3 +141,51 @@ def show_run(ws: Workspace, run_id: int) -> RunInfo:
         if run is None:
             raise RunNotFound(f"no ingest run {run_id}")
         return _info(run)
+
+
+@dataclass
+class FailedDocuments:
+    """Documents of a collection's sources that the last ingest of each could not store."""
+
+    count: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # error message → how many
+    run_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The commonest reasons, most frequent first, e.g. ``'missing id field' ×3``."""
+        top = sorted(self.reasons.items(), key=lambda kv: -kv[1])[:2]
+        return "; ".join(f"{reason!r} ×{n}" for reason, n in top) + ("; …" if len(self.reasons) > 2 else "")
+
+
+def failed_documents(session: Session, collection_name: str, uris: list[str] | None = None) -> FailedDocuments:
+    """What the latest ingest of each incomplete source (optionally only ``uris``) of a collection failed on.
+
+    A source is incomplete when its last ingest left problems (:attr:`Source.complete_sha256` is not
+    its current hash); the problems are that run's errors naming the source.
+    """
+    from ragcun.catalog.models import Source
+
+    query = select(Source).where(Source.collection_name == collection_name)
+    if uris is not None:
+        query = query.where(Source.uri.in_(uris))
+    incomplete = {s.uri for s in session.scalars(query) if s.complete_sha256 is None or s.complete_sha256 != s.sha256}
+    found = FailedDocuments()
+    if not incomplete:
+        return found
+    runs = session.scalars(
+        select(IngestRun)
+        .where(IngestRun.collection_name == collection_name, IngestRun.kind == "ingest")
+        .order_by(IngestRun.id.desc())
+    )
+    for run in runs:
+        errors = [e for e in run.errors or [] if e.get("uri") in incomplete and not e.get("warning")]
+        if not errors:
+            continue
+        incomplete -= {e["uri"] for e in errors}
+        found.count += len(errors)
+        found.run_ids.append(run.id)
+        for error in errors:
+            found.reasons[error["error"]] = found.reasons.get(error["error"], 0) + 1
+        if not incomplete:
+            break
+    return found

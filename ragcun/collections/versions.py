@@ -6,6 +6,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +14,9 @@ from sqlalchemy.orm import Session
 from ragcun.catalog.models import Collection, IngestRun, ModelVersion
 from ragcun.errors import InvalidInputError, ModelVersionNotFound, RagcunError
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
 
 
 @dataclass
@@ -44,7 +48,7 @@ def _info(session: Session, version: ModelVersion) -> ModelVersionInfo:
     )
 
 
-def register_model_version(session: Session, embedder, models_dir: Path) -> ModelVersion:
+def register_model_version(session: Session, embedder: GaussianEmbedder, models_dir: Path) -> ModelVersion:
     """The catalog row of ``embedder``'s version, saving a copy of the model under ``models_dir``.
 
     Keeping a copy in the ragcun home means a collection can always reload the exact model that

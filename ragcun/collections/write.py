@@ -1,7 +1,8 @@
 """The one write path of every point: embed chunk text, upsert the points, record their norms.
 
 Ingest, reindex, rollback and repair all write points through here, in the same order: the store
-first, then the catalog rows that claim the points, so the catalog never claims a point the store
+first, then the catalog rows that claim the points (and the base vectors of newly encoded texts), so the catalog
+never claims a point the store
 lacks. The point id of a chunk is its catalog id, so a repeated write overwrites.
 """
 
@@ -10,12 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, utcnow
+from ragcun.collections.base_vectors import embed_texts
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 # Relative tolerance between a stored norm and the norm of the stored vector (float32 round trips).
 NORM_TOLERANCE = 1e-4
@@ -33,6 +40,8 @@ class ChunkPoint:
     metadata: dict
     source: str | None
     ingest_run: int | None
+    sha256: str  # of ``text``: the key of its base vector
+    locator: dict | None = None  # heading_path, page / pages: where in the document the chunk is
     ingested_at: datetime | None = None  # when the document was last ingested (filterable: ingested_at>=…)
 
     @classmethod
@@ -48,11 +57,13 @@ class ChunkPoint:
             document.metadata_,
             document.source.uri,
             ingest_run,
+            chunk.sha256,
+            chunk.locator,
             document.updated_at,
         )
 
     def payload(self, norm: float, model_version: str) -> dict:
-        """Enough for any Qdrant client to show, trace and filter a hit."""
+        """Enough for any Qdrant client to show, trace and filter a hit (and cite it: heading path, page)."""
         ingested_at = (self.ingested_at or utcnow()).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         return {
             "doc_id": self.doc_id,
@@ -65,6 +76,7 @@ class ChunkPoint:
             "title": self.title,
             "metadata": self.metadata,
             "ingested_at": ingested_at,
+            **(self.locator or {}),
         }
 
 
@@ -82,14 +94,20 @@ def store_points(
         collection.physical_name,
         [p.chunk_id for p in points],
         vectors,
-        [p.payload(n, fingerprint) for p, n in zip(points, norms)],
+        [p.payload(n, fingerprint) for p, n in zip(points, norms, strict=True)],
     )
     return norms
 
 
-def embed_points(ws: Workspace, collection: Collection, embedder, points: Sequence[ChunkPoint]) -> list[float]:
-    """Embed ``points``' text with ``embedder`` and upsert them; returns their norms. Store only."""
-    vectors = embedder.encode([p.text for p in points], show_progress_bar=False)
+def embed_points(
+    ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder, points: Sequence[ChunkPoint]
+) -> list[float]:
+    """Embed ``points``' text with ``embedder`` and upsert them; returns their norms.
+
+    Texts whose base vector is stored run through the head only; the base vectors of the others are
+    staged in ``session`` (:mod:`ragcun.collections.base_vectors`), for the caller to commit.
+    """
+    vectors, _ = embed_texts(session, embedder, [p.text for p in points], [p.sha256 for p in points])
     return store_points(ws, collection, points, vectors)
 
 
@@ -97,7 +115,7 @@ def record_norms(
     session: Session, collection: Collection, points: Sequence[ChunkPoint], norms: Sequence[float]
 ) -> None:
     """Stage the memberships that claim ``points`` (with their norms) in ``session``; the caller commits."""
-    for point, norm in zip(points, norms):
+    for point, norm in zip(points, norms, strict=True):
         session.merge(
             CollectionChunk(
                 collection_id=collection.id, chunk_id=point.chunk_id, ingest_run_id=point.ingest_run, norm=norm
@@ -106,8 +124,8 @@ def record_norms(
 
 
 def write_points(
-    ws: Workspace, session: Session, collection: Collection, embedder, points: Sequence[ChunkPoint]
+    ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder, points: Sequence[ChunkPoint]
 ) -> None:
     """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
-    record_norms(session, collection, points, embed_points(ws, collection, embedder, points))
+    record_norms(session, collection, points, embed_points(ws, session, collection, embedder, points))
     session.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def load_points(ws: Workspace, collection_name: str) -> CollectionPoints:
     """Scroll the collection's active physical collection, vectors included."""
     with ws.catalog.session() as session:
         collection = require_collection(session, collection_name)
-        info = dict(
+        info: dict[str, Any] = dict(
             name=collection.name,
             physical_name=collection.physical_name,
             collection_id=collection.id,
@@ -53,11 +54,13 @@ def load_points(ws: Workspace, collection_name: str) -> CollectionPoints:
             model_fingerprint=collection.model_version.fingerprint,
             settings=dict(collection.settings or {}),
         )
-    vectors, texts, chunk_doc, doc_index = [], [], [], {}
+    vectors, texts, chunk_doc = [], [], []
+    doc_index: dict[str, int] = {}
     for record in ws.store.scroll(info["physical_name"], with_vectors=True):
         vectors.append(np.asarray(record.vector, dtype=np.float32))
-        texts.append(record.payload["text"])
-        chunk_doc.append(doc_index.setdefault(record.payload["doc_id"], len(doc_index)))
+        payload = record.payload or {}
+        texts.append(payload["text"])
+        chunk_doc.append(doc_index.setdefault(payload["doc_id"], len(doc_index)))
     dim = len(vectors[0]) if vectors else 0
     return CollectionPoints(
         **info,

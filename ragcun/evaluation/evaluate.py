@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
 
 from ragcun.catalog.models import EvalResult, ModelVersion
 from ragcun.catalog.ops import active_collection, require_collection
-from ragcun.errors import InvalidInputError
+from ragcun.collections.runs import failed_documents
+from ragcun.errors import IncompleteCollectionError, InvalidInputError
 from ragcun.evaluation.corpus import (
     CollectionPoints,
     doc_distances,
@@ -54,6 +57,12 @@ from ragcun.evaluation.metrics import (
     spearman,
 )
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from qdrant_client import models
+
+    from ragcun.model import GaussianEmbedder
+
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +109,8 @@ class EvalReport:
     unknown_doc_ids: int
     warnings: list[str]
     results: list[MethodResult]
+    missing_documents: int = 0  # corpus documents the collection lacks (failed at ingest; --allow-incomplete)
+    keep_identical_ids: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -197,7 +208,12 @@ def bm25_distances(texts: list[str], queries: list[str], chunk_doc: np.ndarray, 
 
 
 def engine_distances(
-    ws: Workspace, judged: JudgedQueries, points: CollectionPoints, mode: str, fusion: str | None = None, where=None
+    ws: Workspace,
+    judged: JudgedQueries,
+    points: CollectionPoints,
+    mode: str,
+    fusion: str | None = None,
+    where: str | models.Filter | None = None,
 ) -> np.ndarray:
     """(query × document) ranks from searching the collection through its engine: a document's rank is
     its best chunk's; documents not among the top :data:`ENGINE_DEPTH` chunks are at infinity."""
@@ -229,12 +245,13 @@ def evaluate(
     collection_name: str,
     queries_path: str | Path,
     qrels_path: str | Path,
-    compare: list[str] = ("base-cosine",),
+    compare: Sequence[str] = ("base-cosine",),
     store: bool = True,
     ignore_identical_ids: bool = True,
+    allow_incomplete: bool = False,
     mode: str = "dense",
     fusion: str | None = None,
-    filter=None,
+    filter: str | models.Filter | None = None,
 ) -> EvalReport:
     """Score collection ``collection_name``'s model and each ``compare`` method on judged queries.
 
@@ -249,6 +266,8 @@ def evaluate(
             for corpora that contain their queries). Wrong where query and document ids are
             separate numberings (ADI, Cranfield, Medline, CISI): a warning says so when the qrels
             judge such a document relevant.
+        allow_incomplete: Score a collection whose ingest left failed documents (the report's
+            ``missing_documents`` says how many) instead of refusing.
         mode: ``dense`` scores the collection's model exactly over its stored vectors; ``bm25`` or
             ``hybrid`` search it through the engine (as does any ``filter``).
         fusion: For ``hybrid``: ``rrf`` or ``dbsf`` (``None``: the default).
@@ -256,12 +275,25 @@ def evaluate(
 
     Returns:
         An :class:`EvalReport`, the collection's own model first.
+
+    Raises:
+        IncompleteCollectionError: the collection's last ingest failed on documents, and
+            ``allow_incomplete`` is false: qrels naming them would be silently dropped.
     """
     from ragcun.collections.versions import load_model_ref
     from ragcun.model.cache import base_embeddings
 
     queries = read_queries_strict(queries_path)
     qrels = read_qrels_strict(qrels_path)
+    with ws.catalog.session() as session:
+        require_collection(session, collection_name)
+        missing = failed_documents(session, collection_name)
+    if missing.count and not allow_incomplete:
+        raise IncompleteCollectionError(
+            f"collection {collection_name!r} lacks {missing.count} document(s) that failed to ingest "
+            f"({missing.summary()}); see `ragcun runs show {missing.run_ids[0]}`, fix the corpus and ingest again, "
+            "or pass --allow-incomplete to score it anyway"
+        )
     points = load_points(ws, collection_name)
     judged = judged_queries(queries, qrels, set(points.doc_ids))
     same_id = sum(judged.qrels[q].get(q, 0) > 0 for q in judged.query_ids)
@@ -271,7 +303,11 @@ def evaluate(
             "identical-id exclusion hides: query and document ids look like separate "
             "numberings; consider --keep-identical-ids"
         )
-        logger.warning(judged.warnings[-1])
+    if missing.count:
+        judged.warnings.append(
+            f"{missing.count} corpus document(s) failed to ingest and are missing from the "
+            f"collection (see `ragcun runs show {missing.run_ids[0]}`)"
+        )
     with ws.catalog.session() as session:
         embedder = ws.embedder_for(require_collection(session, collection_name))
     sigma = float(points.settings.get("sigma", 1.0))
@@ -362,6 +398,8 @@ def evaluate(
         judged.unknown_doc_ids,
         judged.warnings,
         results,
+        missing_documents=missing.count,
+        keep_identical_ids=not ignore_identical_ids,
     )
     if store:
         save_report(ws, report, points)
@@ -385,13 +423,15 @@ def save_report(ws: Workspace, report: EvalReport, points: CollectionPoints) -> 
                     for k, v in result.to_dict().items()
                     if k not in ("method", "metrics", "model_version", "reliability")
                 },
+                "keep_identical_ids": report.keep_identical_ids,
+                "missing_documents": report.missing_documents,
             }
             session.add(
                 EvalResult(
                     batch=report.batch,
                     collection_name=report.collection,
                     collection_id=points.collection_id,
-                    model_version_id=versions.get(result.model_version),
+                    model_version_id=versions.get(result.model_version or ""),
                     method=result.method,
                     queries=report.queries,
                     qrels=report.qrels,
@@ -428,14 +468,15 @@ def list_evals(ws: Workspace, collection_name: str | None = None) -> list[dict]:
 def evaluate_beir(
     ws: Workspace,
     folder: str | Path,
-    embedder,
+    embedder: GaussianEmbedder | None,
     collection_name: str | None = None,
     split: str = "test",
-    compare: list[str] = ("base-cosine",),
+    compare: Sequence[str] = ("base-cosine",),
     ignore_identical_ids: bool = True,
+    allow_incomplete: bool = False,
     mode: str = "dense",
     fusion: str | None = None,
-    filter=None,
+    filter: str | models.Filter | None = None,
 ) -> EvalReport:
     """Evaluate a BEIR folder, ingesting its corpus into ``collection_name`` first if needed.
 
@@ -460,14 +501,7 @@ def evaluate_beir(
         from ragcun.model import GaussianEmbedder, default_model_path
 
         embedder = GaussianEmbedder.load(default_model_path())
-    result = ingest(ws, [folder / "corpus.jsonl"], name, embedder)
-    if result.errors:
-        logger.warning(
-            "%d corpus problem(s) while ingesting %s; see `ragcun runs show %s`",
-            len(result.errors),
-            folder,
-            result.run_id,
-        )
+    ingest(ws, [folder / "corpus.jsonl"], name, embedder)
     return evaluate(
         ws,
         name,
@@ -475,6 +509,7 @@ def evaluate_beir(
         qrels_path,
         compare=compare,
         ignore_identical_ids=ignore_identical_ids,
+        allow_incomplete=allow_incomplete,
         mode=mode,
         fusion=fusion,
         filter=filter,

@@ -37,8 +37,8 @@ def rank(queries: np.ndarray, docs: np.ndarray, k: int = 100, metric: str = "l2"
 def run_from_scores(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict:
     """A pytrec_eval run from :func:`rank`'s output."""
     return {
-        qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores)}
-        for qid, row, row_scores in zip(query_ids, indices, scores)
+        qid: {doc_ids[j]: float(s) for j, s in zip(row, row_scores, strict=True)}
+        for qid, row, row_scores in zip(query_ids, indices, scores, strict=True)
     }
 
 

@@ -6,7 +6,7 @@ reader does not need to know the reference values by heart.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,9 @@ class CollectionStats:
     sigreg_reference: float  # the same statistic on an N(0, I) sample of the same shape (≈ 1.05)
     local_intrinsic_dim: float | None  # what a graph index (HNSW) sees; None below 3 points
     local_intrinsic_dim_reference: float | None  # the same on an N(0, I) sample of the same shape
+    # (count - 1) / dim when there are fewer points than dimensions: the most the effective rank ratio can be
+    effective_rank_cap: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +93,19 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
     mean, var = x.mean(axis=0), x.var(axis=0, ddof=1)
     eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1].clip(min=0)
     gaussian = torch.randn(min(count, SIGREG_SIZE), dim, generator=torch.Generator().manual_seed(seed))
+    # n centred points span at most n - 1 dimensions, whatever their distribution.
+    cap = (count - 1) / dim if count <= dim else None
+    warnings = (
+        []
+        if cap is None
+        else [
+            (
+                f"{count} points in {dim} dimensions: the effective rank / dim cannot exceed "
+                f"(points - 1) / dim = {cap:.3f}, "
+                "so it says little about isotropy until the collection holds more points than dimensions"
+            )
+        ]
+    )
     return CollectionStats(
         collection=name,
         count=count,
@@ -121,6 +137,8 @@ def vector_stats(name: str, x: np.ndarray, seed: int = 0) -> CollectionStats:
         local_intrinsic_dim_reference=sample_lid(
             np.random.default_rng(seed).standard_normal((min(count, LID_SIZE), dim)), seed=seed
         ),
+        effective_rank_cap=cap,
+        warnings=warnings,
     )
 
 

@@ -21,8 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from tqdm.auto import tqdm
 
 from ragcun.catalog.models import Document, IngestRun, Source
@@ -34,7 +35,7 @@ from ragcun.collections.documents import (
     write_documents,
 )
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
-from ragcun.ingest.chunking import Chunker
+from ragcun.ingest.chunking import make_chunker
 from ragcun.ingest.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     InputProblem,
@@ -46,7 +47,13 @@ from ragcun.ingest.readers import (
 )
 from ragcun.workspace import Workspace
 
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
+
 logger = logging.getLogger(__name__)
+# Progress lines for runs without a terminal (cron, CI, pipes); the CLI shows this logger at INFO.
+progress_logger = logging.getLogger("ragcun.progress")
 
 
 @dataclass(frozen=True)
@@ -56,14 +63,18 @@ class IngestOptions:
     Args:
         include / exclude: Glob patterns on paths relative to each input folder.
         sync: Delete documents whose source files are gone from the input folders.
-        chunk_tokens: Chunk size in model tokens (default: the model's max length minus 2).
-        chunk_overlap: Tokens shared by consecutive chunks.
+        chunk_tokens: Chunk size in model tokens (default: the model's max length minus 2, room for
+            the [CLS] and [SEP] tokens the encoder adds).
+        chunk_overlap: Tokens shared by consecutive token windows.
+        chunking: ``structure`` (headings, paragraphs, sentences, table rows, then token windows) or
+            ``tokens`` (token windows only).
         batch_size: Chunks embedded and upserted together.
         fields: Field names for JSONL inputs.
         max_document_bytes: Larger documents (or JSONL lines) are refused with an error.
         collection_params: Index settings, used when the collection is created.
         prefix: Put before every file's path relative to its input folder, which is the file's
             (and a whole-file document's) id: ``--prefix docs/`` makes ``docs/parking.md``.
+        log_every: Without a terminal, seconds between progress log lines (counts and rate).
     """
 
     include: tuple[str, ...] = ()
@@ -71,10 +82,12 @@ class IngestOptions:
     sync: bool = False
     chunk_tokens: int | None = None
     chunk_overlap: int = 32
+    chunking: str = "structure"
     batch_size: int = 128
-    fields: JsonlFields = JsonlFields()
+    fields: JsonlFields = field(default_factory=JsonlFields)
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     collection_params: dict = field(default_factory=dict)
+    log_every: float = 10.0
     prefix: str = ""
 
 
@@ -122,13 +135,15 @@ class IngestResult:
 class Ingestor:
     """One ingest run into one collection."""
 
-    def __init__(self, ws: Workspace, collection_name: str, embedder, options: IngestOptions = IngestOptions()):
+    def __init__(
+        self, ws: Workspace, collection_name: str, embedder: GaussianEmbedder, options: IngestOptions = IngestOptions()
+    ):
         self.ws = ws
         self.name = collection_name
         self.embedder = embedder
         self.options = options
         max_tokens = options.chunk_tokens or embedder.max_seq_length - 2  # room for [CLS] and [SEP]
-        self.chunker = Chunker(embedder.base.tokenizer, max_tokens, options.chunk_overlap)
+        self.chunker = make_chunker(options.chunking, embedder.base.tokenizer, max_tokens, options.chunk_overlap)
         self.session = ws.catalog.session()
         self.pending: list[PlannedDocument] = []
         self.pending_chunks = 0
@@ -143,9 +158,13 @@ class Ingestor:
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
+        self.started, self.last_log = started, started
         try:
-            for path in tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True):
+            for done, path in enumerate(
+                tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True)
+            ):
                 self._ingest_file(path, keys[path])
+                self._log_progress(f"{done + 1}/{len(files)} files")
             if self.options.sync:
                 self._sync(paths, set(keys.values()))
             self.ws.store.optimize(self.collection.physical_name)
@@ -163,13 +182,19 @@ class Ingestor:
     def _finish(self, status: str, started: float) -> None:
         self.result.seconds = time.perf_counter() - started
         finish_run(
-            self.session, self.session.get(IngestRun, self.run_row.id), status, self.result.counts(), self.result.errors
+            self.session,
+            self.session.get_one(IngestRun, self.run_row.id),
+            status,
+            self.result.counts(),
+            self.result.errors,
         )
 
     def _problem(self, problem: InputProblem) -> None:
-        self.result.failed += 1
+        # Recorded on the run and shown once by the caller (the CLI prints one line per problem).
+        if not problem.warning:
+            self.result.failed += 1
         self.result.errors.append(problem.to_dict())
-        logger.warning("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
+        logger.debug("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
 
     def _ingest_file(self, path: Path, uri: str) -> None:
         session = self.session
@@ -182,8 +207,8 @@ class Ingestor:
         if source is not None and source.complete_sha256 == sha:
             source.path = str(path.resolve())  # the same file, perhaps moved: nothing to re-embed
             session.commit()
-            self.result.unchanged += session.scalar(
-                select(func.count()).select_from(Document).where(Document.source_id == source.id)
+            self.result.unchanged += (
+                session.scalar(select(func.count()).select_from(Document).where(Document.source_id == source.id)) or 0
             )
             return
         if source is None:
@@ -201,6 +226,8 @@ class Ingestor:
                 continue
             if item.doc_id == str(path):  # a whole-file document is named like its file
                 item = replace(item, doc_id=uri)
+            for note in item.notes:
+                self._problem(InputProblem(uri, note, item.line, warning=True))
             document_id = document_uuid(self.name, item.doc_id)
             if document_id in seen:
                 continue
@@ -210,7 +237,7 @@ class Ingestor:
         if self.result.failed == failed_before:
             # The file is fully stored; documents it no longer contains go, and it can be skipped next time.
             gone = session.scalars(
-                select(Document).where(Document.source_id == source.id, Document.id.not_in(seen) if seen else True)
+                select(Document).where(Document.source_id == source.id, Document.id.not_in(seen) if seen else true())
             ).all()
             self.result.deleted += delete_documents(self.ws, session, gone, [self.collection.physical_name])
             source.complete_sha256 = sha
@@ -265,6 +292,27 @@ class Ingestor:
         self.progress.total += written
         self.progress.update(written)
         self.pending, self.pending_chunks = [], 0
+        self._log_progress()
+
+    def _log_progress(self, files: str = "") -> None:
+        """Every ``log_every`` seconds, one line of counts and rate, when no progress bar shows them."""
+        now = time.perf_counter()
+        if not self.progress.disable or now - self.last_log < self.options.log_every:
+            return
+        self.last_log = now
+        r = self.result
+        done = r.added + r.updated
+        progress_logger.info(
+            "%s%s: %d added, %d updated, %d unchanged, %d failed; %d chunks embedded (%.1f documents/s)",
+            self.name,
+            f" {files}" if files else "",
+            r.added,
+            r.updated,
+            r.unchanged,
+            r.failed,
+            r.chunks_written,
+            done / max(now - self.started, 1e-9),
+        )
 
     def _sync(self, paths: Sequence[str | Path], present: set[str]) -> None:
         """Delete the documents of sources the inputs cover whose files are gone.
@@ -285,7 +333,11 @@ class Ingestor:
 
 
 def ingest(
-    ws: Workspace, paths: Sequence[str | Path], collection_name: str, embedder, options: IngestOptions = IngestOptions()
+    ws: Workspace,
+    paths: Sequence[str | Path],
+    collection_name: str,
+    embedder: GaussianEmbedder,
+    options: IngestOptions = IngestOptions(),
 ) -> IngestResult:
     """Ingest files and folders into ``collection_name`` (created on first use)."""
     return Ingestor(ws, collection_name, embedder, options).run(paths)

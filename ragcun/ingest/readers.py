@@ -9,19 +9,26 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragcun.beir import join_title
 from ragcun.errors import InvalidInputError
+from ragcun.ingest import files
+from ragcun.ingest.files import SNIFF_BYTES, FileText, captured_warnings, read_sidecar, sidecar_path
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx", ".jsonl"}
+FILE_READERS: dict[str, Callable[[Path], FileText]] = {
+    ".txt": files.read_text,
+    ".md": files.read_markdown,
+    ".markdown": files.read_markdown,
+    ".html": files.read_html,
+    ".htm": files.read_html,
+    ".pdf": files.read_pdf,
+    ".docx": files.read_docx,
+}
+SUPPORTED_SUFFIXES = set(FILE_READERS) | {".jsonl"}
 DEFAULT_MAX_DOCUMENT_BYTES = 10 * 2**20
-# How much of a text file is sniffed for NUL bytes, the mark of a binary file.
-SNIFF_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -31,11 +38,19 @@ class SourceDocument:
     title: str | None = None
     metadata: dict = field(default_factory=dict)
     line: int | None = None
+    page_starts: tuple[int, ...] = ()  # offsets in ``text`` where pages 1, 2, … start (PDF)
+    notes: tuple[str, ...] = ()  # warnings the reader's libraries raised; recorded on the run
 
     @property
     def content(self) -> str:
         """What gets chunked and embedded: the title (when there is one) and the text."""
         return join_title(self.title, self.text)
+
+    @property
+    def content_page_starts(self) -> tuple[int, ...]:
+        """:attr:`page_starts` as offsets in :attr:`content` (after the title)."""
+        shift = len(self.content) - len(self.text)
+        return tuple(start + shift for start in self.page_starts)
 
     @property
     def sha256(self) -> str:
@@ -50,9 +65,10 @@ class InputProblem:
     uri: str
     error: str
     line: int | None = None
+    warning: bool = False  # read all the same, with a note (a library warning); not a failure
 
     def to_dict(self) -> dict:
-        return {"uri": self.uri, "line": self.line, "error": self.error}
+        return {"uri": self.uri, "line": self.line, "error": self.error, **({"warning": True} if self.warning else {})}
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,8 @@ def discover(paths: Sequence[str | Path], include: Sequence[str] = (), exclude: 
                 continue
             if any(_matches(relative, pattern) for pattern in exclude):
                 continue
+            if root.is_dir() and path.name.endswith(files.SIDECAR_SUFFIX):
+                continue  # the metadata of another file
             found[path.resolve()] = None
     return list(found)
 
@@ -98,10 +116,14 @@ def _matches(relative: str, pattern: str) -> bool:
 
 
 def file_sha256(path: Path) -> str:
+    """The hash of a file and of its ``FILE.meta.json`` sidecar: a changed sidecar is a changed source."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for part in (path, sidecar_path(path)):
+        if part != path and not part.is_file():
+            continue
+        with part.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -121,80 +143,32 @@ def read_source(
     if size > max_bytes:
         yield InputProblem(uri, f"document is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit")
         return
+    reader = FILE_READERS.get(suffix)
+    if reader is None:
+        yield InputProblem(uri, f"unsupported file type {suffix or '(none)'}")
+        return
+    notes: list[str] = []
     try:
-        if suffix in TEXT_SUFFIXES:
-            title, text = None, _decode_text(path.read_bytes())
-        elif suffix in HTML_SUFFIXES:
-            title, text = _read_html(path)
-        elif suffix == ".pdf":
-            title, text = _read_pdf(path)
-        elif suffix == ".docx":
-            title, text = _read_docx(path)
-        else:
-            yield InputProblem(uri, f"unsupported file type {suffix or '(none)'}")
-            return
+        with captured_warnings(notes):
+            found = reader(path)
+        sidecar = read_sidecar(path)
     except ValueError as exc:
         yield InputProblem(uri, str(exc))
         return
-    if not text.strip():
+    if not found.text.strip():
         yield InputProblem(uri, "no text in file")
         return
-    yield SourceDocument(doc_id=uri, text=text, title=title)
-
-
-def _decode_text(data: bytes) -> str:
-    if b"\x00" in data[:SNIFF_BYTES]:
-        raise ValueError("binary file (NUL bytes), not text")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"invalid UTF-8 at byte {exc.start}") from None
-
-
-def _read_html(path: Path) -> tuple[str | None, str]:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(_decode_text(path.read_bytes()), "html.parser")
-    for hidden in soup(["script", "style", "noscript", "template"]):
-        hidden.decompose()
-    title = soup.title.get_text(strip=True) if soup.title else None
-    if soup.title:
-        soup.title.decompose()
-    lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    return title or None, "\n".join(line for line in lines if line)
-
-
-def _read_pdf(path: Path) -> tuple[str | None, str]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ValueError("encrypted PDF (needs a password)")
-        text = "\n".join(page.extract_text() or "" for page in reader.pages)
-        title = reader.metadata.title if reader.metadata else None
-    except ValueError:
-        raise
-    except (PdfReadError, OSError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"corrupt PDF: {exc}") from None
-    if not text.strip():
-        raise ValueError("PDF has no extractable text (scanned images?)")
-    return title or None, text
-
-
-def _read_docx(path: Path) -> tuple[str | None, str]:
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-
-    try:
-        document = docx.Document(str(path))
-    except (PackageNotFoundError, ValueError, KeyError, OSError) as exc:
-        raise ValueError(f"not a valid .docx file: {exc}") from None
-    except Exception as exc:  # zipfile.BadZipFile and lxml errors surface under several names
-        raise ValueError(f"not a valid .docx file: {exc}") from None
-    text = "\n".join(p.text for p in document.paragraphs if p.text.strip())
-    return document.core_properties.title or None, text
+    # The sidecar is the user's word on the file: it wins over what the reader found.
+    title = sidecar.pop("title", None) or found.title
+    metadata = {**found.metadata, **sidecar}
+    yield SourceDocument(
+        doc_id=uri,
+        text=found.text,
+        title=str(title) if title else None,
+        metadata=metadata,
+        page_starts=found.page_starts,
+        notes=tuple(dict.fromkeys(notes)),
+    )
 
 
 def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[SourceDocument | InputProblem]:
@@ -246,15 +220,17 @@ def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocum
     """The document of one JSONL row, or the reason it is not one."""
     if row.get(fields.id) in (None, ""):
         return f"missing id field {fields.id!r}"
-    text = row.get(fields.text)
-    if not isinstance(text, str) or not text.strip():
-        return f"missing or empty text field {fields.text!r}"
-    title = row.get(fields.title)
+    text, title = row.get(fields.text), row.get(fields.title)
+    for name, value in ((fields.text, text), (fields.title, title)):
+        if value is not None and not isinstance(value, str):
+            return f"field {name!r} is {type(value).__name__}, not a string"
+    # Title-only and text-only rows are both valid BEIR documents: what is embedded is title + text.
+    text, title = text or "", (title or "").strip()
+    if not text.strip() and not title:
+        return f"both the text field {fields.text!r} and the title field {fields.title!r} are missing or empty"
     reserved = {fields.id, fields.text, fields.title}
     if fields.metadata is None:
         metadata = {k: v for k, v in row.items() if k not in reserved}
     else:
         metadata = {k: row[k] for k in fields.metadata if k in row}
-    return SourceDocument(
-        doc_id=str(row[fields.id]), text=text, title=str(title) if title else None, metadata=metadata, line=line_no
-    )
+    return SourceDocument(doc_id=str(row[fields.id]), text=text, title=title or None, metadata=metadata, line=line_no)

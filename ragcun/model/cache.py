@@ -10,9 +10,14 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model.embedder import GaussianEmbedder
+
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ def _text_hash(text: str) -> bytes:
 
 
 def base_embeddings(
-    embedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64
+    embedder: GaussianEmbedder, texts: list[str], cache_dir: str | Path | None = None, batch_size: int = 64
 ) -> torch.Tensor:
     """Base-encoder embeddings (no Normalize, no head) of ``texts``, read from or added to the cache.
 
@@ -53,11 +58,11 @@ def base_embeddings(
     rows: dict[bytes, torch.Tensor] = {}
     for shard in sorted(folder.glob("*.safetensors")):
         table = load_file(shard)
-        rows.update(zip(map(bytes, table["hashes"].numpy()), table["embeddings"]))
+        rows.update(zip(map(bytes, table["hashes"].numpy()), table["embeddings"], strict=True))
     hashes = [_text_hash(text) for text in texts]
     missing = list(dict.fromkeys(h for h in hashes if h not in rows))
     if missing:
-        by_hash = dict(zip(hashes, texts))
+        by_hash = dict(zip(hashes, texts, strict=True))
         plain = GaussianEmbedder(embedder.base_model, head="identity", base_encoder=embedder.base)
         new = torch.from_numpy(plain.encode([by_hash[h] for h in missing], batch_size=batch_size))
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +73,7 @@ def base_embeddings(
             {"embeddings": new.contiguous(), "hashes": hash_table}, tmp, metadata={"base_model": embedder.base_model}
         )
         os.replace(tmp, folder / f"{name}.safetensors")  # a crash mid-write never leaves a truncated shard
-        rows.update(zip(missing, new))
+        rows.update(zip(missing, new, strict=True))
     logger.info("base embeddings: %d texts, %d newly encoded, cache %s", len(texts), len(missing), folder)
     if not texts:
         return torch.empty(0, embedder.head_spec.in_dim)

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from safetensors.torch import load as load_safetensors, save as save_safetensors
 from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
@@ -61,7 +60,6 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
     is exactly what a Gaussian embedding must keep.
     """
     from sentence_transformers.base.modules.normalize import Normalize
-
     from transformers.utils import logging as hf_logging
 
     # transformers draws a "Loading weights" bar on every load: noise for a CLI that loads a model per call.
@@ -110,6 +108,8 @@ class GaussianEmbedder:
         # sentence-transformers 5.x renamed the method; accept both.
         dimension_of = getattr(self.base, "get_embedding_dimension", None) or self.base.get_sentence_embedding_dimension
         base_dim = dimension_of()
+        if base_dim is None:
+            raise ModelLoadError(f"{base_model}: the base encoder does not report its embedding width")
         if isinstance(head, HeadSpec):
             if head.in_dim != base_dim:
                 raise InvalidInputError(f"head in_dim {head.in_dim} does not match base model width {base_dim}")
@@ -136,7 +136,10 @@ class GaussianEmbedder:
 
     @property
     def max_seq_length(self) -> int:
-        return self.base.max_seq_length
+        length = self.base.max_seq_length
+        if length is None:
+            raise ModelLoadError(f"{self.base_model}: the base encoder sets no max_seq_length")
+        return length
 
     # ---- encoding -------------------------------------------------------------------------
 
@@ -174,6 +177,46 @@ class GaussianEmbedder:
         Returns:
             float32 array of shape ``(len(texts), dim)``, unnormalized.
         """
+        return self._encode(texts, batch_size, show_progress_bar, sort_by_length, keep_base=False)[0]
+
+    def encode_with_base(
+        self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embed texts and also return the base encoder's pooled (pre-head) embeddings, in one encoder pass.
+
+        Returns:
+            ``(embeddings, base)``: float32 arrays of shapes ``(n, dim)`` and ``(n, base_dim)``;
+            ``apply_head(base)`` gives ``embeddings`` back, so a later head over the same base
+            never needs the encoder again.
+        """
+        embeddings, base = self._encode(texts, batch_size, show_progress_bar, True, keep_base=True)
+        assert base is not None
+        return embeddings, base
+
+    @property
+    def base_dim(self) -> int:
+        return self.head_spec.in_dim
+
+    def apply_head(self, base: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """The head alone, on base embeddings (float16 or float32, shape ``(n, base_dim)``): no encoder call."""
+        base = np.asarray(base)
+        if base.ndim != 2 or base.shape[1] != self.base_dim:
+            raise InvalidInputError(f"base embeddings of shape {base.shape}, expected (n, {self.base_dim})")
+        out = np.empty((len(base), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(base), batch_size):
+                rows = torch.as_tensor(base[start : start + batch_size], dtype=torch.float32, device=self.device)
+                out[start : start + len(rows)] = self.head(rows).float().cpu().numpy()
+        return out
+
+    def _encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        show_progress_bar: bool | None,
+        sort_by_length: bool,
+        keep_base: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         if isinstance(texts, str):
             texts = [texts]
         if batch_size <= 0:
@@ -182,13 +225,11 @@ class GaussianEmbedder:
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
         embeddings = np.empty((len(texts), self.dim), dtype=np.float32)
+        base = np.empty((len(texts), self.base_dim), dtype=np.float32) if keep_base else None
         if not texts:
-            return embeddings
-        if sort_by_length:
-            # Longest first, so a batch that would run out of memory does so at once.
-            order = np.argsort(-self._token_lengths(texts), kind="stable")
-        else:
-            order = np.arange(len(texts))
+            return embeddings, base
+        # Longest first, so a batch that would run out of memory does so at once.
+        order = np.argsort(-self._token_lengths(texts), kind="stable") if sort_by_length else np.arange(len(texts))
         if show_progress_bar is None:
             disable = None if len(texts) >= PROGRESS_MIN_TEXTS else True  # None: auto, off without a TTY
         else:
@@ -200,7 +241,9 @@ class GaussianEmbedder:
                 features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
                 pooled = self.base(features)["sentence_embedding"]
                 embeddings[batch_idx] = self.head(pooled).float().cpu().numpy()
-        return embeddings
+                if base is not None:
+                    base[batch_idx] = pooled.float().cpu().numpy()
+        return embeddings, base
 
     # ---- saving and loading -----------------------------------------------------------------
 
@@ -252,6 +295,8 @@ class GaussianEmbedder:
             ModelLoadError: with one line naming the offending file.
         """
         path = Path(path)
+        if base_encoder is None:  # the slow step (torch, then the encoder): say so before it, not after
+            logging.getLogger("ragcun.progress").info("loading model %s …", path.name)
         config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
         for required in (config_path, weights_path, fingerprint_path):
             if not required.is_file():
@@ -303,14 +348,34 @@ class GaussianEmbedder:
         """Write a standard sentence-transformers folder reproducing :meth:`encode`.
 
         The folder holds the base modules (no Normalize) followed by one ``Dense`` module per head
-        Linear, so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun.
+        Linear (a ``Normalize``, then a diagonal ``Dense`` for a radius, where the head normalizes),
+        so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun.
         """
         from sentence_transformers.base.modules.dense import Dense
+        from sentence_transformers.base.modules.normalize import Normalize
+
+        from ragcun.model.head import UnitNormalize
 
         path = Path(path)
-        dense_modules = []
+        dense_modules: list[nn.Module] = []
         layers = list(self.head)
         for i, layer in enumerate(layers):
+            if isinstance(layer, UnitNormalize):
+                dense_modules.append(Normalize())
+                if layer.radius != 1.0:  # the radius as a bias-free diagonal Dense
+                    previous = layers[i - 1]
+                    assert isinstance(previous, nn.Linear)  # the sphere follows the head's Linear
+                    width = previous.out_features
+                    dense_modules.append(
+                        Dense(
+                            width,
+                            width,
+                            bias=False,
+                            activation_function=nn.Identity(),
+                            init_weight=layer.radius * torch.eye(width),
+                        )
+                    )
+                continue
             if not isinstance(layer, nn.Linear):
                 continue
             follows = layers[i + 1] if i + 1 < len(layers) else None

@@ -1,12 +1,14 @@
 """Projection heads that map base-encoder embeddings to the Gaussian space.
 
-A head is a plain ``nn.Sequential`` of ``nn.Linear`` layers (and one GELU for ``mlp``), so its
-state dict keys are ``"0.weight"``, ``"0.bias"``, ``"2.weight"``… and each Linear maps one-to-one
-onto a sentence-transformers ``Dense`` module on export.
+A head is a plain ``nn.Sequential`` of ``nn.Linear`` layers (and one GELU for ``mlp``, one
+parameter-free :class:`UnitNormalize` first for ``unit-linear``), so its state dict keys are
+``"0.weight"``, ``"0.bias"``, ``"2.weight"``… and each Linear maps one-to-one onto a
+sentence-transformers ``Dense`` module on export (``UnitNormalize`` onto ``Normalize``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -14,7 +16,7 @@ from torch import nn
 
 from ragcun.errors import InvalidInputError
 
-HEAD_KINDS = ("identity", "linear", "mlp")
+HEAD_KINDS = ("identity", "linear", "mlp", "unit-linear", "unit-linear-unit")
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,10 @@ class HeadSpec:
     """Shape of a projection head.
 
     Args:
-        kind: ``identity`` (no parameters), ``linear`` (one affine map) or ``mlp``
-            (Linear → GELU → Linear).
+        kind: ``identity`` (no parameters), ``linear`` (one affine map), ``mlp``
+            (Linear → GELU → Linear) or ``unit-linear`` (x / ‖x‖, then one affine map: the base's
+            cosine geometry, reshaped) or ``unit-linear-unit`` (the same, its output then put on the
+            sphere of radius √out_dim, where N(0, I_out_dim) concentrates: what ``ragcun adapt`` fits).
         in_dim: Width of the base encoder's pooled embedding.
         out_dim: Width of the Gaussian embedding. Must equal ``in_dim`` for ``identity``.
         hidden_dim: Width of the ``mlp`` hidden layer; ignored otherwise.
@@ -52,6 +56,20 @@ class HeadSpec:
         return cls(**data)
 
 
+class UnitNormalize(nn.Module):
+    """radius · x / ‖x‖ along the last axis: the base encoder's own Normalize, as a stage of a head.
+
+    ``radius`` follows from the head spec, so it is not a weight and the state dict does not hold it.
+    """
+
+    def __init__(self, radius: float = 1.0):
+        super().__init__()
+        self.radius = radius
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.radius * torch.nn.functional.normalize(x, dim=-1)
+
+
 def build_head(spec: HeadSpec, seed: int = 0) -> nn.Sequential:
     """Build a freshly initialised head.
 
@@ -63,13 +81,19 @@ def build_head(spec: HeadSpec, seed: int = 0) -> nn.Sequential:
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
+        if spec.kind == "unit-linear":
+            return nn.Sequential(UnitNormalize(), nn.Linear(spec.in_dim, spec.out_dim))
+        if spec.kind == "unit-linear-unit":
+            return nn.Sequential(
+                UnitNormalize(), nn.Linear(spec.in_dim, spec.out_dim), UnitNormalize(math.sqrt(spec.out_dim))
+            )
         if spec.kind == "linear":
-            head = nn.Sequential(nn.Linear(spec.in_dim, spec.out_dim))
+            linear = nn.Linear(spec.in_dim, spec.out_dim)
             if spec.in_dim == spec.out_dim:
                 with torch.no_grad():
-                    head[0].weight.copy_(torch.eye(spec.in_dim))
-                    head[0].bias.zero_()
-            return head
+                    linear.weight.copy_(torch.eye(spec.in_dim))
+                    linear.bias.zero_()
+            return nn.Sequential(linear)
         assert spec.hidden_dim is not None
         return nn.Sequential(
             nn.Linear(spec.in_dim, spec.hidden_dim),

@@ -61,9 +61,9 @@ def epps_pulley(x: Tensor, *, all_reduce: bool = True) -> Tensor:
     sums = torch.stack([torch.cos(xt).sum(0), torch.sin(xt).sum(0)])  # 2 × K × T
     n = torch.tensor(float(x.shape[0]), dtype=dtype, device=x.device)
     if all_reduce and _distributed():
-        from torch.distributed.nn.functional import all_reduce
+        from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
-        sums = all_reduce(sums)
+        sums = differentiable_all_reduce(sums)
         n = n.clone()
         dist.all_reduce(n)
     cos_mean, sin_mean = sums / n

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from ragcun.errors import InvalidInputError
-from ragcun.settings import DEFAULT_OPENAI_BASE_URL, Settings
+from ragcun.settings import DEFAULT_CHANCE_THRESHOLD, DEFAULT_OPENAI_BASE_URL, Settings
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class RAGConfig:
     embedding_model: str | None = None
     model_name: str = "extractive"
     top_k: int = 5
+    chance_threshold: float = DEFAULT_CHANCE_THRESHOLD
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
     openai_api_key: str | None = None
     openai_timeout: float = 60.0
@@ -58,6 +59,8 @@ class RAGConfig:
     def validate(self) -> None:
         """Raise :class:`InvalidInputError` on settings no backend could use."""
         _positive_int("top_k", self.top_k)
+        if not 0.0 < self.chance_threshold <= 1.0:
+            raise InvalidInputError(f"CHANCE_THRESHOLD must be in (0, 1], got {self.chance_threshold!r}")
         if self.max_tokens is not None:
             _positive_int("max_tokens", self.max_tokens)
         if (

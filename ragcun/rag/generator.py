@@ -11,14 +11,19 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ragcun.errors import GenerationError, InvalidInputError
 from ragcun.rag.config import RAGConfig
 from ragcun.rag.retriever import require_text
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +41,12 @@ Answer:"""
 NO_CONTEXT_ANSWER = "No context found to answer this question."
 DEFAULT_HF_MAX_TOKENS = 512
 
-# A sentence ends at . ! or ? followed by whitespace, or at a blank line (a paragraph break).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 # Shorter fragments ("1 .", "Fig. 2.") say nothing on their own; they are used only if nothing longer exists.
 MIN_SENTENCE_WORDS = 4
+# A sentence joins the answer only if its distance to the question is within this factor of the nearest
+# one's: the 2nd and 3rd sentences must still be about the question, not merely the next nearest.
+ANSWER_DISTANCE_RATIO = 1.2
+LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 
 
 def number_context(context: Sequence[str]) -> str:
@@ -60,9 +67,46 @@ def render_prompt(template: str, question: str, context: Sequence[str]) -> str:
     return template.replace("{context}", number_context(context)).replace("{question}", question.strip())
 
 
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a passage, whitespace collapsed; short fragments only when nothing else is left."""
-    sentences = [" ".join(s.split()) for s in _SENTENCE_END.split(text)]
+    """Sentences of a passage, whitespace collapsed; short fragments only when nothing else is left.
+
+    Markdown-aware: headings are no sentences, each table row (cells joined by " | ") and each list item
+    is its own, and prose is split by pysbd, which knows abbreviations ("Dr.", "e.g.", "p.m.") and decimals.
+    """
+    from ragcun.ingest.chunking import HEADING, TABLE_ROW, TABLE_RULE
+
+    sentences: list[str] = []
+    prose: list[str] = []
+
+    def flush() -> None:
+        paragraph = " ".join(prose)
+        prose.clear()
+        if paragraph.strip():
+            sentences.extend(_segmenter().segment(paragraph))
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or HEADING.match(stripped) or TABLE_RULE.match(stripped):
+            flush()
+        elif TABLE_ROW.match(stripped):
+            flush()
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            sentences.append(" | ".join(c for c in cells if c))
+        elif LIST_ITEM.match(stripped):
+            flush()
+            prose.append(LIST_ITEM.sub("", stripped))
+            flush()
+        else:
+            prose.append(stripped)
+    flush()
+    sentences = [" ".join(s.split()) for s in sentences]
     sentences = [s for s in sentences if s]
     long_enough = [s for s in sentences if len(s.split()) >= MIN_SENTENCE_WORDS]
     return long_enough or sentences
@@ -77,9 +121,13 @@ class GeneratorBackend(Protocol):
 
     streams: bool
 
-    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str: ...
+    def generate(
+        self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None
+    ) -> str: ...
 
-    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]: ...
+    def stream(
+        self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None
+    ) -> Iterator[str]: ...
 
 
 class ExtractiveBackend:
@@ -94,21 +142,26 @@ class ExtractiveBackend:
 
     streams = False
 
-    def __init__(self, embedder=None, embedding_model: str | None = None, max_sentences: int = 3):
+    def __init__(
+        self, embedder: GaussianEmbedder | None = None, embedding_model: str | None = None, max_sentences: int = 3
+    ):
         if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences <= 0:
             raise InvalidInputError(f"max_sentences must be a positive integer, got {max_sentences!r}")
         self.embedder = embedder
         self.embedding_model = embedding_model
         self.max_sentences = max_sentences
 
-    def _embedder(self, fallback):
-        if self.embedder is None and fallback is None:
-            from ragcun.model import GaussianEmbedder, default_model_path
+    def _embedder(self, fallback: GaussianEmbedder | None) -> GaussianEmbedder:
+        if self.embedder is not None:
+            return self.embedder
+        if fallback is not None:
+            return fallback
+        from ragcun.model import GaussianEmbedder, default_model_path
 
-            self.embedder = GaussianEmbedder.load(self.embedding_model or default_model_path())
-        return self.embedder if self.embedder is not None else fallback
+        self.embedder = GaussianEmbedder.load(self.embedding_model or default_model_path())
+        return self.embedder
 
-    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
+    def generate(self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None) -> str:
         pairs = [(n, s) for n, text in enumerate(context, 1) for s in split_sentences(text)]
         # The same sentence in two passages is one candidate, cited by its first passage.
         seen: dict[str, int] = {}
@@ -118,10 +171,13 @@ class ExtractiveBackend:
         model = self._embedder(embedder)
         vectors = model.encode([question, *sentences], sort_by_length=False).astype(np.float64)
         distances = np.linalg.norm(vectors[1:] - vectors[0], axis=1)
-        nearest = np.argsort(distances, kind="stable")[: self.max_sentences]
+        closest = np.argsort(distances, kind="stable")[: self.max_sentences]
+        nearest = [i for i in closest if distances[i] <= ANSWER_DISTANCE_RATIO * distances[closest[0]]]
         return " ".join(f"{sentences[i]} [{seen[sentences[i]]}]" for i in nearest)
 
-    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
+    def stream(
+        self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None
+    ) -> Iterator[str]:
         yield self.generate(question, context, prompt, embedder)
 
 
@@ -169,11 +225,13 @@ class OpenAIBackend:
         )
         self._headers = {} if api_key else {"Authorization": openai.Omit()}
 
-    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
+    def generate(self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None) -> str:
         response = self._create(prompt, stream=False).http_response
         return self._read_completion(response)
 
-    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
+    def stream(
+        self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None
+    ) -> Iterator[str]:
         raw = self._create(prompt, stream=True)
         if raw.headers.get("content-type", "").split(";")[0].strip() == "application/json":
             # Servers that ignore "stream": true answer with one ordinary completion.
@@ -188,12 +246,12 @@ class OpenAIBackend:
         """The raw response of one chat-completions request, after the SDK's retries; one-line errors."""
         import openai
 
-        options = {}
+        options: dict[str, Any] = {}
         if self.max_tokens is not None:
             options["max_tokens"] = self.max_tokens
         if self.temperature is not None:
             options["temperature"] = self.temperature
-        headers = {**self._headers, **({"Accept": "text/event-stream"} if stream else {})}
+        headers: dict[str, str | openai.Omit] = {**self._headers, **({"Accept": "text/event-stream"} if stream else {})}
         try:
             return self._client.chat.completions.with_raw_response.create(
                 model=self.model,
@@ -332,8 +390,8 @@ class HFBackend:
         self.path = Path(path).expanduser()
         self.max_tokens = max_tokens or DEFAULT_HF_MAX_TOKENS
         self.temperature = temperature
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None  # loaded on first use
+        self._tokenizer: Any = None
 
     def _load(self):
         if self._model is None:
@@ -351,7 +409,8 @@ class HFBackend:
             except (OSError, ValueError, KeyError, ImportError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise GenerationError(f"hf:{self.path}: cannot load a causal LM: {first}") from exc
-            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            # transformers types PreTrainedModel.to through a decorator whose signature mypy misreads
+            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()  # type: ignore[arg-type]
             self._model, self._tokenizer = model, tokenizer
         return self._model, self._tokenizer
 
@@ -368,14 +427,14 @@ class HFBackend:
         encoded = tokenizer(text, return_tensors="pt", add_special_tokens=not templated)
         inputs = {k: encoded[k].to(model.device) for k in ("input_ids", "attention_mask") if k in encoded}
         sampling = bool(self.temperature)
-        options = dict(max_new_tokens=self.max_tokens, do_sample=sampling)
+        options: dict[str, Any] = dict(max_new_tokens=self.max_tokens, do_sample=sampling)
         if sampling:
             options["temperature"] = self.temperature
         if tokenizer.pad_token_id is not None:
             options["pad_token_id"] = tokenizer.pad_token_id
         return {**inputs, **options}
 
-    def generate(self, question: str, context: list[str], prompt: str, embedder=None) -> str:
+    def generate(self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None) -> str:
         import torch
 
         model, tokenizer = self._load()
@@ -385,7 +444,9 @@ class HFBackend:
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
 
-    def stream(self, question: str, context: list[str], prompt: str, embedder=None) -> Iterator[str]:
+    def stream(
+        self, question: str, context: list[str], prompt: str, embedder: GaussianEmbedder | None = None
+    ) -> Iterator[str]:
         import threading
 
         import torch
@@ -431,7 +492,7 @@ class Generator:
         model_name: str | None = None,
         *,
         prompt_template: str | None = None,
-        embedder=None,
+        embedder: GaussianEmbedder | None = None,
         config: RAGConfig | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
@@ -440,7 +501,7 @@ class Generator:
         max_tokens: int | None = None,
         temperature: float | None = None,
     ):
-        overrides = dict(
+        overrides: dict[str, Any] = dict(
             openai_base_url=base_url,
             openai_api_key=api_key,
             openai_timeout=timeout,
@@ -480,7 +541,7 @@ class Generator:
         """The prompt an LLM backend receives."""
         return render_prompt(self.prompt_template, query, context)
 
-    def generate(self, query: str, context: Sequence[str], embedder=None) -> str:
+    def generate(self, query: str, context: Sequence[str], embedder: GaussianEmbedder | None = None) -> str:
         """The answer, citing passages as ``[n]`` (1-based positions in ``context``).
 
         An empty ``context`` gives :data:`NO_CONTEXT_ANSWER` without calling any model.
@@ -491,11 +552,11 @@ class Generator:
         """
         return self._call("generate", query, context, embedder)
 
-    def stream(self, query: str, context: Sequence[str], embedder=None) -> Iterator[str]:
+    def stream(self, query: str, context: Sequence[str], embedder: GaussianEmbedder | None = None) -> Iterator[str]:
         """Like :meth:`generate`, yielding the answer in pieces as the backend produces them."""
         return self._call("stream", query, context, embedder)
 
-    def _call(self, method: str, query: str, context: Sequence[str], embedder):
+    def _call(self, method: str, query: str, context: Sequence[str], embedder: GaussianEmbedder | None):
         from ragcun.retrieve.gaussian import check_documents  # torch and faiss: load on first use
 
         require_text(query, "query")
@@ -505,7 +566,7 @@ class Generator:
         return getattr(self.backend, method)(query, context, self.prompt(query, context), embedder)
 
 
-def _make_backend(spec: str, config: RAGConfig, embedder) -> GeneratorBackend:
+def _make_backend(spec: str, config: RAGConfig, embedder: GaussianEmbedder | None) -> GeneratorBackend:
     kind, _, argument = spec.partition(":")
     if spec == "extractive":
         return ExtractiveBackend(embedder=embedder, embedding_model=config.embedding_model)

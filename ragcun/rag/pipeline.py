@@ -14,6 +14,8 @@ from ragcun.validation import check_top_k, require_text
 
 logger = logging.getLogger(__name__)
 
+# The answer when a collection's nearest passages are no closer than unrelated ones would be.
+NOT_CLOSER_THAN_CHANCE = "No passage is closer than chance: the collection does not seem to answer this question."
 # "[2]", and the grouped forms models also write: "[1, 3]", "[1][3]" is two matches.
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
@@ -26,7 +28,7 @@ class Citation:
     doc_id: str
     source: str | None
     distance: float
-    probability: float
+    probability: float | None
     chunk_id: str | None = None
     title: str | None = None
 
@@ -40,6 +42,7 @@ class RAGResult:
     citations: list[Citation] = field(default_factory=list)
     contexts: list[RetrievedDoc] = field(default_factory=list)
     generator: str = ""
+    abstained: bool = False  # no context was closer than chance (see :func:`closer_than_chance`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +75,12 @@ def cite(answer: str, contexts: Sequence[RetrievedDoc]) -> list[Citation]:
             )
         )
     return citations
+
+
+def closer_than_chance(contexts: Sequence[RetrievedDoc], threshold: float) -> bool:
+    """False only when the hits carry p-values (an adapted collection) and none is below ``threshold``."""
+    p_values = [c.p_value for c in contexts if c.p_value is not None]
+    return not p_values or min(p_values) < threshold
 
 
 class RAGPipeline:
@@ -116,7 +125,10 @@ class RAGPipeline:
 
         Returns:
             The answer, its citations and the contexts; when nothing is retrieved, the answer is
-            :data:`ragcun.rag.generator.NO_CONTEXT_ANSWER` and no generator is called.
+            :data:`ragcun.rag.generator.NO_CONTEXT_ANSWER` and no generator is called. On an adapted
+            collection, when no passage is closer than chance (every hit's ``p_value`` at least
+            ``CHANCE_THRESHOLD``), the pipeline abstains: the answer is :data:`NOT_CLOSER_THAN_CHANCE`,
+            ``abstained`` is true, and no generator is called.
 
         Raises:
             ValueError: on an empty question or a ``top_k`` that is not a positive integer.
@@ -126,8 +138,9 @@ class RAGPipeline:
         top_k = self.top_k if top_k is None else check_top_k(top_k)
         contexts = self.retriever.retrieve(question, top_k)
         texts = [c.text for c in contexts]
-        if not contexts:
-            answer = NO_CONTEXT_ANSWER
+        abstained = bool(contexts) and not closer_than_chance(contexts, self.config.chance_threshold)
+        if not contexts or abstained:
+            answer = NOT_CLOSER_THAN_CHANCE if abstained else NO_CONTEXT_ANSWER
             if on_token is not None:
                 on_token(answer)
         elif on_token is None:
@@ -144,6 +157,7 @@ class RAGPipeline:
             citations=cite(answer, contexts),
             contexts=contexts,
             generator=self.generator.model_name,
+            abstained=abstained,
         )
 
     def close(self) -> None:

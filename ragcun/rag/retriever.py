@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from qdrant_client import models
 
 from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, check_mode
 from ragcun.validation import check_sigma, check_top_k, require_text
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
+    from ragcun.retrieve.collection import CollectionRetriever
+    from ragcun.retrieve.gaussian import GaussianRetriever
+    from ragcun.workspace import Workspace
+
 
 # One hit type for every retriever; the RAG name stays for callers that import it from here.
 RetrievedDoc = Hit
@@ -44,8 +52,8 @@ class Retriever:
         embedding_model: str | Path | None = None,
         *,
         collection: str | None = None,
-        workspace=None,
-        embedder=None,
+        workspace: Workspace | None = None,
+        embedder: GaussianEmbedder | None = None,
         sigma: float | None = None,
         mode: str = DEFAULT_MODE,
         fusion: str = DEFAULT_FUSION,
@@ -56,6 +64,7 @@ class Retriever:
         check_mode(mode, fusion, diversity)
         self.mode, self.fusion, self.filter, self.diversity = mode, fusion, filter, diversity
         self.collection = collection
+        self.index: GaussianRetriever | CollectionRetriever
         if collection is None:
             from ragcun.retrieve.gaussian import GaussianRetriever
 

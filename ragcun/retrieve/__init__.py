@@ -5,6 +5,8 @@
 :func:`query_vector` and search it with :func:`search_vector`.
 """
 
+from typing import TYPE_CHECKING
+
 from ragcun.lazy import lazy_attributes
 from ragcun.retrieve.base import (
     Hit,
@@ -12,6 +14,10 @@ from ragcun.retrieve.base import (
     query_vector,
     search_vector,
 )
+
+if TYPE_CHECKING:  # what __getattr__ below imports on first use, named for type checkers
+    from ragcun.retrieve.collection import CollectionRetriever, search
+    from ragcun.retrieve.gaussian import GaussianRetriever
 
 # These pull in torch (the model) or the catalog; import them on first use.
 _LAZY = {

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from qdrant_client import models
 
 from ragcun.errors import InvalidInputError
+from ragcun.retrieve.chance import ChanceLaw
 from ragcun.retrieve.filters import parse_filter
 from ragcun.store.base import FUSIONS, MODES, SearchRequest, VectorStore
 from ragcun.store.bm25 import query_vector as bm25_query_vector
@@ -23,6 +25,9 @@ DEFAULT_MODE = "dense"
 # Chosen on benchmarks/hybrid.py's five collections: DBSF over the dense log-likelihood had the higher
 # mean nDCG@10 in every dense space (default model 0.577 against RRF's 0.569); see the README's "Hybrid search".
 DEFAULT_FUSION = "dbsf"
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,10 +44,17 @@ class Hit:
         chunk: Chunk ordinal within the document.
         title: The document title, if known.
         query_norm: Euclidean norm of the query vector.
-        probability: Softmax of ``-distance² / (2σ²)`` over the returned hits, see :func:`gaussian_probabilities`.
+        probability: Softmax of ``-distance² / (2σ²)`` over the returned hits, see :func:`gaussian_probabilities`;
+            a probability only where σ was calibrated on the collection (``ragcun calibrate``).
         metadata: The document's metadata, if any.
         score: What ranked the hit: the BM25 score (``bm25`` mode) or the fused score (``hybrid``);
             ``None`` in ``dense`` mode, where ``distance`` ranks.
+        p_value: Where the collection's model is adapted (N(0, I) by construction): the chance that the
+            nearest of the collection's documents would be at least this close if none were related to
+            the query (small: closer than chance); see :mod:`ragcun.retrieve.chance`. ``None`` otherwise.
+        out_of_domain: Where the model is adapted: whether the query lies where the collection has no
+            mass (its nearest passage is no closer than chance, see :mod:`ragcun.retrieve.chance`).
+            ``None`` otherwise.
     """
 
     chunk_id: str | None = None
@@ -57,6 +69,8 @@ class Hit:
     probability: float | None = None
     metadata: dict = field(default_factory=dict)
     score: float | None = None
+    p_value: float | None = None
+    out_of_domain: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +89,7 @@ def gaussian_probabilities(distances, sigma: float = 1.0) -> np.ndarray:
 
 
 def query_vector(
-    embedder, query: str | np.ndarray | None, plus: Sequence[str] = (), minus: Sequence[str] = ()
+    embedder: GaussianEmbedder, query: str | np.ndarray | None, plus: Sequence[str] = (), minus: Sequence[str] = ()
 ) -> np.ndarray:
     """The vector to search: e(query) + Σ e(plus) − Σ e(minus), float32 of the model's dim.
 
@@ -132,6 +146,7 @@ def search_vector(
     fusion: str = DEFAULT_FUSION,
     filter: str | models.Filter | None = None,
     diversity: float | None = None,
+    law: ChanceLaw | None = None,
 ) -> list[Hit]:
     """The ``top_k`` best points of collection ``name`` for the query, best first, as hits.
 
@@ -148,6 +163,8 @@ def search_vector(
         fusion: How ``hybrid`` fuses: ``rrf`` or ``dbsf`` (see :class:`~ragcun.store.base.SearchRequest`).
         filter: A Qdrant ``models.Filter`` or a filter string (see :mod:`ragcun.retrieve.filters`).
         diversity: MMR diversity in [0, 1] (``None``: plain ranking).
+        law: The collection's null law, where its model is adapted (:meth:`ChanceLaw.of`): gives each
+            hit's ``p_value`` and the query's ``out_of_domain`` flag. ``None``: neither.
     """
     top_k, sigma = check_top_k(top_k), check_sigma(sigma)
     check_mode(mode, fusion, diversity)
@@ -175,20 +192,45 @@ def search_vector(
     else:
         distances = [float(np.linalg.norm(np.asarray(p.vector, dtype=np.float64) - query)) for p in points]
     probabilities = gaussian_probabilities(distances, sigma)
+    p_values = law.p_values(np.asarray(distances), vector) if law is not None else [None] * len(points)
+    out_of_domain = law.out_of_domain(p_values[0] if len(points) else None) if law is not None else None
     return [
-        Hit(
-            chunk_id=str(p.id),
-            doc_id=p.payload["doc_id"],
-            distance=distance,
-            norm=p.payload["norm"],
-            text=p.payload["text"],
-            source=p.payload.get("source"),
-            chunk=p.payload.get("chunk", 0),
-            title=p.payload.get("title"),
-            query_norm=query_norm,
-            probability=float(prob),
-            metadata=p.payload.get("metadata") or {},
-            score=None if mode == "dense" and diversity is None else float(p.score),
+        hit_of(
+            p,
+            distance,
+            None if mode == "dense" and diversity is None else float(p.score),
+            query_norm,
+            float(prob),
+            None if pv is None else float(pv),
+            out_of_domain,
         )
-        for p, distance, prob in zip(points, distances, probabilities)
+        for p, distance, prob, pv in zip(points, distances, probabilities, p_values, strict=True)
     ]
+
+
+def hit_of(
+    point: models.ScoredPoint,
+    distance: float,
+    score: float | None,
+    query_norm: float,
+    probability: float,
+    p_value: float | None = None,
+    out_of_domain: bool | None = None,
+) -> Hit:
+    payload = point.payload or {}  # ragcun writes every point with its payload
+    return Hit(
+        chunk_id=str(point.id),
+        doc_id=payload["doc_id"],
+        distance=distance,
+        norm=payload["norm"],
+        text=payload["text"],
+        source=payload.get("source"),
+        chunk=payload.get("chunk", 0),
+        title=payload.get("title"),
+        query_norm=query_norm,
+        probability=probability,
+        metadata=payload.get("metadata") or {},
+        score=score,
+        p_value=p_value,
+        out_of_domain=out_of_domain,
+    )

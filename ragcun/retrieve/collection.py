@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from qdrant_client import models
@@ -18,8 +19,12 @@ from ragcun.retrieve.base import (
     query_vector,
     search_vector,
 )
+from ragcun.retrieve.chance import ChanceLaw
 from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
+
+if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from ragcun.model import GaussianEmbedder
 
 logger = logging.getLogger(__name__)
 _NOTICED: set[tuple[int, str]] = set()  # (store, physical collection): the dense-only notice is said once
@@ -30,7 +35,7 @@ def search(
     collection_name: str,
     query: str | np.ndarray,
     top_k: int = 10,
-    embedder=None,
+    embedder: GaussianEmbedder | None = None,
     hnsw_ef: int | None = None,
     exact: bool = False,
     plus: Sequence[str] = (),
@@ -67,6 +72,7 @@ def search(
         physical = collection.physical_name
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
+        documents = collection_counts(session, collection)["chunks"]
     if mode != "dense" and not ws.store.shape(physical).hybrid:
         if (id(ws.store), physical) not in _NOTICED:
             _NOTICED.add((id(ws.store), physical))
@@ -90,6 +96,7 @@ def search(
         fusion=fusion,
         filter=filter,
         diversity=diversity,
+        law=ChanceLaw.of(embedder, documents),
     )
 
 
@@ -105,7 +112,9 @@ class CollectionRetriever:
         embedder: The collection's model, already loaded; checked against the catalog at each search.
     """
 
-    def __init__(self, collection: str, *, workspace: Workspace | None = None, embedder=None):
+    def __init__(
+        self, collection: str, *, workspace: Workspace | None = None, embedder: GaussianEmbedder | None = None
+    ):
         self.collection = require_text(collection, "collection")
         self._workspace = workspace
         self._owns_workspace = workspace is None

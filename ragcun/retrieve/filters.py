@@ -102,7 +102,7 @@ def _range(clause: str, key: str, bound: str, value: str) -> models.FieldConditi
         except ValueError:
             raise InvalidInputError(f"filter clause {clause!r}: {value!r} is not a date (YYYY-MM-DD[THH:MM])") from None
         text = moment.isoformat() if isinstance(moment, datetime) else f"{moment.isoformat()}T00:00:00"
-        if isinstance(moment, datetime) and moment.tzinfo is None or not isinstance(moment, datetime):
+        if (isinstance(moment, datetime) and moment.tzinfo is None) or not isinstance(moment, datetime):
             text += "Z"
         return models.FieldCondition(key=key, range=models.DatetimeRange(**{bound: text}))
     try:

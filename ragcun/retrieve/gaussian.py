@@ -6,12 +6,14 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qdrant_client import models
 
 from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
+from ragcun.model.adapt import Fitted, SpanOptions, fit_candidate
 from ragcun.retrieve.base import (
     DEFAULT_FUSION,
     DEFAULT_MODE,
@@ -20,6 +22,7 @@ from ragcun.retrieve.base import (
     query_vector,
     search_vector,
 )
+from ragcun.retrieve.chance import ChanceLaw
 from ragcun.store.base import CollectionParams
 from ragcun.store.memory import POINTS_FILE, VECTORS_FILE, MemoryStore
 from ragcun.validation import (
@@ -58,6 +61,9 @@ class GaussianRetriever:
         self.embedder = embedder
         self.store = MemoryStore()
         self.store.create_collection(COLLECTION, CollectionParams(dim=embedder.dim))
+        # The documents' base (pre-head) embeddings, rows in document order, kept so that adapt() needs
+        # no encoder pass; None once a document came in without one (a loaded retriever).
+        self._base: np.ndarray | None = np.empty((0, embedder.base_dim), dtype=np.float32)
 
     def __len__(self) -> int:
         return self.store.count(COLLECTION)
@@ -65,7 +71,7 @@ class GaussianRetriever:
     @property
     def documents(self) -> list[str]:
         """The documents' texts, in the order they were added."""
-        return [record.payload["text"] for record in self.store.scroll(COLLECTION)]
+        return [(record.payload or {})["text"] for record in self.store.scroll(COLLECTION)]
 
     def add_documents(
         self,
@@ -92,7 +98,9 @@ class GaussianRetriever:
         check_same_length(documents, ids=ids, sources=sources, titles=titles, metadata=metadata)
         if not documents:
             return
-        vectors = self.embedder.encode(documents, batch_size=batch_size)
+        vectors, base = self.embedder.encode_with_base(documents, batch_size=batch_size)
+        if self._base is not None:
+            self._base = np.concatenate([self._base, base])
         self._append(documents, vectors, ids, sources, titles, metadata)
 
     def _append(
@@ -115,9 +123,45 @@ class GaussianRetriever:
                 "title": title,
                 "metadata": dict(meta or {}),
             }
-            for doc_id, text, norm, source, title, meta in zip(ids, documents, norms, sources, titles, metadata)
+            for doc_id, text, norm, source, title, meta in zip(
+                ids, documents, norms, sources, titles, metadata, strict=True
+            )
         ]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
+
+    def adapt(self, *, force: bool = False, config: Any = None, spans: SpanOptions | None = None) -> Fitted:
+        """Fit this corpus's own head with no labels (the ``adapt`` recipe) and switch to it if its gate passes.
+
+        The head is fitted on the documents' base embeddings, kept since they were added (a loaded
+        retriever encodes its documents once here); switching re-embeds them through the new head
+        only. The result says whether the gate passed and why; ``force`` switches anyway.
+
+        Args:
+            force: Switch even when the acceptance gate refuses the new head.
+            config: The recipe's ``AdaptConfig``; ``None``: its defaults.
+            spans: How many query-like spans of the documents the fit and the gate use (``None``: defaults).
+        """
+        documents = self.documents
+        if len(documents) < 3:
+            raise InvalidInputError(f"adapting needs at least 3 documents; this retriever holds {len(documents)}")
+        if self._base is None or len(self._base) != len(documents):
+            self._base = self.embedder.encode_with_base(documents)[1]
+        fitted = fit_candidate(self.embedder, self._base, documents, config=config, spans=spans or SpanOptions())
+        if fitted.passed or force:
+            records = list(self.store.scroll(COLLECTION))
+            self.embedder = fitted.model
+            self.store.drop_collection(COLLECTION)
+            self.store.create_collection(COLLECTION, CollectionParams(dim=self.embedder.dim))
+            vectors = self.embedder.apply_head(self._base)
+            norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+            self.store.upsert(
+                COLLECTION,
+                [str(r.id) for r in records],
+                vectors,
+                [{**(r.payload or {}), "norm": float(n)} for r, n in zip(records, norms, strict=False)],
+            )
+            fitted.activated = True
+        return fitted
 
     def embed(self, text: str) -> np.ndarray:
         """The Gaussian embedding of one text."""
@@ -160,9 +204,10 @@ class GaussianRetriever:
             fusion=fusion,
             filter=filter,
             diversity=diversity,
+            law=ChanceLaw.of(self.embedder, len(self)),
         )
 
-    def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
+    def retrieve(self, query: str | np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` nearest documents as ``(document, distance)``, nearest first.
 
         The distance is the true Euclidean distance (not squared). A ``top_k`` beyond the corpus
@@ -179,7 +224,7 @@ class GaussianRetriever:
         distances, nearest first."""
         hits = self.search(vector, top_k)
         return (
-            np.array([int(hit.chunk_id) for hit in hits], dtype=np.int64),
+            np.array([int(str(hit.chunk_id)) for hit in hits], dtype=np.int64),
             np.array([hit.distance for hit in hits], dtype=np.float64),
         )
 
@@ -206,6 +251,7 @@ class GaussianRetriever:
             raise InvalidInputError(f"{state_path}: missing; is {path} a saved GaussianRetriever?")
         state = json.loads(state_path.read_text())
         retriever = cls(model_path=path / MODEL_DIR)
+        retriever._base = None  # not saved: adapt() encodes the documents once
         if retriever.embedder.fingerprint != state["model_version"]:
             raise ModelLoadError(
                 f"{state_path}: vectors were built by model {state['model_version'][:12]}…, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
+from uuid import UUID
 
 import numpy as np
 from qdrant_client import models
@@ -182,13 +183,13 @@ class VectorStore(ABC):
     def count(self, name: str) -> int:
         return self.shape(name).points
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str) -> None:  # noqa: B027 (a no-op by default; engines that index override it)
         """Build indexes after a bulk load. Servers do this on their own."""
 
     # Engines with aliases let plain Qdrant clients query a logical name that follows reindexes.
     supports_aliases = False
 
-    def set_alias(self, alias: str, name: str) -> None:
+    def set_alias(self, alias: str, name: str) -> None:  # noqa: B027 (a no-op without alias support)
         """Point ``alias`` at collection ``name`` in one atomic step (no-op without alias support)."""
 
     def get_alias(self, alias: str) -> str | None:
@@ -217,7 +218,8 @@ def sparse_vectors(
     return list(sparse)
 
 
-def as_point_ids(ids: Sequence[str]) -> list[str]:
+def as_point_ids(ids: Sequence[str]) -> list[int | str | UUID]:
+    """Point ids as the engines' APIs type them (ragcun's are always UUID strings)."""
     return [str(i) for i in ids]
 
 

@@ -103,6 +103,8 @@ class ClientStore(VectorStore):
         hybrid = isinstance(vectors, dict) and DENSE in vectors
         if hybrid:
             vectors = vectors[DENSE]
+        if not isinstance(vectors, models.VectorParams):  # ragcun creates one unnamed vector, or named dense + BM25
+            raise InvalidInputError(f"collection {name!r} does not hold one dense vector per point")
         points = self.client.count(name, exact=True).count
         return CollectionShape(dim=vectors.size, distance=vectors.distance, points=points, hybrid=hybrid)
 
@@ -214,7 +216,7 @@ class ClientStore(VectorStore):
     supports_aliases = True
 
     def set_alias(self, alias: str, name: str) -> None:
-        operations = []
+        operations: list[models.AliasOperations] = []
         if self.get_alias(alias) is not None:
             operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
         operations.append(

@@ -148,13 +148,14 @@ class EdgeStore(VectorStore):
             if hybrid:
                 sparse_batch = sparse_vectors(batch, None if sparse is None else sparse[start:end], len(batch))
                 point_vectors = [
-                    {DENSE: d, SPARSE: qe.SparseVector(s.indices, s.values)} for d, s in zip(dense, sparse_batch)
+                    {DENSE: d, SPARSE: qe.SparseVector(s.indices, s.values)}
+                    for d, s in zip(dense, sparse_batch, strict=True)
                 ]
             else:
                 point_vectors = dense
             points = [
                 qe.Point(id=point_id, vector=vector, payload=payload)
-                for point_id, vector, payload in zip(as_point_ids(ids[start:end]), point_vectors, batch)
+                for point_id, vector, payload in zip(as_point_ids(ids[start:end]), point_vectors, batch, strict=True)
             ]
             shard.update(qe.UpdateOperation.upsert_points(points))
 

@@ -30,7 +30,6 @@ from ragcun.store.base import (
     CollectionShape,
     SearchRequest,
     VectorStore,
-    as_point_ids,
     check_vectors,
     sparse_vectors,
 )
@@ -94,8 +93,8 @@ class _Points:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dim {vectors.shape[1]}, the collection's is {self.dim}")
         new: list[tuple[str, np.ndarray, dict, dict]] = []
-        for point_id, vector, payload, terms in zip(ids, vectors, payloads, sparse):
-            weights = dict(zip(terms.indices, terms.values))
+        for point_id, vector, payload, terms in zip(ids, vectors, payloads, sparse, strict=True):
+            weights = dict(zip(terms.indices, terms.values, strict=True))
             row = self.row.get(point_id)
             if row is None:
                 self.row[point_id] = len(self.ids) + len(new)
@@ -120,9 +119,9 @@ class _Points:
         keep = np.ones(len(self.ids), dtype=bool)
         keep[rows] = False
         self.vectors, self.sq_norms = self.vectors[keep], self.sq_norms[keep]
-        self.ids = [i for i, k in zip(self.ids, keep) if k]
-        self.payloads = [p for p, k in zip(self.payloads, keep) if k]
-        self.sparse = [w for w, k in zip(self.sparse, keep) if k]
+        self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        self.payloads = [p for p, k in zip(self.payloads, keep, strict=True) if k]
+        self.sparse = [w for w, k in zip(self.sparse, keep, strict=True) if k]
         self.row = {point_id: row for row, point_id in enumerate(self.ids)}
 
     def record(self, row: int, with_vectors: bool) -> models.Record:
@@ -139,7 +138,10 @@ class _Points:
         if where is None:
             return np.ones(len(self.ids), dtype=bool)
         return np.array(
-            [check_filter(where, payload, point_id, {}) for point_id, payload in zip(self.ids, self.payloads)],
+            [
+                check_filter(where, payload, point_id, {})
+                for point_id, payload in zip(self.ids, self.payloads, strict=True)
+            ],
             dtype=bool,
         )
 
@@ -149,14 +151,14 @@ class _Points:
         if k == 0:
             return []
         found, distances = exact_nearest(self.vectors[rows], self.sq_norms[rows], vector.reshape(1, -1), k)
-        return [self.point(rows[i], float(d)) for i, d in zip(found[0], distances[0])]
+        return [self.point(rows[i], float(d)) for i, d in zip(found[0], distances[0], strict=True)]
 
     def bm25(self, query: models.SparseVector, limit: int, allowed: np.ndarray) -> list[models.ScoredPoint]:
         """Sparse dot product with Qdrant's IDF modifier; points sharing no term are not returned."""
         rows = np.flatnonzero(allowed)
         total = len(self.ids)
         scores: dict[int, float] = {}
-        for term, weight in zip(query.indices, query.values):
+        for term, weight in zip(query.indices, query.values, strict=True):
             holders = [row for row in rows if term in self.sparse[row]]
             if not holders:
                 continue
@@ -225,14 +227,14 @@ class MemoryStore(VectorStore):
         vectors = check_vectors(vectors, len(ids))
         if len(payloads) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(payloads)} payloads")
-        self._get(name).upsert(as_point_ids(ids), vectors, payloads, sparse_vectors(payloads, sparse, len(ids)))
+        self._get(name).upsert([str(i) for i in ids], vectors, payloads, sparse_vectors(payloads, sparse, len(ids)))
 
     def create_index(self, name: str, field: str, schema: str = "keyword") -> None:
         """Nothing to build: every filter scans the payloads."""
         self._get(name)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
-        self._get(name).delete(as_point_ids(ids))
+        self._get(name).delete([str(i) for i in ids])
 
     def query(self, name: str, request: SearchRequest) -> list[models.ScoredPoint]:
         """The engines' query in numpy: the same modes, fusions (Qdrant's own formulas), filters and MMR."""
@@ -261,7 +263,7 @@ class MemoryStore(VectorStore):
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         points = self._get(name)
-        return [points.record(points.row[i], with_vectors) for i in as_point_ids(ids) if i in points.row]
+        return [points.record(points.row[i], with_vectors) for i in [str(i) for i in ids] if i in points.row]
 
     def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
         points = self._get(name)

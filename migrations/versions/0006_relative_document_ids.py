@@ -7,8 +7,8 @@ and its chunks' ids change. The catalog rows are re-keyed here; the points, whic
 vector store, are re-keyed by ragcun the next time it opens the store (``point_rekeys`` lists
 them: old point id, new point id, new doc_id and source), with their vectors as they are.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 00:45:00
 """
 
@@ -19,8 +19,8 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -97,8 +97,8 @@ def upgrade() -> None:
             new_chunk = chunk_uuid(new_doc, ordinal, sha)
             conn.execute(
                 sa.text(
-                    "INSERT INTO chunks (id, document_id, ordinal, sha256, text, token_count) "
-                    "SELECT :new, :doc, ordinal, sha256, text, token_count FROM chunks WHERE id = :old"
+                    "INSERT INTO chunks (id, document_id, ordinal, sha256, text, token_count, locator) "
+                    "SELECT :new, :doc, ordinal, sha256, text, token_count, locator FROM chunks WHERE id = :old"
                 ),
                 {"new": new_chunk, "doc": new_doc, "old": chunk_id},
             )
