@@ -45,7 +45,7 @@ def apply_rekeys(ws: Workspace) -> int:
                     [batch[str(r.id)].new_id for r in records],
                     np.array([r.vector for r in records], dtype=np.float32),
                     [
-                        {**r.payload, "doc_id": batch[str(r.id)].doc_id, "source": batch[str(r.id)].source}
+                        {**(r.payload or {}), "doc_id": batch[str(r.id)].doc_id, "source": batch[str(r.id)].source}
                         for r in records
                     ],
                 )

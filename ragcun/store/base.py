@@ -218,6 +218,13 @@ def sparse_vectors(
     return list(sparse)
 
 
+def required_sparse(request: SearchRequest) -> models.SparseVector:
+    """The request's BM25 query vector, which its ``bm25`` or ``hybrid`` mode needs."""
+    if request.sparse is None:
+        raise InvalidInputError(f"a {request.mode} search needs the query's BM25 vector")
+    return request.sparse
+
+
 def as_point_ids(ids: Sequence[str]) -> list[int | str | UUID]:
     """Point ids as the engines' APIs type them (ragcun's are always UUID strings)."""
     return [str(i) for i in ids]

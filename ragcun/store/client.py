@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -100,9 +101,9 @@ class ClientStore(VectorStore):
         self._require(name)
         info = self.client.get_collection(name)
         vectors = info.config.params.vectors
-        hybrid = isinstance(vectors, dict) and DENSE in vectors
-        if hybrid:
-            vectors = vectors[DENSE]
+        hybrid = False
+        if isinstance(vectors, dict) and DENSE in vectors:
+            hybrid, vectors = True, vectors[DENSE]
         if not isinstance(vectors, models.VectorParams):  # ragcun creates one unnamed vector, or named dense + BM25
             raise InvalidInputError(f"collection {name!r} does not hold one dense vector per point")
         points = self.client.count(name, exact=True).count
@@ -153,7 +154,7 @@ class ClientStore(VectorStore):
         dense = np.asarray(request.vector, dtype=np.float32).tolist()
         depth, where = request.candidates, request.filter
         prefetch: list[models.Prefetch] | None = None
-        query: object
+        query: Any
         if mode == "dense":
             query = dense
         elif mode == "bm25":
@@ -192,7 +193,7 @@ class ClientStore(VectorStore):
         ).points
         for point in points:
             if isinstance(point.vector, dict):
-                point.vector = point.vector.get(DENSE)
+                point.vector = point.vector.get(DENSE)  # type: ignore[assignment]  # the dense vector alone
         return points
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
@@ -244,5 +245,5 @@ def _dense_only(records: list[models.Record]) -> list[models.Record]:
     """Records whose ``vector`` is the dense vector, named or not."""
     for record in records:
         if isinstance(record.vector, dict):
-            record.vector = record.vector.get(DENSE)
+            record.vector = record.vector.get(DENSE)  # type: ignore[assignment]  # the dense vector alone
     return records

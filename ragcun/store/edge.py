@@ -13,6 +13,7 @@ import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
@@ -175,16 +176,17 @@ class EdgeStore(VectorStore):
         sparse = None if request.sparse is None else qe.SparseVector(request.sparse.indices, request.sparse.values)
         depth = request.candidates
         prefetches: list[qe.Prefetch] | None = None
+        query: Any  # a Query, a Fusion or an Mmr
         if mode == "dense":
             query = qe.Query.Nearest(dense, using=using)
         elif mode == "bm25":
-            query = qe.Query.Nearest(sparse, using=SPARSE)
+            query = qe.Query.Nearest(_required(sparse), using=SPARSE)
         else:
             nearest = qe.Prefetch(limit=depth, query=qe.Query.Nearest(dense, using=DENSE), params=params, filter=where)
             if request.fusion == "dbsf":
                 # DBSF rewards high scores: score the dense side by its log-likelihood −d²/2 first.
                 nearest = qe.Prefetch(limit=depth, prefetches=[nearest], query=_LOG_LIKELIHOOD, filter=where)
-            lexical = qe.Prefetch(limit=depth, query=qe.Query.Nearest(sparse, using=SPARSE), filter=where)
+            lexical = qe.Prefetch(limit=depth, query=qe.Query.Nearest(_required(sparse), using=SPARSE), filter=where)
             prefetches = [nearest, lexical]
             query = qe.Fusion.Rrf(k=RRF_K) if request.fusion == "rrf" else qe.Fusion.Dbsf()
         if request.diversity is not None:
@@ -279,23 +281,30 @@ def edge_filter(where: models.Filter | None):
     return qe.Filter(must=conditions(where.must), should=conditions(where.should), must_not=conditions(where.must_not))
 
 
+def _required(sparse: qe.SparseVector | None) -> qe.SparseVector:
+    if sparse is None:
+        raise InvalidInputError("bm25 and hybrid searches need the query's BM25 vector")
+    return sparse
+
+
 def condition(item):
     if isinstance(item, models.Filter):
         return edge_filter(item)
     if isinstance(item, models.HasIdCondition):
-        return qe.HasIdCondition(set(as_point_ids(item.has_id)))
+        return qe.HasIdCondition(set(as_point_ids([str(i) for i in item.has_id])))
     if isinstance(item, models.IsEmptyCondition):
         return qe.IsEmptyCondition(item.is_empty.key)
     if isinstance(item, models.IsNullCondition):
         return qe.IsNullCondition(item.is_null.key)
     if isinstance(item, models.FieldCondition):
-        match, range_ = item.match, item.range
+        match: Any = item.match  # becomes the engine's own condition types
+        range_: Any = item.range
         if isinstance(match, models.MatchValue):
             match = qe.MatchValue(match.value)
         elif isinstance(match, models.MatchAny):
-            match = qe.MatchAny(list(match.any))
+            match = qe.MatchAny(match.any)
         elif isinstance(match, models.MatchExcept):
-            match = qe.MatchExcept(list(match.except_))
+            match = qe.MatchExcept(match.except_)
         elif match is not None:
             raise InvalidInputError(f"filter condition on {item.key!r}: {type(match).__name__} is not supported")
         if isinstance(range_, models.DatetimeRange):

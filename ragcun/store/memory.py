@@ -31,6 +31,7 @@ from ragcun.store.base import (
     SearchRequest,
     VectorStore,
     check_vectors,
+    required_sparse,
     sparse_vectors,
 )
 
@@ -159,13 +160,13 @@ class _Points:
         total = len(self.ids)
         scores: dict[int, float] = {}
         for term, weight in zip(query.indices, query.values, strict=True):
-            holders = [row for row in rows if term in self.sparse[row]]
+            holders = [int(row) for row in rows if term in self.sparse[row]]
             if not holders:
                 continue
             df = sum(1 for terms in self.sparse if term in terms)
             idf = math.log((total - df + 0.5) / (df + 0.5) + 1.0)
             for row in holders:
-                scores[row] = scores.get(row, 0.0) + idf * weight * self.sparse[row][term]
+                scores[row] = scores.get(row, 0.0) + idf * weight * self.sparse[row][int(term)]
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return [self.point(row, score) for row, score in best]
 
@@ -247,10 +248,10 @@ class MemoryStore(VectorStore):
         if request.mode == "dense":
             found = points.nearest(vector, depth, allowed)
         elif request.mode == "bm25":
-            found = points.bm25(request.sparse, depth, allowed)
+            found = points.bm25(required_sparse(request), depth, allowed)
         else:
             nearest = points.nearest(vector, request.candidates, allowed)
-            lexical = points.bm25(request.sparse, request.candidates, allowed)
+            lexical = points.bm25(required_sparse(request), request.candidates, allowed)
             if request.fusion == "rrf":
                 found = reciprocal_rank_fusion([nearest, lexical], depth, ranking_constant_k=RRF_K)
             else:
