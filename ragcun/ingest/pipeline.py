@@ -222,7 +222,7 @@ class Ingestor:
         failed_before = self.result.failed
         for item in read_source(path, self.options.fields, self.options.max_document_bytes):
             if isinstance(item, InputProblem):
-                self._problem(item)
+                self._problem(replace(item, uri=uri))  # named like its source, as failed_documents looks it up
                 continue
             if item.doc_id == str(path):  # a whole-file document is named like its file
                 item = replace(item, doc_id=uri)
