@@ -34,6 +34,8 @@ class Workspace:
         self.catalog = Catalog(settings.db_url)
         self._store = store
         self._models: dict[str, object] = {}
+        if store is not None:
+            self._rekey()
 
     @property
     def models_dir(self) -> Path:
@@ -43,7 +45,14 @@ class Workspace:
     def store(self) -> VectorStore:
         if self._store is None:
             self._store = open_store(self.settings)
+            self._rekey()
         return self._store
+
+    def _rekey(self) -> None:
+        """Finish what a catalog migration left for the store (points whose ids it changed)."""
+        from ragcun.collections.rekey import apply_rekeys
+
+        apply_rekeys(self)
 
     def embedder_for(self, collection: Collection):
         """The model that built ``collection``, loaded once per workspace."""

@@ -57,7 +57,8 @@ def test_search_then_lineage(home, tmp_path):
     assert set(hits[0]) >= {"chunk_id", "doc_id", "distance", "norm", "text", "source"}
     assert hits[0]["text"] == THREE_DOCS[1] and hits[0]["distance"] < hits[1]["distance"]
     lineage = run_json(home, "docs", "show", hits[0]["chunk_id"])
-    assert lineage["source"]["uri"] == str((tmp_path / "in" / "d1.txt").resolve())
+    assert lineage["source"]["uri"] == "d1.txt"  # named relative to the ingested folder
+    assert lineage["source"]["path"] == str((tmp_path / "in" / "d1.txt").resolve())
     assert len(lineage["source"]["sha256"]) == 64
     (stored,) = lineage["collections"]
     assert stored["ingest_run"] == 1 and stored["norm"] == pytest.approx(hits[0]["norm"], rel=1e-6)
@@ -78,7 +79,7 @@ def test_listings(home):
 
 
 def test_docs_delete_and_collection_drop(home, tmp_path):
-    doc_id = str((tmp_path / "in" / "d2.txt").resolve())
+    doc_id = "d2.txt"  # as `docs list` prints it
     deleted = run_json(home, "docs", "delete", doc_id, "-c", "docs")
     assert deleted["chunks_deleted"] == 1
     assert run_json(home, "collections", "show", "docs")["physical"][0]["engine_points"] == 2

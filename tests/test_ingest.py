@@ -118,7 +118,8 @@ def test_payload_carries_text_norm_and_provenance(workspace, identity_embedder, 
     payload = record.payload
     assert payload["doc_id"] == "ml" and payload["chunk"] == 0 and payload["text"] == THREE_DOCS[1]
     assert payload["model_version"] == identity_embedder.fingerprint and payload["ingest_run"] == result.run_id
-    assert payload["source"] == str(path.resolve()) and payload["metadata"] == {"lang": "en"}
+    # The source is named like the file relative to what was ingested (here the file itself).
+    assert payload["source"] == "docs.jsonl" and payload["metadata"] == {"lang": "en"}
     # The norm is kept: the stored vector is the unnormalized embedding and its norm is recorded.
     np.testing.assert_allclose(record.vector, identity_embedder.encode([THREE_DOCS[1]])[0], rtol=1e-5, atol=1e-5)
     assert payload["norm"] == pytest.approx(float(np.linalg.norm(record.vector)), rel=1e-5)
@@ -150,6 +151,7 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, adi_template
     theirs = client.query_points(
         physical,
         query=identity_embedder.encode(["computer-based retrieval of documents"])[0].tolist(),
+        using="dense",
         limit=5,
         with_payload=True,
     ).points

@@ -79,7 +79,9 @@ def test_reindex_switches_search_and_the_alias(tmp_path, adi_template, identity_
             assert not reindex(ws, "adi", model_b).switched
         if engine == "local":
             client = QdrantClient(path=str(root / "local-qdrant"))
-            alias_hits = client.query_points("adi", query=model_b.encode([QUERY])[0].tolist(), limit=5).points
+            alias_hits = client.query_points(
+                "adi", query=model_b.encode([QUERY])[0].tolist(), using="dense", limit=5
+            ).points
             client.close()
             assert [p.payload["doc_id"] for p in alias_hits] == [h.doc_id for h in after]
 

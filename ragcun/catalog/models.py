@@ -69,7 +69,10 @@ class Source(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collection_name: Mapped[str] = mapped_column(String(200))
+    # The file's name in the collection: its path relative to the ingest input, with any --prefix.
     uri: Mapped[str] = mapped_column(Text)
+    # Where the file was last read (absolute); moving it changes this, not ``uri``.
+    path: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(Integer)
     mtime: Mapped[float | None]
@@ -188,3 +191,14 @@ class EvalResult(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     model_version: Mapped[ModelVersion | None] = relationship()
+
+
+class PointRekey(Base):
+    """A point whose id a catalog migration changed, waiting to be re-keyed in the vector store."""
+
+    __tablename__ = "point_rekeys"
+
+    old_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    new_id: Mapped[str] = mapped_column(String(36))
+    doc_id: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
+from ragcun.cli.main import (
+    AppContext,
+    cli,
+    emit,
+    json_option,
+    pass_app,
+    search_kwargs,
+    search_options,
+)
 
 
 @cli.command()
@@ -19,9 +27,23 @@ from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
     type=click.Path(exists=True, dir_okay=False),
     help="Prompt file with {context} and {question} [default: PROMPT_TEMPLATE_FILE or built-in].",
 )
+@search_options
 @json_option
 @pass_app
-def ask(app: AppContext, question, collection, top_k, generator_name, prompt_template, as_json) -> None:
+def ask(
+    app: AppContext,
+    question,
+    collection,
+    top_k,
+    generator_name,
+    prompt_template,
+    mode,
+    fusion,
+    where,
+    diverse,
+    diversity,
+    as_json,
+) -> None:
     """Answer QUESTION from the nearest passages of a collection, citing them as [n].
 
     Settings come from the options, then the environment, then ./.env (see config/config.example.env).
@@ -39,7 +61,11 @@ def ask(app: AppContext, question, collection, top_k, generator_name, prompt_tem
         click.echo(piece, nl=False)
 
     with app.workspace() as ws:
-        pipeline = RAGPipeline(Retriever(collection=collection, workspace=ws), generator, config=config)
+        pipeline = RAGPipeline(
+            Retriever(collection=collection, workspace=ws, **search_kwargs(mode, fusion, where, diverse, diversity)),
+            generator,
+            config=config,
+        )
         result = pipeline.query(question, on_token=None if as_json else show).to_dict()
 
     def render(data: dict) -> None:

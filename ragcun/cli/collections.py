@@ -41,6 +41,28 @@ def collections_show(app: AppContext, name, as_json) -> None:
     )
 
 
+@collections.command("index")
+@click.argument("field")
+@click.option("-c", "--collection", required=True, help="Collection whose payload to index.")
+@click.option(
+    "--type",
+    "schema",
+    type=click.Choice(["keyword", "integer", "float", "bool", "datetime"]),
+    default="keyword",
+    show_default=True,
+    help="Index type of the field's values.",
+)
+@json_option
+@pass_app
+def collections_index(app: AppContext, field, collection, schema, as_json) -> None:
+    """Index payload FIELD (e.g. metadata.team) so that filters on it stay fast."""
+    from ragcun.collections.create import index_payload
+
+    with app.workspace() as ws:
+        data = index_payload(ws, collection, field, schema)
+    emit(data, as_json, lambda d: click.echo(f"Indexed {d['field']} ({d['schema']}) in {d['physical_name']}"))
+
+
 @collections.command("drop")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
+from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 from ragcun.collections import chunk_lineage, delete_document
 
 
@@ -13,12 +13,26 @@ def docs() -> None:
     """Documents and chunks: lineage and deletion."""
 
 
+@docs.command("list")
+@click.option("-c", "--collection", required=True, help="Collection whose documents to list.")
+@click.option("--source", "source_glob", metavar="GLOB", help="Only documents whose source matches, e.g. 'guides/*'.")
+@json_option
+@pass_app
+def docs_list(app: AppContext, collection, source_glob, as_json) -> None:
+    """The documents of a collection, by the ids `docs delete` takes."""
+    from ragcun.collections.documents import list_documents
+
+    with app.workspace() as ws:
+        rows = [d.to_dict() for d in list_documents(ws, collection, source_glob)]
+    emit(rows, as_json, lambda r: table(r, ["doc_id", "source", "chunks", "title"]))
+
+
 @docs.command("show")
 @click.argument("chunk_id")
 @json_option
 @pass_app
 def docs_show(app: AppContext, chunk_id, as_json) -> None:
-    """Where a chunk (a search hit) came from: file, hash, run, model version."""
+    """Where a chunk (a search hit; its id or a unique prefix of it) came from: file, hash, run, model version."""
     with app.workspace() as ws:
         data = chunk_lineage(ws, chunk_id).to_dict()
 

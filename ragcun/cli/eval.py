@@ -58,7 +58,8 @@ def _figures(row: dict) -> dict:
     "--compare",
     default="base-cosine",
     show_default=True,
-    help="Comma-separated methods to score alongside: base-cosine, base-l2, bm25, a model directory "
+    help="Comma-separated methods to score alongside: base-cosine, base-l2, bm25 (bm25s), the collection "
+    "through its engine (dense, bm25-engine, hybrid, hybrid-rrf, hybrid-dbsf), a model directory "
     "or registered version; 'none' for the collection's model alone.",
 )
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a reliability diagram (PNG) here.")
@@ -74,6 +75,15 @@ def _figures(row: dict) -> dict:
     help="Score a collection whose ingest left failed documents (refused by default); the report "
     "counts them as missing_documents.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "bm25", "hybrid"]),
+    default="dense",
+    show_default=True,
+    help="How the collection's own row searches (bm25/hybrid go through the engine).",
+)
+@click.option("--fusion", type=click.Choice(["rrf", "dbsf"]), help="For --mode hybrid [default: dbsf].")
+@click.option("--filter", "where", metavar="EXPR", help="Payload filter for the engine searches (see `search --help`).")
 @json_option
 @click.pass_context
 def eval_group(
@@ -88,6 +98,9 @@ def eval_group(
     plot,
     keep_identical_ids,
     allow_incomplete,
+    mode,
+    fusion,
+    where,
     as_json,
 ) -> None:
     """Score a collection on judged queries: nDCG@10, MRR@10, Recall@10/100, separation, norm
@@ -114,6 +127,9 @@ def eval_group(
                 compare=methods,
                 ignore_identical_ids=not keep_identical_ids,
                 allow_incomplete=allow_incomplete,
+                mode=mode,
+                fusion=fusion,
+                filter=where,
             )
         else:
             if not (collection and queries and qrels):
@@ -126,6 +142,9 @@ def eval_group(
                 compare=methods,
                 ignore_identical_ids=not keep_identical_ids,
                 allow_incomplete=allow_incomplete,
+                mode=mode,
+                fusion=fusion,
+                filter=where,
             )
     data = report.to_dict()
     if plot:

@@ -28,6 +28,12 @@ def load_model(model_path: str | None):
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
 @click.option("--sync", is_flag=True, help="Delete documents whose source files are gone.")
 @click.option(
+    "--prefix",
+    default="",
+    help="Put before each file's path relative to its input folder, which names "
+    "the file and its document (e.g. docs/ makes docs/parking.md).",
+)
+@click.option(
     "--chunk-tokens",
     type=int,
     help="Chunk size in model tokens [default: the model's max length - 2, room for [CLS] and [SEP]].",
@@ -83,6 +89,7 @@ def ingest(
     include,
     exclude,
     sync,
+    prefix,
     chunk_tokens,
     chunk_overlap,
     chunking,
@@ -110,6 +117,7 @@ def ingest(
         include=include,
         exclude=exclude,
         sync=sync,
+        prefix=prefix,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
         chunking=chunking,

@@ -128,6 +128,51 @@ pass_app = click.make_pass_decorator(AppContext)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
+_SEARCH_OPTIONS = [
+    click.option(
+        "--mode",
+        type=click.Choice(["dense", "bm25", "hybrid"]),
+        default="dense",
+        show_default=True,
+        help="dense: L2 distance; bm25: keywords; hybrid: both, fused inside the engine.",
+    ),
+    # ragcun.retrieve.base.DEFAULT_FUSION (not imported here: the CLI starts without numpy).
+    click.option(
+        "--fusion",
+        type=click.Choice(["rrf", "dbsf"]),
+        default="dbsf",
+        show_default=True,
+        help="How --mode hybrid fuses: reciprocal rank, or distribution-based score fusion.",
+    ),
+    click.option(
+        "--filter",
+        "where",
+        metavar="EXPR",
+        help="Only chunks whose payload matches, e.g. 'metadata.team=infra & ingested_at>=2026-01-01' "
+        "(KEY=V, KEY!=V, KEY=A|B, KEY>=V; keys: source doc_id title chunk ingested_at metadata.*).",
+    ),
+    click.option("--diverse", is_flag=True, help="Diversify the hits (MMR) instead of near-duplicates filling top-k."),
+    click.option(
+        "--diversity",
+        type=click.FloatRange(0.0, 1.0),
+        default=0.5,
+        show_default=True,
+        help="How much --diverse trades relevance for novelty.",
+    ),
+]
+
+
+def search_options(command: Callable) -> Callable:
+    """--mode, --fusion, --filter and --diverse: the options of every command that searches."""
+    for option in reversed(_SEARCH_OPTIONS):
+        command = option(command)
+    return command
+
+
+def search_kwargs(mode: str, fusion: str, where: str | None, diverse: bool, diversity: float) -> dict:
+    """The keyword arguments of the library's search functions for the options of :func:`search_options`."""
+    return {"mode": mode, "fusion": fusion, "filter": where, "diversity": diversity if diverse else None}
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):

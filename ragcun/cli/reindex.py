@@ -10,14 +10,20 @@ from ragcun.collections import load_model_ref, reindex as run_reindex, rollback 
 
 @cli.command()
 @click.option("-c", "--collection", required=True, help="Logical collection to rebuild.")
-@click.option("--model", "model_ref", required=True, help="Model directory, or a registered version's fingerprint.")
+@click.option(
+    "--model",
+    "model_ref",
+    help="Model directory, or a registered version's fingerprint [default: the collection's own model, "
+    "which only adds BM25 vectors to a collection made before hybrid search].",
+)
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Chunks embedded per batch.")
 @json_option
 @pass_app
 def reindex(app: AppContext, collection, model_ref, batch_size, as_json) -> None:
-    """Rebuild a collection with another model from the catalog's text, then switch to it atomically."""
+    """Rebuild a collection with another model from the catalog's text (or add BM25 vectors to an old one),
+    then switch to it atomically."""
     with app.workspace() as ws:
-        result = run_reindex(ws, collection, load_model_ref(ws, model_ref), batch_size).to_dict()
+        result = run_reindex(ws, collection, load_model_ref(ws, model_ref) if model_ref else None, batch_size).to_dict()
 
     def render(d: dict) -> None:
         if not d["switched"]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
+from ragcun.cli.main import (
+    AppContext,
+    cli,
+    emit,
+    json_option,
+    pass_app,
+    search_kwargs,
+    search_options,
+)
 
 
 @cli.command()
@@ -16,10 +24,27 @@ from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app
 @click.option("--model", "model_ref", help="Embed the query with this model (refused unless it built the collection).")
 @click.option("--plus", multiple=True, help="Add this text's embedding to the query vector (repeatable).")
 @click.option("--minus", multiple=True, help="Subtract this text's embedding from the query vector (repeatable).")
+@search_options
 @json_option
 @pass_app
-def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref, plus, minus, as_json) -> None:
-    """Nearest chunks to QUERY by Euclidean distance (smallest first); --plus/--minus compose the query."""
+def search(
+    app: AppContext,
+    query,
+    collection,
+    top_k,
+    hnsw_ef,
+    exact,
+    model_ref,
+    plus,
+    minus,
+    mode,
+    fusion,
+    where,
+    diverse,
+    diversity,
+    as_json,
+) -> None:
+    """Best chunks for QUERY: by Euclidean distance (smallest first), BM25 or both; --plus/--minus compose the query."""
     if not query.strip() and not plus:
         raise click.UsageError("give a QUERY, or at least one --plus")
     from ragcun.catalog.ops import require_collection
@@ -31,9 +56,19 @@ def search(app: AppContext, query, collection, top_k, hnsw_ef, exact, model_ref,
         hits = [
             hit.to_dict()
             for hit in run_search(
-                ws, collection, query, top_k, embedder=embedder, hnsw_ef=hnsw_ef, exact=exact, plus=plus, minus=minus
+                ws,
+                collection,
+                query,
+                top_k,
+                embedder=embedder,
+                hnsw_ef=hnsw_ef,
+                exact=exact,
+                plus=plus,
+                minus=minus,
+                **search_kwargs(mode, fusion, where, diverse, diversity),
             )
         ]
+
         with ws.catalog.session() as session:
             calibrated = "sigma" in require_collection(session, collection).settings
 
@@ -58,15 +93,20 @@ def render_hits(rows: list[dict], calibrated: bool) -> None:
     header = f"{'rank':>4}  {'distance':>9}  {'norm':>8}"
     header += f"  {'P(rel)':>6}" if calibrated else ""
     header += f"  {'p chance':>9}" if with_p_value else ""
+    with_score = first.get("score") is not None
+    header += f"  {'score':>8}" if with_score else ""
     click.echo(f"{header}  document#chunk  text")
     for rank, hit in enumerate(rows, 1):
         line = f"{rank:>4}  {hit['distance']:>9.4f}  {hit['norm']:>8.3f}"
         line += f"  {hit['probability']:>6.3f}" if calibrated else ""
         line += f"  {hit['p_value']:>9.2g}" if with_p_value else ""
+        line += f"  {hit['score']:>8.4f}" if with_score else ""
         snippet = " ".join(hit["text"].split())[:100]
         click.echo(
             f"{line}  {hit['doc_id']}#{hit['chunk']}  {snippet}\n{'':>6}chunk {hit['chunk_id']}  source {hit['source']}"
         )
+        if hit.get("metadata"):
+            click.echo(f"{'':>6}" + "  ".join(f"{key}={value}" for key, value in hit["metadata"].items()))
     legend = ["distance: Euclidean distance to the query (smaller is nearer)", "norm: the passage vector's length"]
     if calibrated:
         legend.append("P(rel): share of the Gaussian likelihood among these hits, under the calibrated sigma")
@@ -75,4 +115,6 @@ def render_hits(rows: list[dict], calibrated: bool) -> None:
             "p chance: how likely the nearest of this collection's passages would be this close if none "
             "were related (small: closer than chance)"
         )
+    if with_score:
+        legend.append("score: what ranked the hit (the BM25 score, or the fused score in hybrid mode)")
     click.echo("\n".join(f"  {item}" for item in legend))

@@ -8,14 +8,50 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Collection, ModelVersion, utcnow
-from ragcun.catalog.ops import active_collection
+from ragcun.catalog.ops import active_collection, require_collection
 from ragcun.collections.versions import register_model_version
-from ragcun.errors import ModelMismatchError
+from ragcun.errors import InvalidInputError, ModelMismatchError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
     from ragcun.model import GaussianEmbedder
+
+
+# Collection settings key: the payload indexes users asked for ({field: schema}), rebuilt by a reindex.
+PAYLOAD_INDEXES = "payload_indexes"
+SCHEMAS = ("keyword", "integer", "float", "bool", "datetime")
+
+
+def index_payload(ws: Workspace, name: str, field: str, schema: str = "keyword") -> dict:
+    """A payload index on ``field`` of collection ``name``'s active version (kept by later reindexes)."""
+    from ragcun.retrieve.filters import check_key
+
+    check_key(field)
+    if schema not in SCHEMAS:
+        raise InvalidInputError(f"index type must be one of {', '.join(SCHEMAS)}, got {schema!r}")
+    with ws.catalog.session() as session:
+        collection = require_collection(session, name)
+        ws.store.create_index(collection.physical_name, field, schema)
+        indexes = {**collection.settings.get(PAYLOAD_INDEXES, {}), field: schema}
+        collection.settings = {**collection.settings, PAYLOAD_INDEXES: indexes}
+        session.commit()
+        return {
+            "collection": name,
+            "physical_name": collection.physical_name,
+            "field": field,
+            "schema": schema,
+            "indexes": indexes,
+        }
+
+
+def carry_indexes(ws: Workspace, source: Collection, target: Collection) -> None:
+    """Give ``target`` the payload indexes users asked for on ``source`` (the caller commits)."""
+    indexes = source.settings.get(PAYLOAD_INDEXES, {})
+    for field, schema in indexes.items():
+        ws.store.create_index(target.physical_name, field, schema)
+    if indexes:
+        target.settings = {**target.settings, PAYLOAD_INDEXES: indexes}
 
 
 def physical_name(name: str, fingerprint: str) -> str:
@@ -24,18 +60,29 @@ def physical_name(name: str, fingerprint: str) -> str:
 
 
 def create_collection(
-    ws: Workspace, session: Session, name: str, version: ModelVersion, params: CollectionParams, status: str
+    ws: Workspace,
+    session: Session,
+    name: str,
+    version: ModelVersion,
+    params: CollectionParams,
+    status: str,
+    physical: str | None = None,
 ) -> Collection:
     """The physical collection of ``name`` built by ``version``, created in the store and catalog if missing.
+
+    ``physical``: its name (default :func:`physical_name`; a hybrid rebuild of a legacy collection
+    by the same model needs another).
 
     The store side is created first, so the catalog never records a collection the store lacks; a
     crash between the two is mended by calling again. An existing collection is given ``status``.
     """
-    physical = physical_name(name, version.fingerprint)
+    physical = physical or physical_name(name, version.fingerprint)
     collection = session.scalar(select(Collection).where(Collection.physical_name == physical))
     settings = collection.settings if collection is not None else params.to_dict()
     if not ws.store.collection_exists(physical):
         ws.store.create_collection(physical, CollectionParams.from_settings(settings))
+        for field, schema in settings.get(PAYLOAD_INDEXES, {}).items():
+            ws.store.create_index(physical, field, schema)
     if collection is None:
         collection = Collection(
             name=name,

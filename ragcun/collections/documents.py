@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
@@ -169,3 +169,45 @@ def delete_document(ws: Workspace, collection_name: str, doc_id: str) -> Documen
         delete_documents(ws, session, [document], physical)
         session.commit()
         return DocumentDeleted(collection_name, doc_id, chunks)
+
+
+@dataclass
+class DocumentInfo:
+    collection: str
+    doc_id: str
+    source: str
+    title: str | None
+    chunks: int
+    metadata: dict
+    updated_at: object
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def list_documents(ws: Workspace, collection_name: str, source_glob: str | None = None) -> list[DocumentInfo]:
+    """The documents of a logical collection by doc id, optionally those whose source matches a glob."""
+    from fnmatch import fnmatchcase
+
+    from ragcun.catalog.ops import require_collection
+
+    with ws.catalog.session() as session:
+        require_collection(session, collection_name)
+        counts = dict(
+            session.execute(
+                select(Chunk.document_id, func.count())
+                .join(Document)
+                .where(Document.collection_name == collection_name)
+                .group_by(Chunk.document_id)
+            ).all()
+        )
+        documents = session.scalars(
+            select(Document).where(Document.collection_name == collection_name).order_by(Document.doc_id)
+        ).all()
+        return [
+            DocumentInfo(
+                collection_name, d.doc_id, d.source.uri, d.title, counts.get(d.id, 0), d.metadata_, d.updated_at
+            )
+            for d in documents
+            if source_glob is None or fnmatchcase(d.source.uri, source_glob)
+        ]

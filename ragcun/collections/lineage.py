@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import select
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, IngestRun
-from ragcun.errors import ChunkNotFound
+from ragcun.errors import ChunkNotFound, InvalidInputError
 from ragcun.workspace import Workspace
 
 
@@ -28,11 +28,28 @@ class ChunkLineage:
         return asdict(self)
 
 
+MIN_PREFIX = 4
+
+
+def find_chunk(session, ref: str) -> Chunk:
+    """The chunk whose id is ``ref`` or, failing that, the only one whose id starts with it."""
+    chunk = session.get(Chunk, ref)
+    if chunk is not None:
+        return chunk
+    if len(ref) >= MIN_PREFIX:
+        matches = session.scalars(select(Chunk).where(Chunk.id.startswith(ref, autoescape=True)).limit(2)).all()
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise InvalidInputError(f"chunk id prefix {ref!r} is ambiguous: give more characters")
+    raise ChunkNotFound(f"no chunk {ref} in the catalog")
+
+
 def chunk_lineage(ws: Workspace, chunk_id: str) -> ChunkLineage:
+    """Where a chunk (given by its id or a unique prefix of it) came from."""
     with ws.catalog.session() as session:
-        chunk = session.get(Chunk, chunk_id)
-        if chunk is None:
-            raise ChunkNotFound(f"no chunk {chunk_id} in the catalog")
+        chunk = find_chunk(session, chunk_id)
+        chunk_id = chunk.id
         document, source = chunk.document, chunk.document.source
         memberships = session.execute(
             select(Collection, CollectionChunk)
@@ -58,7 +75,13 @@ def chunk_lineage(ws: Workspace, chunk_id: str) -> ChunkLineage:
                 "metadata": document.metadata_,
                 "collection": document.collection_name,
             },
-            source={"uri": source.uri, "sha256": source.sha256, "size": source.size, "mtime": source.mtime},
+            source={
+                "uri": source.uri,
+                "path": source.path,
+                "sha256": source.sha256,
+                "size": source.size,
+                "mtime": source.mtime,
+            },
             collections=[
                 {
                     "physical_name": c.physical_name,

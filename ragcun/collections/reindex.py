@@ -10,6 +10,7 @@ collection. Each embedded batch is committed, so a killed reindex resumes where 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, utcnow
 from ragcun.catalog.ops import require_collection
-from ragcun.collections.create import create_collection
+from ragcun.collections.create import carry_indexes, create_collection, physical_name
 from ragcun.collections.runs import finish_run, start_run
 from ragcun.collections.versions import register_model_version
 from ragcun.collections.write import ChunkPoint, norms_match, write_points
@@ -115,14 +116,81 @@ def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Co
     return previous if previous is not None and previous.id != target.id else None
 
 
-def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder, batch_size: int = 128) -> ReindexResult:
+def copy_with_bm25(
+    ws: Workspace, session: Session, source: Collection, target: Collection, batch_size: int, run_id: int
+) -> int:
+    """Copy every point of ``source`` into the hybrid ``target``: dense vectors as stored, BM25 vectors from the text.
+
+    Nothing is re-embedded; the memberships (with their norms) are committed batch by batch. Returns
+    how many points were copied now (a resumed copy skips those already there).
+    """
+    present = member_chunk_ids(session, target.id)
+    batch: list = []
+    copied = 0
+
+    def flush() -> None:
+        ws.store.upsert(
+            target.physical_name, [r.id for r in batch], np.array([r.vector for r in batch]), [r.payload for r in batch]
+        )
+        for record in batch:
+            session.merge(
+                CollectionChunk(
+                    collection_id=target.id, chunk_id=str(record.id), ingest_run_id=run_id, norm=record.payload["norm"]
+                )
+            )
+        session.commit()
+        nonlocal copied
+        copied += len(batch)
+        batch.clear()
+
+    total = ws.store.count(source.physical_name)
+    with tqdm(total=total, desc=f"bm25 {target.name}", unit="chunk", disable=None) as progress:
+        for record in ws.store.scroll(source.physical_name, with_vectors=True, batch_size=batch_size):
+            progress.update(1)
+            if str(record.id) in present:
+                continue
+            batch.append(record)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    ws.store.optimize(target.physical_name)
+    return copied
+
+
+def add_bm25(ws: Workspace, session: Session, active: Collection, batch_size: int) -> ReindexResult:
+    """Rebuild a legacy (dense-only) collection as a hybrid one with the same vectors, then switch to it."""
+    params = CollectionParams.from_settings(active.settings)
+    physical = f"{physical_name(active.name, active.model_version.fingerprint)}-hybrid"
+    target = create_collection(
+        ws, session, active.name, active.model_version, params, status="building", physical=physical
+    )
+    carry_indexes(ws, active, target)
+
+    def fill(run_id: int) -> tuple[int, int]:
+        return copy_with_bm25(ws, session, active, target, batch_size, run_id), 0
+
+    return _build_verify_switch(ws, session, target, fill, "reindex", [f"store:{active.physical_name}"])
+
+
+def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder | None = None, batch_size: int = 128) -> ReindexResult:
     """Rebuild collection ``name`` with ``embedder`` from the catalog's chunk text, then switch to it.
 
     Re-running after a crash resumes the build; re-running after the switch only re-asserts it.
     An older build by the same model (a retired version) is brought up to date instead of rebuilt.
+    With the collection's own model (or ``embedder=None``), a collection made before hybrid search
+    gets its BM25 vectors: its points are copied, dense vectors as they are, into a hybrid collection.
     """
     with ws.catalog.session() as session:
         active = require_collection(session, name)
+        if embedder is None or embedder.fingerprint == active.model_version.fingerprint:
+            if not ws.store.shape(active.physical_name).hybrid:
+                return add_bm25(ws, session, active, batch_size)
+            if embedder is None:
+                total = len(member_chunk_ids(session, active.id))
+                return ReindexResult(
+                    name, active.model_version.fingerprint, active.physical_name, None, 0, total, switched=False
+                )
         version = register_model_version(session, embedder, ws.models_dir)
         session.commit()
         if active.model_version_id == version.id:
@@ -132,7 +200,15 @@ def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder, batch_size: in
         # σ and other calibrations belong to the old model: only the index params carry over.
         params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
         target = create_collection(ws, session, name, version, params, status="building")
-        return _build_verify_switch(ws, session, target, embedder, batch_size, "reindex")
+        carry_indexes(ws, active, target)
+        return _build_verify_switch(
+            ws,
+            session,
+            target,
+            _embedding(ws, session, target, embedder, batch_size),
+            "reindex",
+            [f"catalog:{target.name}"],
+        )
 
 
 def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
@@ -152,15 +228,38 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
         embedder = ws.embedder_for(previous)
         previous.status = "building"
         session.commit()
-        return _build_verify_switch(ws, session, previous, embedder, batch_size, "rollback")
+        return _build_verify_switch(
+            ws,
+            session,
+            previous,
+            _embedding(ws, session, previous, embedder, batch_size),
+            "rollback",
+            [f"catalog:{previous.name}"],
+        )
+
+
+def _embedding(
+    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int
+) -> Callable[[int], tuple[int, int]]:
+    def fill(run_id: int) -> tuple[int, int]:
+        embedded = build(ws, session, target, embedder, batch_size, run_id)
+        return embedded, embedded
+
+    return fill
 
 
 def _build_verify_switch(
-    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int, kind: str
+    ws: Workspace,
+    session: Session,
+    target: Collection,
+    fill: Callable[[int], tuple[int, int]],
+    kind: str,
+    inputs: list[str],
 ) -> ReindexResult:
-    run = start_run(session, kind, target, [f"catalog:{target.name}"])
+    """Run ``fill(run_id)`` (points written, of which embedded) into ``target``, verify it, switch to it."""
+    run = start_run(session, kind, target, inputs)
     try:
-        embedded = build(ws, session, target, embedder, batch_size, run.id)
+        written, embedded = fill(run.id)
         verify(ws, session, target)
         previous = switch(ws, session, target.name, target)
     except BaseException as exc:
@@ -168,7 +267,7 @@ def _build_verify_switch(
         finish_run(session, run, "failed", errors=[{"uri": None, "line": None, "error": repr(exc)}])
         raise
     total = len(member_chunk_ids(session, target.id))
-    finish_run(session, run, "completed", counts={"chunks_written": embedded, "chunks": total})
+    finish_run(session, run, "completed", counts={"chunks_written": written, "chunks": total})
     return ReindexResult(
         target.name,
         target.model_version.fingerprint,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, utcnow
 from ragcun.collections.base_vectors import embed_texts
 from ragcun.workspace import Workspace
 
@@ -41,6 +42,7 @@ class ChunkPoint:
     ingest_run: int | None
     sha256: str  # of ``text``: the key of its base vector
     locator: dict | None = None  # heading_path, page / pages: where in the document the chunk is
+    ingested_at: datetime | None = None  # when the document was last ingested (filterable: ingested_at>=…)
 
     @classmethod
     def of(cls, chunk: Chunk, ingest_run: int | None) -> ChunkPoint:
@@ -57,10 +59,12 @@ class ChunkPoint:
             ingest_run,
             chunk.sha256,
             chunk.locator,
+            document.updated_at,
         )
 
     def payload(self, norm: float, model_version: str) -> dict:
-        """Enough for any Qdrant client to show and trace a hit (and cite it: heading path, page)."""
+        """Enough for any Qdrant client to show, trace and filter a hit (and cite it: heading path, page)."""
+        ingested_at = (self.ingested_at or utcnow()).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         return {
             "doc_id": self.doc_id,
             "chunk": self.ordinal,
@@ -71,6 +75,7 @@ class ChunkPoint:
             "ingest_run": self.ingest_run,
             "title": self.title,
             "metadata": self.metadata,
+            "ingested_at": ingested_at,
             **(self.locator or {}),
         }
 

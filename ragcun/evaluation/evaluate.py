@@ -8,7 +8,13 @@ scores as its best chunk. Baselines embed the same chunk texts:
   by cosine or by raw L2. Cosine is computed as L2 between unit vectors, which ranks identically
   and gives the distances that the separation and probability figures need.
 * ``bm25``: bm25s with English stop words and Snowball stemming.
+* ``dense``, ``bm25-engine``, ``hybrid`` (the default fusion), ``hybrid-rrf``, ``hybrid-dbsf``: the
+  collection itself searched through its engine in that mode (top 300 chunks per query), so that
+  dense, BM25 and hybrid search sit side by side.
 * anything else: a model directory or registered model version, which re-embeds the chunk texts.
+
+``mode``/``filter`` evaluate the collection's own row through the engine too (a filter applies to
+every engine method).
 """
 
 from __future__ import annotations
@@ -35,7 +41,12 @@ from ragcun.evaluation.corpus import (
     min_per_doc,
     relevance_grades,
 )
-from ragcun.evaluation.data import JudgedQueries, judged_queries, read_qrels_strict, read_queries_strict
+from ragcun.evaluation.data import (
+    JudgedQueries,
+    judged_queries,
+    read_qrels_strict,
+    read_queries_strict,
+)
 from ragcun.evaluation.metrics import (
     expected_calibration_error,
     gaussian_probabilities,
@@ -48,12 +59,23 @@ from ragcun.evaluation.metrics import (
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
+    from qdrant_client import models
+
     from ragcun.model import GaussianEmbedder
 
 
 logger = logging.getLogger(__name__)
 
 BASELINES = ("base-cosine", "base-l2", "bm25")
+# The collection searched through its engine: method name -> (mode, fusion; None: the default).
+ENGINE_METHODS = {
+    "dense": ("dense", None),
+    "bm25-engine": ("bm25", None),
+    "hybrid": ("hybrid", None),
+    "hybrid-rrf": ("hybrid", "rrf"),
+    "hybrid-dbsf": ("hybrid", "dbsf"),
+}
+ENGINE_DEPTH = 300  # chunks fetched per query from the engine
 RUN_DEPTH = 100  # documents kept per query: enough for Recall@100
 CALIBRATION_DEPTH = 10  # candidates whose probabilities are calibrated: a default search page
 
@@ -185,6 +207,39 @@ def bm25_distances(texts: list[str], queries: list[str], chunk_doc: np.ndarray, 
     return min_per_doc(ordered, chunk_doc, n_docs)
 
 
+def engine_distances(
+    ws: Workspace,
+    judged: JudgedQueries,
+    points: CollectionPoints,
+    mode: str,
+    fusion: str | None = None,
+    where: str | models.Filter | None = None,
+) -> np.ndarray:
+    """(query × document) ranks from searching the collection through its engine: a document's rank is
+    its best chunk's; documents not among the top :data:`ENGINE_DEPTH` chunks are at infinity."""
+    from ragcun.retrieve.base import DEFAULT_FUSION
+    from ragcun.retrieve.collection import search
+
+    index = points.doc_index
+    ranks = np.full((len(judged.query_ids), len(points.doc_ids)), np.inf)
+    for i, text in enumerate(judged.texts):
+        hits = search(
+            ws,
+            points.name,
+            text,
+            min(ENGINE_DEPTH, len(points.texts)),
+            exact=True,
+            mode=mode,
+            fusion=fusion or DEFAULT_FUSION,
+            filter=where,
+        )
+        for rank, hit in enumerate(hits):
+            j = index.get(hit.doc_id)
+            if j is not None and ranks[i, j] == np.inf:
+                ranks[i, j] = rank
+    return ranks
+
+
 def evaluate(
     ws: Workspace,
     collection_name: str,
@@ -194,6 +249,9 @@ def evaluate(
     store: bool = True,
     ignore_identical_ids: bool = True,
     allow_incomplete: bool = False,
+    mode: str = "dense",
+    fusion: str | None = None,
+    filter: str | models.Filter | None = None,
 ) -> EvalReport:
     """Score collection ``collection_name``'s model and each ``compare`` method on judged queries.
 
@@ -210,6 +268,10 @@ def evaluate(
             judge such a document relevant.
         allow_incomplete: Score a collection whose ingest left failed documents (the report's
             ``missing_documents`` says how many) instead of refusing.
+        mode: ``dense`` scores the collection's model exactly over its stored vectors; ``bm25`` or
+            ``hybrid`` search it through the engine (as does any ``filter``).
+        fusion: For ``hybrid``: ``rrf`` or ``dbsf`` (``None``: the default).
+        filter: A payload filter (string or Qdrant filter) for the engine searches.
 
     Returns:
         An :class:`EvalReport`, the collection's own model first.
@@ -251,21 +313,34 @@ def evaluate(
     sigma = float(points.settings.get("sigma", 1.0))
     logger.info("evaluating %s: %d queries, %d points", collection_name, len(judged.query_ids), len(points.texts))
     query_vectors = embedder.encode(judged.texts)
-    results = [
-        score_vectors(
-            f"model {points.model_fingerprint[:12]}",
-            query_vectors,
-            points.vectors,
-            judged,
-            points,
-            sigma,
-            ignore_identical_ids=ignore_identical_ids,
-        )
-    ]
+
+    def engine_result(method: str, mode: str, fusion: str | None) -> MethodResult:
+        ranks = engine_distances(ws, judged, points, mode, fusion, filter)
+        result = score_distances(method, ranks, judged, points, ignore_identical_ids=ignore_identical_ids)
+        result.separation = None  # ranks are no distance
+        return result
+
+    if mode == "dense" and filter is None:
+        results = [
+            score_vectors(
+                f"model {points.model_fingerprint[:12]}",
+                query_vectors,
+                points.vectors,
+                judged,
+                points,
+                sigma,
+                ignore_identical_ids=ignore_identical_ids,
+            )
+        ]
+    else:
+        results = [engine_result(f"model {points.model_fingerprint[:12]} {mode}", mode, fusion)]
     results[0].model_version = points.model_fingerprint
     base: tuple[np.ndarray, np.ndarray] | None = None
     for method in compare:
-        if method in ("base-cosine", "base-l2"):
+        if method in ENGINE_METHODS:
+            results.append(engine_result(method, *ENGINE_METHODS[method]))
+            results[-1].model_version = points.model_fingerprint
+        elif method in ("base-cosine", "base-l2"):
             if base is None and embedder.head_spec.kind == "identity":
                 base = (query_vectors, points.vectors)  # an identity head stores the base encoder's own vectors
             elif base is None:
@@ -399,6 +474,9 @@ def evaluate_beir(
     compare: Sequence[str] = ("base-cosine",),
     ignore_identical_ids: bool = True,
     allow_incomplete: bool = False,
+    mode: str = "dense",
+    fusion: str | None = None,
+    filter: str | models.Filter | None = None,
 ) -> EvalReport:
     """Evaluate a BEIR folder, ingesting its corpus into ``collection_name`` first if needed.
 
@@ -432,4 +510,7 @@ def evaluate_beir(
         compare=compare,
         ignore_identical_ids=ignore_identical_ids,
         allow_incomplete=allow_incomplete,
+        mode=mode,
+        fusion=fusion,
+        filter=filter,
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,11 @@ from tqdm.auto import tqdm
 from ragcun.catalog.models import Document, IngestRun, Source
 from ragcun.catalog.ops import chunk_ids_in, chunk_uuid, document_uuid
 from ragcun.collections.create import ensure_collection
-from ragcun.collections.documents import PlannedDocument, delete_documents, write_documents
+from ragcun.collections.documents import (
+    PlannedDocument,
+    delete_documents,
+    write_documents,
+)
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
 from ragcun.ingest.chunking import make_chunker
 from ragcun.ingest.readers import (
@@ -68,6 +72,8 @@ class IngestOptions:
         fields: Field names for JSONL inputs.
         max_document_bytes: Larger documents (or JSONL lines) are refused with an error.
         collection_params: Index settings, used when the collection is created.
+        prefix: Put before every file's path relative to its input folder, which is the file's
+            (and a whole-file document's) id: ``--prefix docs/`` makes ``docs/parking.md``.
         log_every: Without a terminal, seconds between progress log lines (counts and rate).
     """
 
@@ -82,6 +88,28 @@ class IngestOptions:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     collection_params: dict = field(default_factory=dict)
     log_every: float = 10.0
+    prefix: str = ""
+
+
+def file_keys(paths: Sequence[str | Path], files: Sequence[Path], prefix: str = "") -> dict[Path, str]:
+    """Each file's name in the collection: ``prefix`` + its path relative to the input it was found under
+    (a file given directly: its name). Moving or re-mounting a folder does not change it."""
+    roots = [Path(p).expanduser().resolve() for p in paths]  # discover() returns resolved paths
+    keys = {}
+    for path in files:
+        for root in roots:
+            if path == root:
+                keys[path] = prefix + path.name
+                break
+            if root in path.parents:
+                keys[path] = prefix + path.relative_to(root).as_posix()
+                break
+    return keys
+
+
+def under_inputs(key: str, paths: Sequence[str | Path], prefix: str) -> bool:
+    """Whether a source named ``key`` belongs to what an ingest of ``paths`` with ``prefix`` covers."""
+    return any(key.startswith(prefix) if Path(p).expanduser().is_dir() else key == prefix + Path(p).name for p in paths)
 
 
 @dataclass
@@ -122,6 +150,7 @@ class Ingestor:
 
     def run(self, paths: Sequence[str | Path]) -> IngestResult:
         files = discover(paths, self.options.include, self.options.exclude)
+        keys = file_keys(paths, files, self.options.prefix)
         session = self.session
         mark_interrupted_runs(session)
         self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
@@ -134,10 +163,10 @@ class Ingestor:
             for done, path in enumerate(
                 tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True)
             ):
-                self._ingest_file(path)
+                self._ingest_file(path, keys[path])
                 self._log_progress(f"{done + 1}/{len(files)} files")
             if self.options.sync:
-                self._sync(paths, files)
+                self._sync(paths, set(keys.values()))
             self.ws.store.optimize(self.collection.physical_name)
             self._finish("completed", started)
         except BaseException as exc:  # KeyboardInterrupt too: never leave a run "running"
@@ -167,15 +196,17 @@ class Ingestor:
         self.result.errors.append(problem.to_dict())
         logger.debug("%s%s: %s", problem.uri, f":{problem.line}" if problem.line else "", problem.error)
 
-    def _ingest_file(self, path: Path) -> None:
-        session, uri = self.session, str(path)
+    def _ingest_file(self, path: Path, uri: str) -> None:
+        session = self.session
         try:
             stat, sha = path.stat(), file_sha256(path)
         except OSError as exc:
-            self._problem(InputProblem(uri, f"cannot read: {exc.strerror or exc}"))
+            self._problem(InputProblem(str(path), f"cannot read: {exc.strerror or exc}"))
             return
         source = session.scalar(select(Source).where(Source.collection_name == self.name, Source.uri == uri))
         if source is not None and source.complete_sha256 == sha:
+            source.path = str(path.resolve())  # the same file, perhaps moved: nothing to re-embed
+            session.commit()
             self.result.unchanged += (
                 session.scalar(select(func.count()).select_from(Document).where(Document.source_id == source.id)) or 0
             )
@@ -184,14 +215,17 @@ class Ingestor:
             source = Source(collection_name=self.name, uri=uri)
             session.add(source)
         source.sha256, source.size, source.mtime = sha, stat.st_size, stat.st_mtime
+        source.path = str(path.resolve())
         session.commit()
 
         seen: set[str] = set()
         failed_before = self.result.failed
         for item in read_source(path, self.options.fields, self.options.max_document_bytes):
             if isinstance(item, InputProblem):
-                self._problem(item)
+                self._problem(replace(item, uri=uri))  # named like its source, as failed_documents looks it up
                 continue
+            if item.doc_id == str(path):  # a whole-file document is named like its file
+                item = replace(item, doc_id=uri)
             for note in item.notes:
                 self._problem(InputProblem(uri, note, item.line, warning=True))
             document_id = document_uuid(self.name, item.doc_id)
@@ -215,7 +249,9 @@ class Ingestor:
         if existing is not None and existing.source_id != source.id:
             self._problem(
                 InputProblem(
-                    source.uri, f"duplicate id {doc.doc_id!r}: already ingested from {existing.source.uri}", doc.line
+                    source.uri,
+                    f"duplicate id {doc.doc_id!r}: already ingested from {existing.source.path or existing.source.uri}",
+                    doc.line,
                 )
             )
             return
@@ -278,15 +314,17 @@ class Ingestor:
             done / max(now - self.started, 1e-9),
         )
 
-    def _sync(self, paths: Sequence[str | Path], files: list[Path]) -> None:
-        """Delete the documents of sources under the input paths whose files are gone."""
+    def _sync(self, paths: Sequence[str | Path], present: set[str]) -> None:
+        """Delete the documents of sources the inputs cover whose files are gone.
+
+        A source is covered when its name lies under the inputs' (prefixed) names; one whose file
+        still exists where it was last read (another folder ingested into the same collection) is kept.
+        """
         session = self.session
-        roots = [Path(p).resolve() for p in paths]
-        present = {str(f) for f in files}
         for source in session.scalars(select(Source).where(Source.collection_name == self.name)).all():
-            source_path = Path(source.uri)
-            under_roots = any(source_path == root or root in source_path.parents for root in roots)
-            if not under_roots or source.uri in present or source_path.exists():
+            if source.uri in present or not under_inputs(source.uri, paths, self.options.prefix):
+                continue
+            if source.path and Path(source.path).exists():
                 continue
             documents = list(session.scalars(select(Document).where(Document.source_id == source.id)))
             self.result.deleted += delete_documents(self.ws, session, documents, [self.collection.physical_name])

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qdrant_client import models
 
-from ragcun.retrieve.base import Hit
+from ragcun.retrieve.base import DEFAULT_FUSION, DEFAULT_MODE, Hit, check_mode
 from ragcun.validation import check_sigma, check_top_k, require_text
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
@@ -40,6 +41,10 @@ class Retriever:
         embedder: An already loaded model, instead of ``embedding_model``.
         sigma: Scale σ of the Gaussian likelihood behind each hit's ``probability``; ``None``: the
             collection's calibrated σ (``ragcun calibrate``), else 1.
+        mode: ``dense`` (L2), ``bm25`` or ``hybrid`` (both, fused in the engine).
+        fusion: ``rrf`` or ``dbsf``, for ``hybrid``.
+        filter: A default payload filter (a Qdrant ``models.Filter`` or a filter string).
+        diversity: MMR diversity in [0, 1] (``None``: none).
     """
 
     def __init__(
@@ -50,8 +55,14 @@ class Retriever:
         workspace: Workspace | None = None,
         embedder: GaussianEmbedder | None = None,
         sigma: float | None = None,
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
+        filter: str | models.Filter | None = None,
+        diversity: float | None = None,
     ):
         self.sigma = None if sigma is None else check_sigma(sigma)
+        check_mode(mode, fusion, diversity)
+        self.mode, self.fusion, self.filter, self.diversity = mode, fusion, filter, diversity
         self.collection = collection
         self.index: GaussianRetriever | CollectionRetriever
         if collection is None:
@@ -68,7 +79,11 @@ class Retriever:
             self.index = CollectionRetriever(collection, workspace=workspace, embedder=embedder)
 
     def add_documents(
-        self, documents: Sequence[str], ids: Sequence[str] | None = None, sources: Sequence[str | None] | None = None
+        self,
+        documents: Sequence[str],
+        ids: Sequence[str] | None = None,
+        sources: Sequence[str | None] | None = None,
+        metadata: Sequence[dict | None] | None = None,
     ) -> None:
         """Embed and index documents in memory (a persistent collection is filled by ``ragcun ingest``).
 
@@ -76,8 +91,9 @@ class Retriever:
             documents: Non-empty strings.
             ids: One id per document (default: its position among all documents added).
             sources: One source per document (a file name, a URL…), reported with each hit.
+            metadata: One dict per document, reported with each hit and filterable as ``metadata.KEY``.
         """
-        self.index.add_documents(documents, ids=ids, sources=sources)
+        self.index.add_documents(documents, ids=ids, sources=sources, metadata=metadata)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -97,7 +113,13 @@ class Retriever:
         return self.index.embed(text)
 
     def retrieve(
-        self, query: str | np.ndarray, top_k: int = 5, *, plus: Sequence[str] = (), minus: Sequence[str] = ()
+        self,
+        query: str | np.ndarray,
+        top_k: int = 5,
+        *,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+        filter: str | models.Filter | None = None,
     ) -> list[Hit]:
         """The ``top_k`` passages nearest to ``query``, nearest first; ``[]`` when there are none.
 
@@ -106,12 +128,23 @@ class Retriever:
             top_k: How many passages at most.
             plus: Texts whose embeddings are added to the query vector.
             minus: Texts whose embeddings are subtracted from it.
+            filter: A payload filter for this call (``None``: the retriever's own).
 
         Raises:
             InvalidInputError: on an empty query or a ``top_k`` that is not a positive integer.
             CollectionNotFound: when the collection does not exist.
         """
-        return self.index.search(query, top_k, sigma=self.sigma, plus=plus, minus=minus)
+        return self.index.search(
+            query,
+            top_k,
+            sigma=self.sigma,
+            plus=plus,
+            minus=minus,
+            mode=self.mode,
+            fusion=self.fusion,
+            filter=self.filter if filter is None else filter,
+            diversity=self.diversity,
+        )
 
     def close(self) -> None:
         """Close the workspace this retriever opened itself (not one that was passed in)."""

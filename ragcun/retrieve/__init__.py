@@ -8,7 +8,12 @@
 from typing import TYPE_CHECKING
 
 from ragcun.lazy import lazy_attributes
-from ragcun.retrieve.base import Hit, gaussian_probabilities, query_vector, search_vector
+from ragcun.retrieve.base import (
+    Hit,
+    gaussian_probabilities,
+    query_vector,
+    search_vector,
+)
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, named for type checkers
     from ragcun.retrieve.collection import CollectionRetriever, search

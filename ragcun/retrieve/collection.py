@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qdrant_client import models
 
 from ragcun.catalog.ops import collection_counts, require_collection
 from ragcun.errors import InvalidInputError, ModelMismatchError
-from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.retrieve.base import (
+    DEFAULT_FUSION,
+    DEFAULT_MODE,
+    Hit,
+    query_text,
+    query_vector,
+    search_vector,
+)
 from ragcun.retrieve.chance import ChanceLaw
 from ragcun.validation import check_top_k, require_text
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
     from ragcun.model import GaussianEmbedder
+
+logger = logging.getLogger(__name__)
+_NOTICED: set[tuple[int, str]] = set()  # (store, physical collection): the dense-only notice is said once
 
 
 def search(
@@ -29,15 +41,22 @@ def search(
     plus: Sequence[str] = (),
     minus: Sequence[str] = (),
     sigma: float | None = None,
+    mode: str = DEFAULT_MODE,
+    fusion: str = DEFAULT_FUSION,
+    filter: str | models.Filter | None = None,
+    diversity: float | None = None,
 ) -> list[Hit]:
-    """The ``top_k`` chunks nearest to ``query`` by true L2 distance, nearest first.
+    """The ``top_k`` best chunks for ``query``: by default nearest by true L2 distance, nearest first.
 
     The query is embedded by the collection's own model version; passing an ``embedder`` of
     another version is refused rather than silently mixing vector spaces. Query arithmetic: the
     searched vector is e(query) + Σ e(plus) − Σ e(minus), where ``query`` is a text or already a
     vector of the collection's model (see :func:`ragcun.retrieve.base.query_vector`); it may be
     an empty text when ``plus`` is not. ``sigma``: the scale behind each hit's probability
-    (``None``: the collection's calibrated σ, else 1).
+    (``None``: the collection's calibrated σ, else 1). ``mode``, ``fusion``, ``filter`` and
+    ``diversity``: see :func:`ragcun.retrieve.base.search_vector`. A collection made before hybrid
+    search answers every mode dense-only (with a one-line notice) until ``ragcun reindex`` adds its
+    BM25 vectors.
     """
     top_k = check_top_k(top_k)
     with ws.catalog.session() as session:
@@ -54,6 +73,15 @@ def search(
         hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
         documents = collection_counts(session, collection)["chunks"]
+    if mode != "dense" and not ws.store.shape(physical).hybrid:
+        if (id(ws.store), physical) not in _NOTICED:
+            _NOTICED.add((id(ws.store), physical))
+            logger.warning(
+                "collection %r has no BM25 vectors yet: searching dense only; `ragcun reindex -c %s` adds them",
+                collection_name,
+                collection_name,
+            )
+        mode = "dense"
     vector = query_vector(embedder, query, plus, minus)
     return search_vector(
         ws.store,
@@ -63,6 +91,11 @@ def search(
         sigma=sigma,
         hnsw_ef=hnsw_ef,
         exact=exact,
+        text=query_text(query, plus),
+        mode=mode,
+        fusion=fusion,
+        filter=filter,
+        diversity=diversity,
         law=ChanceLaw.of(embedder, documents),
     )
 
@@ -125,10 +158,25 @@ class CollectionRetriever:
         sigma: float | None = None,
         plus: Sequence[str] = (),
         minus: Sequence[str] = (),
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
+        filter: str | models.Filter | None = None,
+        diversity: float | None = None,
     ) -> list[Hit]:
         """See :func:`search`; ``sigma=None`` is the collection's calibrated σ."""
         return search(
-            self.workspace, self.collection, query, top_k, embedder=self.embedder, plus=plus, minus=minus, sigma=sigma
+            self.workspace,
+            self.collection,
+            query,
+            top_k,
+            embedder=self.embedder,
+            plus=plus,
+            minus=minus,
+            sigma=sigma,
+            mode=mode,
+            fusion=fusion,
+            filter=filter,
+            diversity=diversity,
         )
 
     def close(self) -> None:

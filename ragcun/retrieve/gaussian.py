@@ -9,15 +9,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qdrant_client import models
 
 from ragcun.errors import InvalidInputError, ModelLoadError
 from ragcun.model import GaussianEmbedder, default_model_path
 from ragcun.model.adapt import Fitted, SpanOptions, fit_candidate
-from ragcun.retrieve.base import Hit, query_vector, search_vector
+from ragcun.retrieve.base import (
+    DEFAULT_FUSION,
+    DEFAULT_MODE,
+    Hit,
+    query_text,
+    query_vector,
+    search_vector,
+)
 from ragcun.retrieve.chance import ChanceLaw
 from ragcun.store.base import CollectionParams
 from ragcun.store.memory import POINTS_FILE, VECTORS_FILE, MemoryStore
-from ragcun.validation import check_documents, check_same_length, check_top_k, require_text
+from ragcun.validation import (
+    check_documents,
+    check_same_length,
+    check_top_k,
+    require_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +81,7 @@ class GaussianRetriever:
         ids: Sequence[str] | None = None,
         sources: Sequence[str | None] | None = None,
         titles: Sequence[str | None] | None = None,
+        metadata: Sequence[dict | None] | None = None,
     ) -> None:
         """Embed and index documents; they are appended to those already added.
 
@@ -78,26 +92,40 @@ class GaussianRetriever:
                 among all documents added).
             sources: One source per document (a file name, a URL…), reported with each hit.
             titles: One title per document, reported with each hit.
+            metadata: One dict per document, reported with each hit and filterable as ``metadata.KEY``.
         """
         documents = check_documents(documents)
-        check_same_length(documents, ids=ids, sources=sources, titles=titles)
+        check_same_length(documents, ids=ids, sources=sources, titles=titles, metadata=metadata)
         if not documents:
             return
         vectors, base = self.embedder.encode_with_base(documents, batch_size=batch_size)
         if self._base is not None:
             self._base = np.concatenate([self._base, base])
-        self._append(documents, vectors, ids, sources, titles)
+        self._append(documents, vectors, ids, sources, titles, metadata)
 
-    def _append(self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None) -> None:
+    def _append(
+        self, documents: list[str], vectors: np.ndarray, ids=None, sources=None, titles=None, metadata=None
+    ) -> None:
         start = len(self)
         positions = [str(start + i) for i in range(len(documents))]
         ids = positions if ids is None else [str(i) for i in ids]
         sources = sources if sources is not None else [None] * len(documents)
         titles = titles if titles is not None else [None] * len(documents)
+        metadata = metadata if metadata is not None else [None] * len(documents)
         norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
         payloads = [
-            {"doc_id": doc_id, "chunk": 0, "text": text, "norm": float(norm), "source": source, "title": title}
-            for doc_id, text, norm, source, title in zip(ids, documents, norms, sources, titles, strict=True)
+            {
+                "doc_id": doc_id,
+                "chunk": 0,
+                "text": text,
+                "norm": float(norm),
+                "source": source,
+                "title": title,
+                "metadata": dict(meta or {}),
+            }
+            for doc_id, text, norm, source, title, meta in zip(
+                ids, documents, norms, sources, titles, metadata, strict=True
+            )
         ]
         self.store.upsert(COLLECTION, positions, vectors, payloads)
 
@@ -147,6 +175,10 @@ class GaussianRetriever:
         sigma: float | None = None,
         plus: Sequence[str] = (),
         minus: Sequence[str] = (),
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
+        filter: str | models.Filter | None = None,
+        diversity: float | None = None,
     ) -> list[Hit]:
         """The ``top_k`` nearest documents as :class:`~ragcun.retrieve.base.Hit`, nearest first.
 
@@ -156,6 +188,8 @@ class GaussianRetriever:
             sigma: Scale of the Gaussian likelihood behind each hit's probability (``None``: 1).
             plus: Texts whose embeddings are added to the query vector.
             minus: Texts whose embeddings are subtracted from it.
+            mode: ``dense`` (L2), ``bm25`` or ``hybrid``; ``fusion``, ``filter``, ``diversity``: see
+                :func:`ragcun.retrieve.base.search_vector`.
         """
         top_k = check_top_k(top_k)
         vector = query_vector(self.embedder, query, plus, minus)
@@ -165,6 +199,11 @@ class GaussianRetriever:
             vector,
             top_k,
             sigma=1.0 if sigma is None else sigma,
+            text=query_text(query, plus),
+            mode=mode,
+            fusion=fusion,
+            filter=filter,
+            diversity=diversity,
             law=ChanceLaw.of(self.embedder, len(self)),
         )
 

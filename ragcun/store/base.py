@@ -17,9 +17,21 @@ from qdrant_client import models
 
 from ragcun.errors import InvalidInputError
 from ragcun.settings import HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
+from ragcun.store.bm25 import document_vectors
 
 # Payload fields that get an index: the ones ragcun filters and deletes by.
 INDEXED_PAYLOAD_FIELDS = ("doc_id", "source", "model_version")
+
+# Every collection made by this version holds two named vectors per point. Collections made before
+# have one unnamed dense vector ("legacy"): they are searched dense-only until `ragcun reindex`.
+DENSE = "dense"
+SPARSE = "bm25"
+MODES = ("dense", "bm25", "hybrid")
+FUSIONS = ("rrf", "dbsf")
+# RRF's k, as in the RRF paper and Qdrant's server default.
+RRF_K = 60
+# Candidates each side of a hybrid query contributes to the fusion (at least, and at least 4x top_k).
+PREFETCH_MIN = 100
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,40 @@ class CollectionShape:
     dim: int
     distance: models.Distance
     points: int
+    hybrid: bool = False  # named dense + sparse BM25 vectors (False: a legacy unnamed dense vector)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One query to a store, in any mode.
+
+    Attributes:
+        vector: The dense query vector (every mode: it gives each hit its true L2 distance).
+        sparse: The query's BM25 sparse vector (``bm25`` and ``hybrid``).
+        limit: Hits at most.
+        mode: ``dense`` (L2 distance), ``bm25`` (sparse dot product with IDF) or ``hybrid`` (both, fused).
+        fusion: ``rrf`` (reciprocal rank fusion) or ``dbsf`` (distribution-based score fusion, the dense
+            side scored by its Gaussian log-likelihood −‖q−d‖²/2 so that nearer is better).
+        filter: A Qdrant filter on the payload.
+        hnsw_ef: Dense search width.
+        exact: Exact dense search.
+        diversity: MMR diversity in [0, 1] over the dense vectors (``None``: no MMR).
+    """
+
+    vector: np.ndarray
+    limit: int
+    sparse: models.SparseVector | None = None
+    mode: str = "dense"
+    fusion: str = "dbsf"
+    filter: models.Filter | None = None
+    hnsw_ef: int | None = None
+    exact: bool = False
+    diversity: float | None = None
+
+    @property
+    def candidates(self) -> int:
+        """Prefetch depth of each side of a fusion, and MMR's candidate pool."""
+        return max(PREFETCH_MIN, 4 * self.limit)
 
 
 class VectorStore(ABC):
@@ -90,22 +136,45 @@ class VectorStore(ABC):
         """Dim, distance and point count as the engine reports them."""
 
     @abstractmethod
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
-        """Insert or overwrite points; returns once they are durable and searchable."""
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
+        """Insert or overwrite points; returns once they are durable and searchable.
+
+        In a hybrid collection each point also gets a BM25 sparse vector: ``sparse``, or by
+        default the BM25 vector of its payload's ``text``.
+        """
 
     @abstractmethod
     def delete(self, name: str, ids: Sequence[str]) -> None:
         """Delete points by id; missing ids are ignored."""
 
     @abstractmethod
+    def query(self, name: str, request: SearchRequest) -> list[models.ScoredPoint]:
+        """The best points for ``request``, best first, with payloads and dense vectors.
+
+        ``score`` is the L2 distance (ascending) in ``dense`` mode, the BM25 score in ``bm25`` mode and
+        the fused score in ``hybrid`` mode (both descending). A legacy collection answers dense only.
+        """
+
     def search(
         self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
     ) -> list[models.ScoredPoint]:
         """Nearest points with payloads; ``score`` is the L2 distance, ascending."""
+        return self.query(name, SearchRequest(vector=vector, limit=limit, hnsw_ef=hnsw_ef, exact=exact))
+
+    @abstractmethod
+    def create_index(self, name: str, field: str, schema: str = "keyword") -> None:
+        """A payload index on ``field`` (``keyword``, ``integer``, ``float``, ``bool`` or ``datetime``)."""
 
     @abstractmethod
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
-        """Points by id (missing ids are left out)."""
+        """Points by id (missing ids are left out); ``vector`` is the dense vector."""
 
     @abstractmethod
     def scroll(self, name: str, with_vectors: bool = False, batch_size: int = 256) -> Iterator[models.Record]:
@@ -136,6 +205,24 @@ class VectorStore(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def sparse_vectors(
+    payloads: Sequence[dict], sparse: Sequence[models.SparseVector] | None, count: int
+) -> list[models.SparseVector]:
+    """``sparse`` checked, or the BM25 vectors of the payloads' texts."""
+    if sparse is None:
+        return document_vectors([payload.get("text") or "" for payload in payloads])
+    if len(sparse) != count:
+        raise InvalidInputError(f"expected {count} sparse vectors, got {len(sparse)}")
+    return list(sparse)
+
+
+def required_sparse(request: SearchRequest) -> models.SparseVector:
+    """The request's BM25 query vector, which its ``bm25`` or ``hybrid`` mode needs."""
+    if request.sparse is None:
+        raise InvalidInputError(f"a {request.mode} search needs the query's BM25 vector")
+    return request.sparse
 
 
 def as_point_ids(ids: Sequence[str]) -> list[int | str | UUID]:

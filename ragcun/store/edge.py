@@ -13,6 +13,7 @@ import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
@@ -20,12 +21,17 @@ from qdrant_client import models
 
 from ragcun.errors import CollectionNotFound, InvalidInputError
 from ragcun.store.base import (
+    DENSE,
     INDEXED_PAYLOAD_FIELDS,
+    RRF_K,
+    SPARSE,
     CollectionParams,
     CollectionShape,
+    SearchRequest,
     VectorStore,
     as_point_ids,
     check_vectors,
+    sparse_vectors,
 )
 from ragcun.store.lock import FolderLock
 
@@ -57,6 +63,7 @@ class EdgeStore(VectorStore):
         # One shard object is shared by every thread of the process (a reindex writing while a
         # search thread reads); serialise calls into it rather than rely on the binding's locking.
         self._mutex = threading.RLock()
+        self._layouts: dict[str, bool] = {}
 
     def _path(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
@@ -79,7 +86,8 @@ class EdgeStore(VectorStore):
         if path.exists():
             raise InvalidInputError(f"collection {name!r} already exists")
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=params.dim, distance=qe.Distance.Euclid, on_disk=params.on_disk),
+            vectors={DENSE: qe.EdgeVectorParams(size=params.dim, distance=qe.Distance.Euclid, on_disk=params.on_disk)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             hnsw_config=qe.HnswIndexConfig(
                 m=params.hnsw_m, ef_construct=params.hnsw_ef_construct, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
             ),
@@ -89,7 +97,12 @@ class EdgeStore(VectorStore):
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
 
     @_locked
+    def create_index(self, name: str, field: str, schema: str = "keyword") -> None:
+        self._shard(name).update(qe.UpdateOperation.create_field_index(field, _EDGE_SCHEMA[schema]))
+
+    @_locked
     def drop_collection(self, name: str) -> None:
+        self._layouts.pop(name, None)
         shard = self._shards.pop(name, None)
         if shard is not None:
             shard.close()
@@ -101,22 +114,49 @@ class EdgeStore(VectorStore):
     @_locked
     def shape(self, name: str) -> CollectionShape:
         shard = self._shard(name)
-        vectors = json.loads((self._path(name) / "edge_config.json").read_text())["vectors"][""]
+        config = json.loads((self._path(name) / "edge_config.json").read_text())
+        hybrid = DENSE in config["vectors"]
+        vectors = config["vectors"][DENSE if hybrid else ""]
         return CollectionShape(
-            dim=vectors["size"], distance=models.Distance(vectors["distance"]), points=shard.info().points_count
+            dim=vectors["size"],
+            distance=models.Distance(vectors["distance"]),
+            points=shard.info().points_count,
+            hybrid=hybrid,
         )
 
+    def _hybrid(self, name: str) -> bool:
+        """Whether the collection has the named dense + BM25 layout (cached: a layout never changes)."""
+        if name not in self._layouts:
+            self._layouts[name] = self.shape(name).hybrid
+        return self._layouts[name]
+
     @_locked
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
         shard = self._shard(name)
         vectors = check_vectors(vectors, len(ids))
+        hybrid = self._hybrid(name)
         for start in range(0, len(ids), UPSERT_BATCH):
             end = start + UPSERT_BATCH
+            batch = payloads[start:end]
+            dense = [vector.tolist() for vector in vectors[start:end]]
+            if hybrid:
+                sparse_batch = sparse_vectors(batch, None if sparse is None else sparse[start:end], len(batch))
+                point_vectors = [
+                    {DENSE: d, SPARSE: qe.SparseVector(s.indices, s.values)}
+                    for d, s in zip(dense, sparse_batch, strict=True)
+                ]
+            else:
+                point_vectors = dense
             points = [
-                qe.Point(id=point_id, vector=vector.tolist(), payload=payload)
-                for point_id, vector, payload in zip(
-                    as_point_ids(ids[start:end]), vectors[start:end], payloads[start:end], strict=True
-                )
+                qe.Point(id=point_id, vector=vector, payload=payload)
+                for point_id, vector, payload in zip(as_point_ids(ids[start:end]), point_vectors, batch, strict=True)
             ]
             shard.update(qe.UpdateOperation.upsert_points(points))
 
@@ -126,18 +166,49 @@ class EdgeStore(VectorStore):
             self._shard(name).update(qe.UpdateOperation.delete_points(as_point_ids(ids)))
 
     @_locked
-    def search(
-        self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
-    ) -> list[models.ScoredPoint]:
-        request = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
-            with_payload=True,
-            params=qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact),
+    def query(self, name: str, request: SearchRequest) -> list[models.ScoredPoint]:
+        hybrid = self._hybrid(name)
+        using = DENSE if hybrid else None
+        mode = request.mode if hybrid else "dense"
+        params = qe.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact)
+        where = edge_filter(request.filter)
+        dense = np.asarray(request.vector, dtype=np.float32).tolist()
+        sparse = None if request.sparse is None else qe.SparseVector(request.sparse.indices, request.sparse.values)
+        depth = request.candidates
+        prefetches: list[qe.Prefetch] | None = None
+        query: Any  # a Query, a Fusion or an Mmr
+        if mode == "dense":
+            query = qe.Query.Nearest(dense, using=using)
+        elif mode == "bm25":
+            query = qe.Query.Nearest(_required(sparse), using=SPARSE)
+        else:
+            nearest = qe.Prefetch(limit=depth, query=qe.Query.Nearest(dense, using=DENSE), params=params, filter=where)
+            if request.fusion == "dbsf":
+                # DBSF rewards high scores: score the dense side by its log-likelihood −d²/2 first.
+                nearest = qe.Prefetch(limit=depth, prefetches=[nearest], query=_LOG_LIKELIHOOD, filter=where)
+            lexical = qe.Prefetch(limit=depth, query=qe.Query.Nearest(_required(sparse), using=SPARSE), filter=where)
+            prefetches = [nearest, lexical]
+            query = qe.Fusion.Rrf(k=RRF_K) if request.fusion == "rrf" else qe.Fusion.Dbsf()
+        if request.diversity is not None:
+            # MMR re-ranks the mode's candidates by relevance to the query and novelty among the picks.
+            prefetches = [qe.Prefetch(limit=depth, query=query, prefetches=prefetches, params=params, filter=where)]
+            query = qe.Mmr(dense, lambda_=1.0 - request.diversity, candidates_limit=depth, using=using)
+        hits = self._shard(name).query(
+            qe.QueryRequest(
+                limit=request.limit,
+                query=query,
+                prefetches=prefetches,
+                with_payload=True,
+                with_vector=[using] if using else True,
+                params=params,
+                filter=where,
+            )
         )
         return [
-            models.ScoredPoint(id=str(hit.id), version=hit.version, score=hit.score, payload=hit.payload)
-            for hit in self._shard(name).query(request)
+            models.ScoredPoint(
+                id=str(hit.id), version=hit.version, score=hit.score, payload=hit.payload, vector=_dense(hit.vector)
+            )
+            for hit in hits
         ]
 
     @_locked
@@ -171,8 +242,78 @@ class EdgeStore(VectorStore):
         self._lock.release()
 
 
+_EDGE_SCHEMA = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+    "datetime": qe.PayloadSchemaType.Datetime,
+}
+
+_E = qe.Expression
+_LOG_LIKELIHOOD = qe.Formula(_E.Mult([_E.Constant(-0.5), _E.Pow(_E.Variable("$score"), _E.Constant(2.0))]))
+
+
+def _dense(vector) -> list[float] | None:
+    """The dense vector of a point: the unnamed one (keyed by "") or the one named ``DENSE``."""
+    if isinstance(vector, dict):
+        return vector.get(DENSE, vector.get(""))
+    return vector
+
+
 def _record(record, with_vectors: bool) -> models.Record:
-    vector = record.vector if with_vectors else None
-    if isinstance(vector, dict):  # the default (unnamed) vector comes back keyed by ""
-        vector = vector.get("")
-    return models.Record(id=str(record.id), payload=record.payload, vector=vector)
+    return models.Record(
+        id=str(record.id), payload=record.payload, vector=_dense(record.vector) if with_vectors else None
+    )
+
+
+def edge_filter(where: models.Filter | None):
+    """A qdrant-client filter as qdrant-edge's own types (the conditions ragcun's filters use)."""
+    if where is None:
+        return None
+
+    def conditions(items) -> list | None:
+        if items is None:
+            return None
+        items = items if isinstance(items, list) else [items]
+        return [condition(item) for item in items]
+
+    return qe.Filter(must=conditions(where.must), should=conditions(where.should), must_not=conditions(where.must_not))
+
+
+def _required(sparse: qe.SparseVector | None) -> qe.SparseVector:
+    if sparse is None:
+        raise InvalidInputError("bm25 and hybrid searches need the query's BM25 vector")
+    return sparse
+
+
+def condition(item):
+    if isinstance(item, models.Filter):
+        return edge_filter(item)
+    if isinstance(item, models.HasIdCondition):
+        return qe.HasIdCondition(set(as_point_ids([str(i) for i in item.has_id])))
+    if isinstance(item, models.IsEmptyCondition):
+        return qe.IsEmptyCondition(item.is_empty.key)
+    if isinstance(item, models.IsNullCondition):
+        return qe.IsNullCondition(item.is_null.key)
+    if isinstance(item, models.FieldCondition):
+        match: Any = item.match  # becomes the engine's own condition types
+        range_: Any = item.range
+        if isinstance(match, models.MatchValue):
+            match = qe.MatchValue(match.value)
+        elif isinstance(match, models.MatchAny):
+            match = qe.MatchAny(match.any)
+        elif isinstance(match, models.MatchExcept):
+            match = qe.MatchExcept(match.except_)
+        elif match is not None:
+            raise InvalidInputError(f"filter condition on {item.key!r}: {type(match).__name__} is not supported")
+        if isinstance(range_, models.DatetimeRange):
+            range_ = qe.RangeDateTime(**{k: None if v is None else _iso(v) for k, v in range_.model_dump().items()})
+        elif isinstance(range_, models.Range):
+            range_ = qe.RangeFloat(gte=range_.gte, gt=range_.gt, lte=range_.lte, lt=range_.lt)
+        return qe.FieldCondition(key=item.key, match=match, range=range_, is_empty=item.is_empty, is_null=item.is_null)
+    raise InvalidInputError(f"filter condition {type(item).__name__} is not supported by the embedded engine")
+
+
+def _iso(value) -> str:
+    return value if isinstance(value, str) else value.isoformat()

@@ -11,14 +11,29 @@ persistent collection. Search is a BLAS matrix product and ``np.argpartition``:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from qdrant_client import models
+from qdrant_client.hybrid.fusion import (
+    distribution_based_score_fusion,
+    reciprocal_rank_fusion,
+)
+from qdrant_client.local.payload_filters import check_filter
 
 from ragcun.errors import CollectionNotFound
-from ragcun.store.base import CollectionParams, CollectionShape, VectorStore, check_vectors
+from ragcun.store.base import (
+    RRF_K,
+    CollectionParams,
+    CollectionShape,
+    SearchRequest,
+    VectorStore,
+    check_vectors,
+    required_sparse,
+    sparse_vectors,
+)
 
 VECTORS_FILE = "vectors.npy"
 POINTS_FILE = "points.json"
@@ -70,27 +85,33 @@ class _Points:
         self.vectors = np.empty((0, dim), dtype=np.float32)
         self.sq_norms = np.empty(0, dtype=np.float32)
         self.payloads: list[dict] = []
+        # BM25 term weights per point (term id -> weight), beside the vectors.
+        self.sparse: list[dict[int, float]] = []
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, payloads: Sequence[dict], sparse: Sequence[models.SparseVector]
+    ) -> None:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"vectors have dim {vectors.shape[1]}, the collection's is {self.dim}")
-        new: list[tuple[str, np.ndarray, dict]] = []
-        for point_id, vector, payload in zip(ids, vectors, payloads, strict=True):
+        new: list[tuple[str, np.ndarray, dict, dict]] = []
+        for point_id, vector, payload, terms in zip(ids, vectors, payloads, sparse, strict=True):
+            weights = dict(zip(terms.indices, terms.values, strict=True))
             row = self.row.get(point_id)
             if row is None:
                 self.row[point_id] = len(self.ids) + len(new)
-                new.append((point_id, vector, dict(payload)))
+                new.append((point_id, vector, dict(payload), weights))
             elif row >= len(self.ids):  # repeated within this batch: the last one wins, as in Qdrant
-                new[row - len(self.ids)] = (point_id, vector, dict(payload))
+                new[row - len(self.ids)] = (point_id, vector, dict(payload), weights)
             else:
-                self.vectors[row], self.payloads[row] = vector, dict(payload)
+                self.vectors[row], self.payloads[row], self.sparse[row] = vector, dict(payload), weights
                 self.sq_norms[row] = vector @ vector
         if new:
-            added = np.stack([vector for _, vector, _ in new])
-            self.ids.extend(point_id for point_id, _, _ in new)
+            added = np.stack([vector for _, vector, _, _ in new])
+            self.ids.extend(point_id for point_id, _, _, _ in new)
             self.vectors = np.concatenate([self.vectors, added])
             self.sq_norms = np.concatenate([self.sq_norms, np.einsum("nd,nd->n", added, added)])
-            self.payloads.extend(payload for _, _, payload in new)
+            self.payloads.extend(payload for _, _, payload, _ in new)
+            self.sparse.extend(weights for _, _, _, weights in new)
 
     def delete(self, ids: Sequence[str]) -> None:
         rows = sorted({self.row[i] for i in ids if i in self.row})
@@ -101,11 +122,70 @@ class _Points:
         self.vectors, self.sq_norms = self.vectors[keep], self.sq_norms[keep]
         self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
         self.payloads = [p for p, k in zip(self.payloads, keep, strict=True) if k]
+        self.sparse = [w for w, k in zip(self.sparse, keep, strict=True) if k]
         self.row = {point_id: row for row, point_id in enumerate(self.ids)}
 
     def record(self, row: int, with_vectors: bool) -> models.Record:
         vector = self.vectors[row].tolist() if with_vectors else None
         return models.Record(id=self.ids[row], payload=self.payloads[row], vector=vector)
+
+    def point(self, row: int, score: float) -> models.ScoredPoint:
+        return models.ScoredPoint(
+            id=self.ids[row], version=0, score=score, payload=self.payloads[row], vector=self.vectors[row].tolist()
+        )
+
+    def mask(self, where: models.Filter | None) -> np.ndarray:
+        """Rows whose payload passes ``where`` (Qdrant's own payload-filter semantics)."""
+        if where is None:
+            return np.ones(len(self.ids), dtype=bool)
+        return np.array(
+            [
+                check_filter(where, payload, point_id, {})
+                for point_id, payload in zip(self.ids, self.payloads, strict=True)
+            ],
+            dtype=bool,
+        )
+
+    def nearest(self, vector: np.ndarray, limit: int, allowed: np.ndarray) -> list[models.ScoredPoint]:
+        rows = np.flatnonzero(allowed)
+        k = min(int(limit), len(rows))
+        if k == 0:
+            return []
+        found, distances = exact_nearest(self.vectors[rows], self.sq_norms[rows], vector.reshape(1, -1), k)
+        return [self.point(rows[i], float(d)) for i, d in zip(found[0], distances[0], strict=True)]
+
+    def bm25(self, query: models.SparseVector, limit: int, allowed: np.ndarray) -> list[models.ScoredPoint]:
+        """Sparse dot product with Qdrant's IDF modifier; points sharing no term are not returned."""
+        rows = np.flatnonzero(allowed)
+        total = len(self.ids)
+        scores: dict[int, float] = {}
+        for term, weight in zip(query.indices, query.values, strict=True):
+            holders = [int(row) for row in rows if term in self.sparse[row]]
+            if not holders:
+                continue
+            df = sum(1 for terms in self.sparse if term in terms)
+            idf = math.log((total - df + 0.5) / (df + 0.5) + 1.0)
+            for row in holders:
+                scores[row] = scores.get(row, 0.0) + idf * weight * self.sparse[row][int(term)]
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [self.point(row, score) for row, score in best]
+
+    def mmr(
+        self, vector: np.ndarray, candidates: list[models.ScoredPoint], limit: int, diversity: float
+    ) -> list[models.ScoredPoint]:
+        """Maximal marginal relevance over L2 (similarity −distance), as Qdrant's ``Mmr``; scores are distances."""
+        if not candidates:
+            return []
+        matrix = np.array([c.vector for c in candidates], dtype=np.float64)
+        to_query = np.linalg.norm(matrix - vector.astype(np.float64), axis=1)
+        pairwise = np.linalg.norm(matrix[:, None, :] - matrix[None, :, :], axis=2)
+        chosen = [int(np.argmin(to_query))]
+        while len(chosen) < min(limit, len(candidates)):
+            redundancy = pairwise[:, chosen].min(axis=1)  # distance to the nearest pick: larger is more novel
+            value = -(1.0 - diversity) * to_query + diversity * redundancy
+            value[chosen] = -np.inf
+            chosen.append(int(np.argmax(value)))
+        return [candidates[i].model_copy(update={"score": float(to_query[i])}) for i in chosen]
 
 
 class MemoryStore(VectorStore):
@@ -135,32 +215,52 @@ class MemoryStore(VectorStore):
 
     def shape(self, name: str) -> CollectionShape:
         points = self._get(name)
-        return CollectionShape(dim=points.dim, distance=models.Distance.EUCLID, points=len(points.ids))
+        return CollectionShape(dim=points.dim, distance=models.Distance.EUCLID, points=len(points.ids), hybrid=True)
 
-    def upsert(self, name: str, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict],
+        sparse: Sequence[models.SparseVector] | None = None,
+    ) -> None:
         vectors = check_vectors(vectors, len(ids))
         if len(payloads) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(payloads)} payloads")
-        self._get(name).upsert([str(i) for i in ids], vectors, payloads)
+        self._get(name).upsert([str(i) for i in ids], vectors, payloads, sparse_vectors(payloads, sparse, len(ids)))
+
+    def create_index(self, name: str, field: str, schema: str = "keyword") -> None:
+        """Nothing to build: every filter scans the payloads."""
+        self._get(name)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         self._get(name).delete([str(i) for i in ids])
 
-    def search(
-        self, name: str, vector: np.ndarray, limit: int, hnsw_ef: int | None = None, exact: bool = False
-    ) -> list[models.ScoredPoint]:
+    def query(self, name: str, request: SearchRequest) -> list[models.ScoredPoint]:
+        """The engines' query in numpy: the same modes, fusions (Qdrant's own formulas), filters and MMR."""
         points = self._get(name)
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        if query.shape[1] != points.dim:
-            raise ValueError(f"query vector has dim {query.shape[1]}, the collection's is {points.dim}")
-        k = min(int(limit), len(points.ids))
-        if k == 0:
-            return []
-        rows, distances = exact_nearest(points.vectors, points.sq_norms, query, k)
-        return [
-            models.ScoredPoint(id=points.ids[row], version=0, score=float(distance), payload=points.payloads[row])
-            for row, distance in zip(rows[0], distances[0], strict=True)
-        ]
+        vector = np.asarray(request.vector, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != points.dim:
+            raise ValueError(f"query vector has dim {vector.shape[0]}, the collection's is {points.dim}")
+        allowed = points.mask(request.filter)
+        depth = request.candidates if request.diversity is not None else request.limit
+        if request.mode == "dense":
+            found = points.nearest(vector, depth, allowed)
+        elif request.mode == "bm25":
+            found = points.bm25(required_sparse(request), depth, allowed)
+        else:
+            nearest = points.nearest(vector, request.candidates, allowed)
+            lexical = points.bm25(required_sparse(request), request.candidates, allowed)
+            if request.fusion == "rrf":
+                found = reciprocal_rank_fusion([nearest, lexical], depth, ranking_constant_k=RRF_K)
+            else:
+                # DBSF rewards high scores: score the dense side by its log-likelihood −d²/2 first.
+                likelihood = [p.model_copy(update={"score": -0.5 * p.score**2}) for p in nearest]
+                found = distribution_based_score_fusion([likelihood, lexical], depth)
+        if request.diversity is not None:
+            found = points.mmr(vector, found, request.limit, request.diversity)
+        return found
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[models.Record]:
         points = self._get(name)
@@ -182,7 +282,13 @@ class MemoryStore(VectorStore):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / VECTORS_FILE, points.vectors, allow_pickle=False)
-        state = {"format": FORMAT, "dim": points.dim, "ids": points.ids, "payloads": points.payloads}
+        state = {
+            "format": FORMAT,
+            "dim": points.dim,
+            "ids": points.ids,
+            "payloads": points.payloads,
+            "sparse": [[list(w.keys()), list(w.values())] for w in points.sparse],
+        }
         (folder / POINTS_FILE).write_text(json.dumps(state, ensure_ascii=False))
 
     def load(self, name: str, folder: str | Path) -> None:
@@ -198,4 +304,11 @@ class MemoryStore(VectorStore):
                 f"{len(state['ids'])} points of dim {state['dim']}"
             )
         self.create_collection(name, CollectionParams(dim=state["dim"]))
-        self.upsert(name, state["ids"], vectors, state["payloads"])
+        sparse = state.get("sparse")  # absent from folders saved before hybrid search: made from the texts
+        self.upsert(
+            name,
+            state["ids"],
+            vectors,
+            state["payloads"],
+            None if sparse is None else [models.SparseVector(indices=i, values=v) for i, v in sparse],
+        )
