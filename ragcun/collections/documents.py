@@ -15,6 +15,7 @@ from ragcun.catalog.ops import document_uuid
 from ragcun.collections.base_vectors import forget_unreferenced
 from ragcun.collections.write import ChunkPoint, embed_points, record_norms
 from ragcun.errors import DocumentNotFound
+from ragcun.faults import fault_point
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
@@ -100,9 +101,11 @@ def write_documents(
         for i in p.to_embed
     ]
     norms = embed_points(ws, session, collection, embedder, points) if points else []
+    fault_point("ingest.after_upsert")
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
     if stale:
         ws.store.delete(collection.physical_name, stale)
+        fault_point("ingest.after_delete")
     replaced: list[str] = []
     for p in planned:
         document = session.get(Document, p.document_id)
