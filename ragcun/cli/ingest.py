@@ -109,7 +109,16 @@ def ingest(
     then_adapt,
     as_json,
 ) -> None:
-    """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
+    """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR folders) into a collection.
+
+    A bad file (or JSONL line) fails alone: it is named on stderr and the rest are ingested.
+
+    \b
+    Exit status:
+      0  every input was ingested (or was unchanged)
+      1  nothing ran: bad options, or no input holds a file to ingest
+      3  the run completed, but some files or lines failed (each named on stderr)
+    """
     from ragcun.catalog.ops import active_collection
     from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
 
@@ -146,6 +155,7 @@ def ingest(
             result = run_ingest(ws, paths, collection, embedder, options)
     if not then_adapt:
         emit(result.to_dict(), as_json, render)
+        exit_if_failed(result.failed)
         return
     from ragcun.cli.adapt import exit_if_refused, render_adapt
 
@@ -154,7 +164,17 @@ def ingest(
         render_adapt(data["adapt"])
 
     emit(both.to_dict(), as_json, render_both)
+    exit_if_failed(both.ingest["failed"])
     exit_if_refused(both.adapt)
+
+
+# Exit status of a run that completed with failed files or lines (each is named on stderr).
+EXIT_FAILED_FILES = 3
+
+
+def exit_if_failed(failed: int) -> None:
+    if failed:
+        raise SystemExit(EXIT_FAILED_FILES)
 
 
 def render(data: dict) -> None:

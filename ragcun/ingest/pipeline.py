@@ -35,6 +35,7 @@ from ragcun.collections.documents import (
     write_documents,
 )
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
+from ragcun.errors import InvalidInputError
 from ragcun.ingest.chunking import make_chunker
 from ragcun.ingest.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -44,6 +45,7 @@ from ragcun.ingest.readers import (
     discover,
     file_sha256,
     read_source,
+    safe_name,
 )
 from ragcun.workspace import Workspace
 
@@ -149,17 +151,23 @@ class Ingestor:
         self.pending_chunks = 0
 
     def run(self, paths: Sequence[str | Path]) -> IngestResult:
-        files = discover(paths, self.options.include, self.options.exclude)
+        problems: list[InputProblem] = []
+        files = discover(paths, self.options.include, self.options.exclude, problems)
+        if not files and (not self.options.sync or not any(Path(p).expanduser().is_dir() for p in paths)):
+            self.session.close()
+            raise nothing_to_ingest(problems)
         keys = file_keys(paths, files, self.options.prefix)
         session = self.session
         mark_interrupted_runs(session)
         self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
-        self.run_row = start_run(session, "ingest", self.collection, [str(Path(p).resolve()) for p in paths])
+        self.run_row = start_run(session, "ingest", self.collection, [safe_name(Path(p).resolve()) for p in paths])
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
         self.started, self.last_log = started, started
         try:
+            for problem in problems:
+                self._problem(problem)
             for done, path in enumerate(
                 tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True)
             ):
@@ -330,6 +338,15 @@ class Ingestor:
             self.result.deleted += delete_documents(self.ws, session, documents, [self.collection.physical_name])
             session.delete(source)
         session.commit()
+
+
+def nothing_to_ingest(problems: Sequence[InputProblem]) -> InvalidInputError:
+    """The error of an ingest whose inputs hold no file to read: the first input's problem, and how many more."""
+    if not problems:
+        return InvalidInputError("nothing to ingest: no input paths given")
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more inputs with nothing to ingest)" if len(problems) > 1 else ""
+    return InvalidInputError(f"{first.uri}: {first.error}{more}")
 
 
 def ingest(

@@ -85,18 +85,39 @@ class JsonlFields:
 BEIR_FIELDS = JsonlFields(id="_id", text="text", title="title", metadata=("metadata",))
 
 
-def discover(paths: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Path]:
+def discover(
+    paths: Sequence[str | Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    problems: list[InputProblem] | None = None,
+) -> list[Path]:
     """Supported files under ``paths``, filtered by glob patterns on the path relative to its root.
 
+    Each input that cannot be taken (a path that does not exist, a FIFO or other special file, a folder
+    with nothing ingestible, a file name that is not valid UTF-8) is a problem of that input only: it
+    is appended to ``problems`` and the rest are still found. Without ``problems``, the first one raises.
+
     Raises:
-        InvalidInputError: if an input path does not exist.
+        InvalidInputError: an input that cannot be taken, when ``problems`` is not given.
     """
     found: dict[Path, None] = {}
+
+    def problem(uri: str, error: str, nothing: bool = False) -> None:
+        if problems is None:
+            raise InvalidInputError(f"{uri}: {error}")
+        # A folder with nothing to take is said, not failed: with --sync it is how everything is deleted.
+        problems.append(InputProblem(uri, error, warning=nothing))
+
     for raw in paths:
         root = Path(raw).expanduser()
         if not root.exists():
-            raise InvalidInputError(f"{root}: no such file or directory")
+            problem(safe_name(root), "no such file or directory")
+            continue
+        if not root.is_file() and not root.is_dir():
+            problem(safe_name(root), "not a regular file or folder (a FIFO, socket or device): skipped")
+            continue
         candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        taken = 0
         for path in candidates:
             relative = path.name if path == root else path.relative_to(root).as_posix()
             if root.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -107,8 +128,35 @@ def discover(paths: Sequence[str | Path], include: Sequence[str] = (), exclude: 
                 continue
             if root.is_dir() and path.name.endswith(files.SIDECAR_SUFFIX):
                 continue  # the metadata of another file
-            found[path.resolve()] = None
+            resolved = path.resolve()
+            if not is_utf8(str(resolved)):
+                problem(safe_name(Path(relative) if root.is_dir() else root), NOT_UTF8_NAME)
+                continue
+            found[resolved] = None
+            taken += 1
+        if root.is_dir() and not taken and not candidates:
+            problem(safe_name(root), "empty folder: nothing to ingest", nothing=True)
+        elif root.is_dir() and not taken and not any(not is_utf8(str(c)) for c in candidates):
+            supported = " ".join(sorted(SUPPORTED_SUFFIXES))
+            problem(safe_name(root), f"no file to ingest here (supported: {supported})", nothing=True)
     return list(found)
+
+
+NOT_UTF8_NAME = "file name is not valid UTF-8: skipped (rename the file to ingest it)"
+
+
+def is_utf8(name: str) -> bool:
+    """Whether a file name (as Python decodes it) is valid UTF-8, which the catalog and payloads need."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_name(path: Path | str) -> str:
+    """``path`` printable and storable whatever its bytes: undecodable bytes as ``\\xff`` escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _matches(relative: str, pattern: str) -> bool:
