@@ -76,6 +76,8 @@ class IngestOptions:
         collection_params: Index settings, used when the collection is created.
         prefix: Put before every file's path relative to its input folder, which is the file's
             (and a whole-file document's) id: ``--prefix docs/`` makes ``docs/parking.md``.
+        jsonl_format: ``auto``, ``jsonl`` or ``beir``: whose field names JSONL files use
+            (:func:`ragcun.ingest.readers.read_source`).
         log_every: Without a terminal, seconds between progress log lines (counts and rate).
     """
 
@@ -91,6 +93,7 @@ class IngestOptions:
     collection_params: dict = field(default_factory=dict)
     log_every: float = 10.0
     prefix: str = ""
+    jsonl_format: str = "auto"
 
 
 def file_keys(paths: Sequence[str | Path], files: Sequence[Path], prefix: str = "") -> dict[Path, str]:
@@ -151,11 +154,11 @@ class Ingestor:
         self.pending_chunks = 0
 
     def run(self, paths: Sequence[str | Path]) -> IngestResult:
-        problems: list[InputProblem] = []
-        files = discover(paths, self.options.include, self.options.exclude, problems)
-        if not files and (not self.options.sync or not any(Path(p).expanduser().is_dir() for p in paths)):
+        try:
+            files, problems = find_inputs(paths, self.options)
+        except InvalidInputError:
             self.session.close()
-            raise nothing_to_ingest(problems)
+            raise
         keys = file_keys(paths, files, self.options.prefix)
         session = self.session
         mark_interrupted_runs(session)
@@ -228,7 +231,7 @@ class Ingestor:
 
         seen: set[str] = set()
         failed_before = self.result.failed
-        for item in read_source(path, self.options.fields, self.options.max_document_bytes):
+        for item in read_source(path, self.options.fields, self.options.max_document_bytes, self.options.jsonl_format):
             if isinstance(item, InputProblem):
                 self._problem(replace(item, uri=uri))  # named like its source, as failed_documents looks it up
                 continue
@@ -338,6 +341,20 @@ class Ingestor:
             self.result.deleted += delete_documents(self.ws, session, documents, [self.collection.physical_name])
             session.delete(source)
         session.commit()
+
+
+def find_inputs(paths: Sequence[str | Path], options: IngestOptions) -> tuple[list[Path], list[InputProblem]]:
+    """The files an ingest of ``paths`` reads, and the inputs that cannot be read (each a problem of its own).
+
+    Raises:
+        InvalidInputError: no input holds a file to read (with ``sync``, an existing empty folder is
+            fine: it is how every document of the folder is deleted).
+    """
+    problems: list[InputProblem] = []
+    files = discover(paths, options.include, options.exclude, problems)
+    if not files and (not options.sync or not any(Path(p).expanduser().is_dir() for p in paths)):
+        raise nothing_to_ingest(problems)
+    return files, problems
 
 
 def nothing_to_ingest(problems: Sequence[InputProblem]) -> InvalidInputError:

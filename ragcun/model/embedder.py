@@ -80,6 +80,37 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
     return encoder
 
 
+def max_positions(base: SentenceTransformer) -> int | None:
+    """How many tokens ``base`` can take: its position embeddings, or its tokenizer's limit if lower."""
+    limits = []
+    first = base[0] if len(base) else None
+    config = getattr(getattr(first, "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        # RoBERTa-style models reserve the first positions (padding_idx + 1) for padding.
+        offset = (
+            (getattr(config, "pad_token_id", None) or 0) + 1 if getattr(config, "model_type", "") == "roberta" else 0
+        )
+        limits.append(positions - offset)
+    tokenizer_limit = getattr(getattr(base, "tokenizer", None), "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 10**6:  # unset: a huge sentinel
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None
+
+
+def check_max_seq_length(value, base: SentenceTransformer, config_path: Path) -> int:
+    """A model config's ``max_seq_length``, if it is a positive integer within ``base``'s positions."""
+    limit = max_positions(base)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelLoadError(f"{config_path}: max_seq_length must be a positive integer, got {value!r}")
+    if limit is not None and value > limit:
+        raise ModelLoadError(
+            f"{config_path}: max_seq_length {value} is beyond the {limit} positions of its base model: "
+            f"set it to at most {limit}"
+        )
+    return value
+
+
 class GaussianEmbedder:
     """Base encoder + projection head, producing unnormalized float32 embeddings.
 
@@ -327,9 +358,12 @@ class GaussianEmbedder:
         except SafetensorError as exc:
             raise ModelLoadError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
 
-        model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
-        if config.get("max_seq_length"):
-            model.base.max_seq_length = config["max_seq_length"]
+        try:
+            model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
+        except InvalidInputError as exc:  # the head does not fit the base (its width)
+            raise ModelLoadError(f"{config_path}: {exc}: the head was not trained on {base_model}") from None
+        if config.get("max_seq_length") is not None:
+            model.base.max_seq_length = check_max_seq_length(config["max_seq_length"], model.base, config_path)
         expected_keys = set(model.head.state_dict())
         missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
         if missing or unexpected:
