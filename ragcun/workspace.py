@@ -26,6 +26,17 @@ def stored_collections(settings: Settings) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
+def catalog_revision(url: str) -> str | None:
+    """The schema revision of the catalog at ``url`` (``None``: empty), without creating a missing SQLite file."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    engine = make_engine(url)
+    try:
+        return readable_revision(engine, url)
+    finally:
+        engine.dispose()
+
+
 def init_home(settings: Settings, force: bool = False) -> None:
     """Create the home folder and bring the catalog schema to head (idempotent, and safe against a concurrent init).
 
@@ -43,11 +54,7 @@ def init_home(settings: Settings, force: bool = False) -> None:
     try:
         # Two inits at once would both create the tables: the second waits for the first, then finds them.
         with FileLock(settings.home / ".init.lock", timeout=INIT_WAIT):
-            engine = make_engine(settings.db_url)
-            try:
-                current = readable_revision(engine, settings.db_url)
-            finally:
-                engine.dispose()
+            current = catalog_revision(settings.db_url)
             existing = stored_collections(settings) if current is None and not force else []
             if existing:
                 raise CatalogError(

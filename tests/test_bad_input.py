@@ -242,9 +242,10 @@ def test_each_bad_input_fails_alone_and_the_run_exits_3(tmp_path, identity_model
     result = ingest_cli(home, identity_model_dir, str(folder), str(missing), str(tmp_path / "rows.jsonl"))
     assert result.exit_code == 3, result.output
     assert failed_lines(result) == [
-        f"failed: {missing}: no such file or directory",
+        # In the order of the inputs: the folder's, then the missing path's, then the JSONL file's.
         "failed: bad\\xff.txt: file name is not valid UTF-8: skipped (rename the file to ingest it)",
         "failed: pipe.md: not a regular file (a FIFO, socket or device)",
+        f"failed: {missing}: no such file or directory",
         "failed: rows.jsonl:2: id field 'id' must be a string or an integer, got true (a boolean)",
         "failed: rows.jsonl:3: id field 'id' must be a string or an integer, got 1.5 (a fractional number)",
         "failed: rows.jsonl:4: id field 'id' must be a string or an integer, got {\"a\": 1} (an object)",

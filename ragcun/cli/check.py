@@ -15,9 +15,7 @@ from ragcun.collections.check import PROBLEM_KINDS, check as run_check
     is_flag=True,
     help="Mend the store from the catalog (rebuild, restore, re-embed what is wrong), then check again.",
 )
-@click.option(
-    "--full", is_flag=True, help="Verify every stored vector against a fresh embedding (default: a sample)."
-)
+@click.option("--full", is_flag=True, help="Verify every stored vector against a fresh embedding (default: a sample).")
 @click.option(
     "--yes", is_flag=True, help="With --repair: also delete points no catalog chunk claims (it cannot rebuild them)."
 )

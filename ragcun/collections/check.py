@@ -247,7 +247,9 @@ def check(
 def _repair(ws: Workspace, session: Session, collection: Collection, report: CollectionReport, yes: bool) -> None:
     if report.missing_collection:
         params = CollectionParams.from_settings(collection.settings, dim=collection.model_version.dim)
-        create_collection(ws, session, collection.name, collection.model_version, params, "active", collection.physical_name)
+        create_collection(
+            ws, session, collection.name, collection.model_version, params, "active", collection.physical_name
+        )
         ws.store.set_alias(collection.name, collection.physical_name)
     if report.orphan_points and yes:
         ws.store.delete(collection.physical_name, report.orphan_points)

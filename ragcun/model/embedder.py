@@ -81,21 +81,18 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
 
 
 def max_positions(base: SentenceTransformer) -> int | None:
-    """How many tokens ``base`` can take: its position embeddings, or its tokenizer's limit if lower."""
-    limits = []
+    """How many tokens ``base`` can take: its position embeddings (else its tokenizer's limit, if it has one)."""
     first = base[0] if len(base) else None
     config = getattr(getattr(first, "auto_model", None), "config", None)
     positions = getattr(config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:
         # RoBERTa-style models reserve the first positions (padding_idx + 1) for padding.
-        offset = (
-            (getattr(config, "pad_token_id", None) or 0) + 1 if getattr(config, "model_type", "") == "roberta" else 0
-        )
-        limits.append(positions - offset)
+        roberta = getattr(config, "model_type", "") == "roberta"
+        return positions - ((getattr(config, "pad_token_id", None) or 0) + 1 if roberta else 0)
     tokenizer_limit = getattr(getattr(base, "tokenizer", None), "model_max_length", None)
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 10**6:  # unset: a huge sentinel
-        limits.append(tokenizer_limit)
-    return min(limits) if limits else None
+        return tokenizer_limit
+    return None
 
 
 def check_max_seq_length(value, base: SentenceTransformer, config_path: Path) -> int:

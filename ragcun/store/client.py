@@ -48,16 +48,21 @@ class ClientStore(VectorStore):
     def connect(cls, url: str, api_key: str | None = None, prefer_grpc: bool = False, timeout: int = 60) -> ClientStore:
         """A store on the Qdrant server at ``url``, asked once for its collections so that an unreachable
         server is one clear error here rather than a transport traceback in the middle of a command."""
-        client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
+        # Probed first by a client without qdrant-client's version check, which would warn from a thread.
+        probe = QdrantClient(
+            url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout, check_compatibility=False
+        )
         try:
-            client.get_collections()
+            probe.get_collections()
         except Exception as exc:  # httpx, grpc and qdrant-client each raise their own transport errors
-            client.close()
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise StoreUnreachableError(
                 f"no Qdrant server answers at QDRANT_URL={url} ({reason[:200]}): start the server, fix "
                 "QDRANT_URL, or unset it to use the embedded store"
             ) from None
+        finally:
+            probe.close()
+        client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
         return cls(client)
 
     @classmethod
