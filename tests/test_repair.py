@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk
 from ragcun.cli import cli
 from ragcun.collections.check import check
 
