@@ -8,7 +8,7 @@ from pypdf import PdfWriter
 
 from ragcun.cli import cli
 from ragcun.ingest import ingest
-from ragcun.ingest.readers import SourceDocument, read_source
+from ragcun.ingest.readers import SourceDocument, discover, read_source
 
 from .conftest import THREE_DOCS
 
@@ -256,34 +256,44 @@ def test_each_bad_input_fails_alone_and_the_run_exits_3(tmp_path, identity_model
     assert sorted(d["doc_id"] for d in json.loads(listed.stdout)) == ["7", "good.txt", "s"]
 
 
-@pytest.mark.parametrize("case", ["missing", "empty folder", "nothing ingestible", "fifo"])
-def test_an_input_with_nothing_to_ingest_says_so_and_exits_1(tmp_path, case):
+@pytest.mark.parametrize("case", ["missing", "fifo"])
+def test_an_input_that_cannot_be_read_says_so_and_exits_1(tmp_path, case):
     import os
 
     target = tmp_path / "input"
-    if case == "empty folder":
-        target.mkdir()
-    elif case == "nothing ingestible":
-        target.mkdir()
-        (target / "photo.png").write_bytes(b"\x89PNG")
-    elif case == "fifo":
+    if case == "fifo":
         os.mkfifo(target)
     expected = {
         "missing": "no such file or directory",
-        "empty folder": "empty folder: nothing to ingest",
-        "nothing ingestible": "no file to ingest here (supported: .docx .htm .html .jsonl .markdown .md .pdf .txt)",
         "fifo": "not a regular file or folder (a FIFO, socket or device)",
     }[case]
     home = str(tmp_path / "home")
     CliRunner().invoke(cli, ["--home", home, "init"])
-    result = CliRunner().invoke(cli, ["--home", home, "ingest", str(target), "-c", "kb"])
+    result = CliRunner().invoke(cli, ["--home", home, "ingest", str(target), str(tmp_path / "gone"), "-c", "kb"])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {target}: {expected}"
+    assert result.output.strip() == f"Error: {target}: {expected} (and 1 more inputs that cannot be read)"
+
+
+def test_a_folder_with_nothing_to_ingest_says_so(tmp_path, identity_model_dir):
+    empty, pictures = tmp_path / "empty", tmp_path / "pictures"
+    empty.mkdir()
+    pictures.mkdir()
+    (pictures / "photo.png").write_bytes(b"\x89PNG")
+    home = str(tmp_path / "home")
+    CliRunner().invoke(cli, ["--home", home, "init"])
+    result = ingest_cli(home, identity_model_dir, str(empty), str(pictures))
+    assert result.exit_code == 0, result.output  # nothing failed: the collection exists, empty
+    assert [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("warning:")] == [
+        f"warning: {empty}: empty folder: nothing to ingest",
+        f"warning: {pictures}: no file to ingest here (supported: .docx .htm .html .jsonl .markdown .md .pdf .txt)",
+    ]
+    assert "added 0" in result.stdout
 
 
 def test_ingest_help_documents_the_exit_codes():
     text = CliRunner().invoke(cli, ["ingest", "--help"]).output
     assert "0  every input was ingested" in text and "3  the run completed, but some files or lines failed" in text
+    assert "1  nothing ran: bad options, or no input can be read (missing paths, FIFOs)" in text
 
 
 def test_a_users_own_corpus_jsonl_is_plain_jsonl(tmp_path):
@@ -297,10 +307,12 @@ def test_a_users_own_corpus_jsonl_is_plain_jsonl(tmp_path):
     assert only_error(own / "corpus.jsonl").error == (
         "missing id field 'id' (the row has '_id': ingest a BEIR corpus with --format beir)"
     )
-    # ...which reads them; so does a BEIR folder (a queries.jsonl or qrels/ beside the corpus).
+    # ...which reads them; so does a BEIR folder (a queries.jsonl or qrels/ beside the corpus), whose
+    # queries are not documents.
     assert read_all(own / "corpus.jsonl", jsonl_format="beir")[0].doc_id == "a"
-    (own / "qrels").mkdir()
+    (own / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "a query"}) + "\n")
     assert read_all(own / "corpus.jsonl")[0].doc_id == "a"
+    assert discover([own]) == [(own / "corpus.jsonl").resolve()]
 
 
 def test_a_broken_catalog_is_one_line_that_never_advises_init(tmp_path):

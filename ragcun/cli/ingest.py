@@ -126,7 +126,7 @@ def ingest(
     \b
     Exit status:
       0  every input was ingested (or was unchanged)
-      1  nothing ran: bad options, or no input holds a file to ingest
+      1  nothing ran: bad options, or no input can be read (missing paths, FIFOs)
       3  the run completed, but some files or lines failed (each named on stderr)
     """
     from ragcun.catalog.ops import active_collection

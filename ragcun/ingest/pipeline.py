@@ -346,23 +346,25 @@ class Ingestor:
 def find_inputs(paths: Sequence[str | Path], options: IngestOptions) -> tuple[list[Path], list[InputProblem]]:
     """The files an ingest of ``paths`` reads, and the inputs that cannot be read (each a problem of its own).
 
+    A folder with nothing to read is said (a warning) but is no error: ingesting it creates the
+    collection, and with ``sync`` deletes the documents of the files that were there.
+
     Raises:
-        InvalidInputError: no input holds a file to read (with ``sync``, an existing empty folder is
-            fine: it is how every document of the folder is deleted).
+        InvalidInputError: no input is a file to read or a folder (every one is missing, a FIFO…).
     """
     problems: list[InputProblem] = []
     files = discover(paths, options.include, options.exclude, problems)
-    if not files and (not options.sync or not any(Path(p).expanduser().is_dir() for p in paths)):
+    if not files and not any(Path(p).expanduser().is_dir() for p in paths):
         raise nothing_to_ingest(problems)
     return files, problems
 
 
 def nothing_to_ingest(problems: Sequence[InputProblem]) -> InvalidInputError:
-    """The error of an ingest whose inputs hold no file to read: the first input's problem, and how many more."""
+    """The error of an ingest with no input to read: the first input's problem, and how many more."""
     if not problems:
         return InvalidInputError("nothing to ingest: no input paths given")
     first = problems[0]
-    more = f" (and {len(problems) - 1} more inputs with nothing to ingest)" if len(problems) > 1 else ""
+    more = f" (and {len(problems) - 1} more inputs that cannot be read)" if len(problems) > 1 else ""
     return InvalidInputError(f"{first.uri}: {first.error}{more}")
 
 

@@ -93,7 +93,11 @@ def is_beir_corpus(path: Path) -> bool:
     A user's own file that happens to be named ``corpus.jsonl`` is plain JSONL.
     """
     folder = path.parent
-    return path.name == "corpus.jsonl" and ((folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir())
+    return (
+        path.name == "corpus.jsonl"
+        and path.is_file()
+        and ((folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir())
+    )
 
 
 def discover(
@@ -139,6 +143,8 @@ def discover(
                 continue
             if root.is_dir() and path.name.endswith(files.SIDECAR_SUFFIX):
                 continue  # the metadata of another file
+            if root.is_dir() and path.name == "queries.jsonl" and is_beir_corpus(path.with_name("corpus.jsonl")):
+                continue  # a BEIR folder's queries are not documents
             if not path.is_file():
                 broken = path.is_symlink() and not path.exists()
                 problem(
