@@ -26,11 +26,13 @@ from ragcun.collections.base_vectors import (
     base_matrix,
     delete_base_vectors,
     fresh_vectors,
+    load_base_vectors,
     missing_base_vectors,
     orphan_base_vectors,
 )
 from ragcun.collections.create import create_collection
 from ragcun.collections.write import ChunkPoint, norms_match, write_points
+from ragcun.errors import ModelMismatchError
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
@@ -178,22 +180,40 @@ def _verify_vectors(
 ) -> tuple[list[str], int]:
     """The ids among ``vectors`` (points otherwise right) whose vector is not what their chunk's text embeds to.
 
-    Without ``full``, a random sample of ``sample`` points among those whose base vector is stored, so
-    a check runs the head only, never the encoder; with ``full``, every point (chunks without a base
-    vector go through the encoder, and nothing is stored).
+    Without ``full``, a random sample of ``sample`` points among those whose base vector is stored,
+    recomputed by the model's head alone (:class:`~ragcun.model.embedder.ModelHead`): no encoder is
+    loaded. With ``full``, every point, through the model (chunks without a base vector go through
+    the encoder; nothing is stored).
     """
+    version = collection.model_version
+    key = base_key_of(version.path)
     ids = sorted(vectors)
     if not full:
-        missing = set(missing_base_vectors(session, collection.id, base_key_of(collection.model_version.path)))
+        missing = set(missing_base_vectors(session, collection.id, key))
         ids = [i for i in ids if i not in missing]
         ids = sorted(rng.sample(ids, min(sample, len(ids))))
     if not ids:
         return [], 0
-    embedder = ws.embedder_for(collection)
+    if full:
+        embedder = ws.embedder_for(collection)
+    else:  # the head alone: no base encoder is loaded, let alone run
+        from ragcun.model.embedder import ModelHead
+
+        head = ModelHead(version.path)
+        if head.fingerprint != version.fingerprint:
+            raise ModelMismatchError(
+                f"{version.path} holds model {head.fingerprint[:12]}, but the catalog records "
+                f"{version.fingerprint[:12]} for collection {collection.name!r}"
+            )
     wrong = []
     for start in range(0, len(ids), REPAIR_BATCH):
         batch = ids[start : start + REPAIR_BATCH]
-        fresh = fresh_vectors(session, embedder, [chunks[i].text for i in batch], [chunks[i].sha256 for i in batch])
+        shas = [chunks[i].sha256 for i in batch]
+        if full:
+            fresh = fresh_vectors(session, embedder, [chunks[i].text for i in batch], shas)
+        else:
+            base = load_base_vectors(session, key, shas)
+            fresh = head.apply(np.stack([base[sha] for sha in shas]).astype(np.float32))
         stored = np.stack([vectors[i] for i in batch])
         gap = np.linalg.norm(stored - fresh, axis=1) / np.maximum(1.0, np.linalg.norm(fresh, axis=1))
         wrong.extend(i for i, g in zip(batch, gap, strict=True) if g > VECTOR_TOLERANCE)

@@ -108,6 +108,77 @@ def check_max_seq_length(value, base: SentenceTransformer, config_path: Path) ->
     return value
 
 
+def read_model_dir(path: Path) -> tuple[dict, HeadSpec, dict, str]:
+    """A model directory's ``(config, head spec, head weights, fingerprint)``, read strictly.
+
+    Raises:
+        ModelLoadError: a file is missing or modified, the config or weights unreadable (one line naming the file).
+    """
+    config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
+    for required in (config_path, weights_path, fingerprint_path):
+        if not required.is_file():
+            raise ModelLoadError(f"{required}: missing; is {path} a ragcun model directory?")
+    config_bytes, weights_bytes = config_path.read_bytes(), weights_path.read_bytes()
+    expected = fingerprint_path.read_text().strip()
+    actual = fingerprint_of(config_bytes, weights_bytes)
+    if actual != expected:
+        raise ModelLoadError(
+            f"{fingerprint_path}: {CONFIG_FILE} + {WEIGHTS_FILE} hash to {actual[:12]}…, "
+            f"not {expected[:12]}…; the model files were modified or mixed"
+        )
+    try:
+        config = json.loads(config_bytes)
+        if config["format_version"] != FORMAT_VERSION:
+            raise ModelLoadError(
+                f"{config_path}: format_version {config['format_version']} is not supported "
+                f"(this ragcun reads {FORMAT_VERSION})"
+            )
+        spec = HeadSpec.from_dict(config["head"])
+        if not isinstance(config["base_model"], str):
+            raise TypeError(f"base_model is {type(config['base_model']).__name__}, not a string")
+    except ModelLoadError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{config_path}: invalid model config: {exc!r}") from exc
+    try:
+        state = load_safetensors(weights_bytes)
+    except SafetensorError as exc:
+        raise ModelLoadError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
+    return config, spec, state, actual
+
+
+def load_head_weights(head: nn.Module, spec: HeadSpec, state: dict, weights_path: Path) -> None:
+    """``state`` into ``head`` strictly: a missing or unexpected key, or a wrong shape, is a ModelLoadError."""
+    expected_keys = set(head.state_dict())
+    missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+    if missing or unexpected:
+        raise ModelLoadError(f"{weights_path}: missing keys {missing}, unexpected keys {unexpected}")
+    try:
+        head.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[-1].strip()
+        raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+
+
+class ModelHead:
+    """A model directory's head alone, without its base encoder: the head over stored base embeddings.
+
+    ``ragcun check`` recomputes stored vectors from the base-vector store with it, at no encoder cost.
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        _, self.spec, state, self.fingerprint = read_model_dir(path)
+        self.head = build_head(self.spec)
+        load_head_weights(self.head, self.spec, state, path / WEIGHTS_FILE)
+        self.head.eval()
+
+    def apply(self, base: np.ndarray) -> np.ndarray:
+        """The head's output (float32) for base embeddings of shape ``(n, in_dim)``."""
+        with torch.inference_mode():
+            return self.head(torch.as_tensor(np.asarray(base), dtype=torch.float32)).float().numpy()
+
+
 class GaussianEmbedder:
     """Base encoder + projection head, producing unnormalized float32 embeddings.
 
@@ -325,51 +396,16 @@ class GaussianEmbedder:
         path = Path(path)
         if base_encoder is None:  # the slow step (torch, then the encoder): say so before it, not after
             logging.getLogger("ragcun.progress").info("loading model %s …", path.name)
-        config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
-        for required in (config_path, weights_path, fingerprint_path):
-            if not required.is_file():
-                raise ModelLoadError(f"{required}: missing; is {path} a ragcun model directory?")
-        config_bytes, weights_bytes = config_path.read_bytes(), weights_path.read_bytes()
-        expected = fingerprint_path.read_text().strip()
-        actual = fingerprint_of(config_bytes, weights_bytes)
-        if actual != expected:
-            raise ModelLoadError(
-                f"{fingerprint_path}: {CONFIG_FILE} + {WEIGHTS_FILE} hash to {actual[:12]}…, "
-                f"not {expected[:12]}…; the model files were modified or mixed"
-            )
-        try:
-            config = json.loads(config_bytes)
-            if config["format_version"] != FORMAT_VERSION:
-                raise ModelLoadError(
-                    f"{config_path}: format_version {config['format_version']} is not supported "
-                    f"(this ragcun reads {FORMAT_VERSION})"
-                )
-            spec = HeadSpec.from_dict(config["head"])
-            base_model = config["base_model"]
-        except ModelLoadError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"{config_path}: invalid model config: {exc!r}") from exc
-        try:
-            state = load_safetensors(weights_bytes)
-        except SafetensorError as exc:
-            raise ModelLoadError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
-
+        config, spec, state, actual = read_model_dir(path)
+        config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
+        base_model = config["base_model"]
         try:
             model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
         except InvalidInputError as exc:  # the head does not fit the base (its width)
             raise ModelLoadError(f"{config_path}: {exc}: the head was not trained on {base_model}") from None
         if config.get("max_seq_length") is not None:
             model.base.max_seq_length = check_max_seq_length(config["max_seq_length"], model.base, config_path)
-        expected_keys = set(model.head.state_dict())
-        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
-        if missing or unexpected:
-            raise ModelLoadError(f"{weights_path}: missing keys {missing}, unexpected keys {unexpected}")
-        try:
-            model.head.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first_line = str(exc).strip().splitlines()[-1].strip()
-            raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+        load_head_weights(model.head, spec, state, weights_path)
         model._fingerprint = actual
         return model
 
