@@ -110,10 +110,14 @@ def test_jsonl_problems_name_their_line(tmp_path):
     items = read_all(tmp_path / "docs.jsonl")
     docs = [i for i in items if isinstance(i, SourceDocument)]
     problems = {i.line: i.error for i in items if not isinstance(i, SourceDocument)}
-    assert [d.doc_id for d in docs] == ["a", "c"] and docs[1].metadata == {"lang": "en"}
+    assert [d.doc_id for d in docs] == ["a", "b", "c"] and docs[2].metadata == {"lang": "en"}
+    # An id with neither title nor text is an empty document of the collection, kept with a note.
+    assert (docs[1].content, docs[1].notes) == (
+        "",
+        ("neither 'title' nor 'text' has text: kept as an empty document, nothing to search",),
+    )
     assert problems[2].startswith("malformed JSON")
     assert problems[3] == "missing id field 'id'"
-    assert problems[4] == "both the text field 'text' and the title field 'title' are missing or empty"
     assert problems[5] == "duplicate id 'a' (first seen on line 1)"
     assert problems[6] == "expected a JSON object, got list"
 
@@ -186,7 +190,7 @@ def test_each_failed_file_is_one_line_and_no_log_warning(tmp_path, identity_mode
     folder.mkdir()
     (folder / "good.txt").write_text(THREE_DOCS[0])
     (folder / "empty.txt").write_bytes(b"")
-    (folder / "rows.jsonl").write_text('{"id": "a", "text": "fine"}\n{not json\n{"id": "b"}\n')
+    (folder / "rows.jsonl").write_text('{"id": "a", "text": "fine"}\n{not json\n{"id": "b", "text": ["x"]}\n')
     home = str(tmp_path / "home")
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
@@ -200,7 +204,7 @@ def test_each_failed_file_is_one_line_and_no_log_warning(tmp_path, identity_mode
         # Files are named as their documents are: by their path relative to the ingested folder.
         "failed: empty.txt: empty file",
         "failed: rows.jsonl:2: malformed JSON: Expecting property name enclosed in double quotes (column 2)",
-        "failed: rows.jsonl:3: both the text field 'text' and the title field 'title' are missing or empty",
+        "failed: rows.jsonl:3: field 'text' is list, not a string",
     ]
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert "added 2" in result.stdout and "failed 3" in result.stdout

@@ -218,7 +218,8 @@ def test_title_only_and_text_only_rows_are_documents(tmp_path, identity_model_di
     )
     lines = (MIXED / "corpus.jsonl").read_text().splitlines()
     (physical,) = run_json(home, "collections", "show", "mixed")["physical"]
-    assert physical["documents"] == len(lines) == 5
+    # d6 has an id and nothing else (as two Cranfield documents do): kept as an empty document, not failed.
+    assert physical["documents"] == len(lines) == 6
     assert report["missing_documents"] == 0 and report["unknown_doc_ids"] == 0
     # d1 is a title alone: "how do I rotate keys?" still finds it first.
     assert report["results"][0]["metrics"]["mrr@10"] > 0.5
@@ -228,15 +229,15 @@ def test_eval_refuses_a_collection_with_failed_documents(tmp_path, identity_mode
     folder = tmp_path / "beir"
     shutil.copytree(MIXED, folder)
     with (folder / "corpus.jsonl").open("a") as corpus:
-        corpus.write(json.dumps({"_id": "d6", "title": " ", "text": ""}) + "\n")
-        corpus.write(json.dumps({"_id": "d7"}) + "\n")
+        corpus.write(json.dumps({"_id": "d7", "title": "Rotation", "text": 6}) + "\n")
+        corpus.write(json.dumps({"_id": "d8", "text": 7}) + "\n")
     home = str(tmp_path / "home")
     assert invoke(home, "init").exit_code == 0
     refused = invoke(home, "eval", "--beir", str(folder), "--model", str(identity_model_dir), "--compare", "none")
     assert refused.exit_code == 1
     assert refused.output == (
         "Error: collection 'beir-beir' lacks 2 document(s) that failed to ingest "
-        "(\"both the text field 'text' and the title field 'title' are missing or empty\" ×2); "
+        "(\"field 'text' is int, not a string\" ×2); "
         "see `ragcun runs show 1`, fix the corpus and ingest again, or pass --allow-incomplete to score it anyway\n"
     )
     # The same refusal for an evaluation of the collection by name.

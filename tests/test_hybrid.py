@@ -58,6 +58,29 @@ def test_a_filter_returns_only_matching_points_with_their_metadata(kb, mode):
     assert len(search(kb, "kb", "anything", 10, filter="ingested_at>=2000-01-01")) == len(DOCS)
 
 
+def test_an_indexed_field_is_matched_by_its_index_type_only(kb):
+    from qdrant_client import models
+
+    from ragcun.collections.create import index_payload
+    from ragcun.retrieve.filters import parse_filter
+
+    # Unindexed, "rank=3" is the text "3" or the integer 3; the engine must then read every payload.
+    either = parse_filter("metadata.rank=3")
+    assert isinstance(either.must[0], models.Filter) and len(either.must[0].should) == 2
+    # Indexed as an integer: the one condition the index serves, and a non-integer value is refused.
+    exact = parse_filter("metadata.rank=3|4", {"metadata.rank": "integer"})
+    assert exact.must == [models.FieldCondition(key="metadata.rank", match=models.MatchAny(any=[3, 4]))]
+    with pytest.raises(InvalidInputError, match=r"'metadata\.rank' is indexed as integer; use integer values"):
+        parse_filter("metadata.rank=three", {"metadata.rank": "integer"})
+    keyword = parse_filter("metadata.team=7", {"metadata.team": "keyword"})
+    assert keyword.must == [models.FieldCondition(key="metadata.team", match=models.MatchValue(value="7"))]
+    # Collection search follows the collection's own indexes, with the same results.
+    index_payload(kb, "kb", "metadata.rank", "integer")
+    assert {h.doc_id for h in search(kb, "kb", "anything", 10, filter="metadata.rank=3")} == {"tax"}
+    with pytest.raises(InvalidInputError, match="indexed as integer"):
+        search(kb, "kb", "anything", 10, filter="metadata.rank=x")
+
+
 @pytest.mark.parametrize(
     "bad, named",
     [

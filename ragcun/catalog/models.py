@@ -42,6 +42,11 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# Collection settings key: the payload indexes users asked for ({field: schema}), rebuilt by a reindex and
+# followed by filters (an equality on an integer field matches integers only, so the engine can use the index).
+PAYLOAD_INDEXES = "payload_indexes"
+
+
 class Collection(Base):
     """A physical engine-side collection behind a logical name, built by one model version."""
 

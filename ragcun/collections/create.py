@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ragcun.catalog.models import Collection, ModelVersion, utcnow
+from ragcun.catalog.models import PAYLOAD_INDEXES, Collection, ModelVersion, utcnow
 from ragcun.catalog.ops import active_collection, require_collection
 from ragcun.collections.versions import register_model_version
 from ragcun.errors import InvalidInputError, ModelMismatchError
@@ -18,8 +18,6 @@ if TYPE_CHECKING:  # the model imports torch; annotations alone need not
     from ragcun.model import GaussianEmbedder
 
 
-# Collection settings key: the payload indexes users asked for ({field: schema}), rebuilt by a reindex.
-PAYLOAD_INDEXES = "payload_indexes"
 SCHEMAS = ("keyword", "integer", "float", "bool", "datetime")
 
 

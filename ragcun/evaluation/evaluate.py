@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
-from ragcun.catalog.models import EvalResult, ModelVersion
+from ragcun.catalog.models import Document, EvalResult, ModelVersion
 from ragcun.catalog.ops import active_collection, require_collection
 from ragcun.collections.runs import failed_documents
 from ragcun.errors import IncompleteCollectionError, InvalidInputError
@@ -288,6 +288,9 @@ def evaluate(
     with ws.catalog.session() as session:
         require_collection(session, collection_name)
         missing = failed_documents(session, collection_name)
+        # Empty documents (an id, no text) have no point but are documents of the collection: qrels naming them
+        # are kept, a relevant document no search can find, as trec_eval would score it.
+        document_ids = set(session.scalars(select(Document.doc_id).where(Document.collection_name == collection_name)))
     if missing.count and not allow_incomplete:
         raise IncompleteCollectionError(
             f"collection {collection_name!r} lacks {missing.count} document(s) that failed to ingest "
@@ -295,7 +298,7 @@ def evaluate(
             "or pass --allow-incomplete to score it anyway"
         )
     points = load_points(ws, collection_name)
-    judged = judged_queries(queries, qrels, set(points.doc_ids))
+    judged = judged_queries(queries, qrels, set(points.doc_ids) | document_ids)
     same_id = sum(judged.qrels[q].get(q, 0) > 0 for q in judged.query_ids)
     if ignore_identical_ids and same_id:
         judged.warnings.append(

@@ -272,7 +272,7 @@ class Ingestor:
             if len(chunk_ids_in(session, self.collection.id, stored)) == len(stored):
                 self.result.unchanged += 1
                 return
-        chunks = self.chunker.split(doc.content)
+        chunks = self.chunker.split(doc.content) if doc.content.strip() else []  # an empty document has none
         chunk_ids = [chunk_uuid(document_id, c.ordinal, c.sha256) for c in chunks]
         present = chunk_ids_in(session, self.collection.id, chunk_ids)
         stale = [c.id for c in existing.chunks if c.id not in set(chunk_ids)] if existing is not None else []

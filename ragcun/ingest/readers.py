@@ -318,11 +318,18 @@ def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocum
             return f"field {name!r} is {type(value).__name__}, not a string"
     # Title-only and text-only rows are both valid BEIR documents: what is embedded is title + text.
     text, title = text or "", (title or "").strip()
+    notes: tuple[str, ...] = ()
     if not text.strip() and not title:
-        return f"both the text field {fields.text!r} and the title field {fields.title!r} are missing or empty"
+        # A row with an id and nothing else is still a document of the collection (Cranfield has two, empty in
+        # the original): it is kept, with no chunk to search, so qrels that name it are scored against it.
+        notes = (
+            f"neither {fields.title!r} nor {fields.text!r} has text: kept as an empty document, nothing to search",
+        )
     reserved = {fields.id, fields.text, fields.title}
     if fields.metadata is None:
         metadata = {k: v for k, v in row.items() if k not in reserved}
     else:
         metadata = {k: row[k] for k in fields.metadata if k in row}
-    return SourceDocument(doc_id=str(doc_id), text=text, title=title or None, metadata=metadata, line=line_no)
+    return SourceDocument(
+        doc_id=str(doc_id), text=text, title=title or None, metadata=metadata, line=line_no, notes=notes
+    )

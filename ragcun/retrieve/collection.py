@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qdrant_client import models
 
+from ragcun.catalog.models import PAYLOAD_INDEXES
 from ragcun.catalog.ops import collection_counts, require_collection
 from ragcun.errors import InvalidInputError, ModelMismatchError
 from ragcun.retrieve.base import (
@@ -20,6 +21,7 @@ from ragcun.retrieve.base import (
     search_vector,
 )
 from ragcun.retrieve.chance import ChanceLaw
+from ragcun.retrieve.filters import parse_filter
 from ragcun.validation import check_positive, check_top_k, require_text
 from ragcun.workspace import Workspace
 
@@ -75,6 +77,7 @@ def search(
         hnsw_ef = hnsw_ef if hnsw_ef is not None else collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
         documents = collection_counts(session, collection)["chunks"]
+        where = parse_filter(filter, collection.settings.get(PAYLOAD_INDEXES))
     if mode != "dense" and not ws.store.shape(physical).hybrid:
         if (id(ws.store), physical) not in _NOTICED:
             _NOTICED.add((id(ws.store), physical))
@@ -96,7 +99,7 @@ def search(
         text=query_text(query, plus),
         mode=mode,
         fusion=fusion,
-        filter=filter,
+        filter=where,
         diversity=diversity,
         law=ChanceLaw.of(embedder, documents),
     )

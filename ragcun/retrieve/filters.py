@@ -13,11 +13,17 @@ all of which must hold. Each clause is ``KEY OP VALUE``:
 
 Keys: ``source``, ``doc_id``, ``title``, ``chunk``, ``ingested_at``, ``model_version`` and any
 ``metadata.*`` key. A bad clause is an :class:`~ragcun.errors.InvalidInputError` naming it.
+
+Where a key has a payload index (``ragcun collections index``), an equality matches the index's type
+only: ``bucket=7`` on an ``integer`` index is the integer 7, not also the text "7". The engine can then
+plan the filter with the index; a text-or-number alternative would make it read every point's payload
+(at 100,000 points, 10x slower for a filter matching 1% of them).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 
 from qdrant_client import models
@@ -31,8 +37,11 @@ _SPLIT = re.compile(r"\s*&\s*|\s+and\s+", re.IGNORECASE)
 _RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 
 
-def parse_filter(where: str | models.Filter | None) -> models.Filter | None:
-    """``where`` as a Qdrant filter (``None`` and an empty string: no filter)."""
+def parse_filter(where: str | models.Filter | None, indexes: Mapping[str, str] | None = None) -> models.Filter | None:
+    """``where`` as a Qdrant filter (``None`` and an empty string: no filter).
+
+    ``indexes``: the collection's payload indexes (``{key: schema}``), whose types equalities then follow.
+    """
     if where is None or isinstance(where, models.Filter):
         return where
     if not isinstance(where, str):
@@ -42,12 +51,12 @@ def parse_filter(where: str | models.Filter | None) -> models.Filter | None:
     must: list = []
     must_not: list = []
     for clause in _SPLIT.split(where.strip()):
-        condition, negated = _clause(clause)
+        condition, negated = _clause(clause, indexes or {})
         (must_not if negated else must).append(condition)
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
-def _clause(clause: str) -> tuple[models.Condition, bool]:
+def _clause(clause: str, indexes: Mapping[str, str]) -> tuple[models.Condition, bool]:
     match = _CLAUSE.match(clause)
     if match is None:
         raise InvalidInputError(f"filter clause {clause!r}: expected KEY=VALUE, KEY!=VALUE, KEY=A|B or KEY>=VALUE")
@@ -60,7 +69,7 @@ def _clause(clause: str) -> tuple[models.Condition, bool]:
     values = [v.strip() for v in value.split("|")]
     if any(not v for v in values):
         raise InvalidInputError(f"filter clause {clause!r}: an empty alternative in {value!r}")
-    return _equals(key, values), op == "!="
+    return _equals(clause, key, values, indexes.get(key)), op == "!="
 
 
 def check_key(key: str, context: str = "") -> str:
@@ -70,21 +79,25 @@ def check_key(key: str, context: str = "") -> str:
     return key
 
 
-def _equals(key: str, values: list[str]) -> models.Condition:
-    """Any of ``values``; a numeric or boolean literal also matches that typed value."""
-    texts = [
-        models.FieldCondition(
-            key=key, match=models.MatchAny(any=values) if len(values) > 1 else models.MatchValue(value=values[0])
-        )
-    ]
-    typed: list = []
-    for value in values:
-        literal = _literal(value)
-        if literal is not None:
-            typed.append(models.FieldCondition(key=key, match=models.MatchValue(value=literal)))
-    if not typed:
-        return texts[0]
-    return models.Filter(should=texts + typed)
+def _equals(clause: str, key: str, values: list[str], schema: str | None = None) -> models.Condition:
+    """Any of ``values``; a numeric or boolean literal also matches that typed value, unless ``key``'s payload
+    index (``schema``) says which one type the field holds."""
+    if schema in ("integer", "bool"):
+        literals = [_literal(v) for v in values]
+        wanted = int if schema == "integer" else bool
+        if any(type(literal) is not wanted for literal in literals):
+            raise InvalidInputError(f"filter clause {clause!r}: {key!r} is indexed as {schema}; use {schema} values")
+        return _match(key, literals)
+    texts = _match(key, values)
+    typed = [_match(key, [literal]) for literal in map(_literal, values) if literal is not None]
+    if not typed or schema == "keyword":
+        return texts
+    return models.Filter(should=[texts, *typed])
+
+
+def _match(key: str, values: list) -> models.FieldCondition:
+    match = models.MatchAny(any=values) if len(values) > 1 else models.MatchValue(value=values[0])
+    return models.FieldCondition(key=key, match=match)
 
 
 def _literal(value: str) -> int | bool | None:
