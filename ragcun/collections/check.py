@@ -205,7 +205,7 @@ def _verify_vectors(
                 f"{version.path} holds model {head.fingerprint[:12]}, but the catalog records "
                 f"{version.fingerprint[:12]} for collection {collection.name!r}"
             )
-    wrong = []
+    wrong: list[str] = []
     for start in range(0, len(ids), REPAIR_BATCH):
         batch = ids[start : start + REPAIR_BATCH]
         shas = [chunks[i].sha256 for i in batch]
