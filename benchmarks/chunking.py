@@ -126,7 +126,9 @@ def ingest_throughput(embedder, data: Path, n_docs: int) -> dict[str, float]:
             ws = Workspace(settings)
             try:
                 started = time.perf_counter()
-                result = ingest(ws, [corpus, FIXTURE / "docs"], "bench", embedder, IngestOptions(chunking=kind))
+                result = ingest(
+                    ws, [corpus, FIXTURE / "docs"], "bench", embedder, IngestOptions(chunking=kind, jsonl_format="beir")
+                )
                 seconds = time.perf_counter() - started
             finally:
                 ws.close()

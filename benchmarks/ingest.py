@@ -61,7 +61,9 @@ def main() -> None:
         store = ClientStore.local_path(tmp / "local") if args.engine == "local" else None
         with Workspace(settings, store=store) as ws:
             start = time.perf_counter()
-            result = ingest(ws, [corpus], "bench", embedder, IngestOptions(batch_size=args.batch_size))
+            result = ingest(
+                ws, [corpus], "bench", embedder, IngestOptions(batch_size=args.batch_size, jsonl_format="beir")
+            )
             ingest_seconds = time.perf_counter() - start
         after = encode_seconds()
 

@@ -40,7 +40,7 @@ def main() -> None:
 
     model_b = GaussianEmbedder.load(args.model or default_model_path())
     model_a = GaussianEmbedder(base_encoder=load_base_encoder(model_b.base_model))  # the untrained base
-    options = IngestOptions(batch_size=args.batch_size)
+    options = IngestOptions(batch_size=args.batch_size, jsonl_format="beir")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = corpus_file(args.data, args.limit, tmp)

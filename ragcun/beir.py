@@ -10,6 +10,7 @@ from pathlib import Path
 from ragcun.errors import InvalidInputError
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "adi"
+QRELS_COLUMNS = ("query-id", "corpus-id", "score")
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,38 @@ def read_jsonl(path: Path, parse, expected: str) -> list:
                 continue
             try:
                 rows.append(parse(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InvalidInputError(f"{path}:{line_no}: expected {expected}: {exc!r}") from exc
+            except json.JSONDecodeError as exc:
+                reason = f"malformed JSON ({exc.msg}, column {exc.colno})"
+            except KeyError as exc:
+                reason = f"no {exc.args[0]!r} field"
+            except TypeError as exc:
+                reason = str(exc)
+            else:
+                continue
+            raise InvalidInputError(f"{path}:{line_no}: {reason}; expected {expected}")
     return rows
+
+
+def field_text(row: dict, key: str, required: bool = False) -> str:
+    """``row[key]`` if it is a string (``""`` for an absent optional field); a number or anything else is refused."""
+    if not isinstance(row, dict):
+        raise TypeError(f"a JSON object is needed, not {type(row).__name__}")
+    value = row[key] if required else row.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"field {key!r} is {type(value).__name__} {json.dumps(value)[:40]}, not a string")
+    return value
+
+
+def field_id(row: dict, key: str = "_id") -> str:
+    """An id field, which must be a string or an integer."""
+    if not isinstance(row, dict):
+        raise TypeError(f"a JSON object is needed, not {type(row).__name__}")
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"field {key!r} is {type(value).__name__} {json.dumps(value)[:40]}, not a string or integer")
+    return str(value)
 
 
 def read_corpus(path: str | Path) -> list[BeirDoc]:
@@ -66,7 +96,7 @@ def read_corpus(path: str | Path) -> list[BeirDoc]:
         path = path / "corpus.jsonl"
     return read_jsonl(
         path,
-        lambda row: BeirDoc(str(row["_id"]), row.get("title") or "", row.get("text") or ""),
+        lambda row: BeirDoc(field_id(row), field_text(row, "title"), field_text(row, "text")),
         "a BEIR corpus line {_id, title?, text}",
     )
 
@@ -76,14 +106,32 @@ def read_queries(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.is_dir():
         path = path / "queries.jsonl"
-    with open_text(path) as lines:
-        return {str(row["_id"]): row["text"] for row in map(json.loads, filter(str.strip, lines))}
+    rows = read_jsonl(
+        path, lambda row: (field_id(row), field_text(row, "text", required=True)), "a BEIR query line {_id, text}"
+    )
+    return dict(rows)
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """Read a BEIR qrels TSV (header ``query-id corpus-id score``) as ``{query_id: {doc_id: grade}}``."""
     qrels: dict[str, dict[str, int]] = {}
     with open_text(Path(path), newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+        reader = csv.DictReader(handle, delimiter="\t")
+        missing = [c for c in QRELS_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InvalidInputError(
+                f"{path}: the header names {len(reader.fieldnames or [])} columns {reader.fieldnames or []}, "
+                f"without {', '.join(missing)}; a BEIR qrels file has three tab-separated columns "
+                "query-id, corpus-id, score"
+            )
+        for row in reader:
+            if row.get("score") in (None, "") or None in row:
+                raise InvalidInputError(
+                    f"{path}:{reader.line_num}: expected three tab-separated columns query-id, corpus-id, score"
+                )
+            try:
+                grade = int(row["score"])
+            except ValueError:
+                raise InvalidInputError(f"{path}:{reader.line_num}: score {row['score']!r} is not an integer") from None
+            qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = grade
     return qrels

@@ -58,6 +58,18 @@ class CatalogError(RagcunError):
     """The catalog is missing, not migrated, or inconsistent."""
 
 
+class CatalogNotInitialisedError(CatalogError):
+    """The catalog database holds no schema (a new or 0-byte file): ``ragcun init`` has not run on it."""
+
+
+class CatalogUnreadableError(CatalogError):
+    """The catalog file is not a readable SQLite database: truncated, overwritten, or not SQLite at all."""
+
+
+class StoreUnreachableError(RagcunError):
+    """The Qdrant server at ``QDRANT_URL`` does not answer."""
+
+
 class VerificationError(RagcunError):
     """A freshly built collection does not match the catalog; it stays unswitched."""
 

@@ -1,4 +1,4 @@
-"""Checks on what callers pass in: query text, ``top_k``, document lists, σ and query vectors.
+"""Checks on what callers pass in: query text, ``top_k``, index widths, document lists, σ and query vectors.
 
 Every entry point (:class:`ragcun.GaussianRetriever`, :class:`ragcun.Retriever`, collection search,
 the RAG pipeline and generator) validates through these, so one mistake gets one message everywhere.
@@ -27,6 +27,13 @@ def check_top_k(top_k) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
         raise InvalidInputError(f"top_k must be a positive integer, got {top_k!r}")
     return int(top_k)
+
+
+def check_positive(value, name: str, maximum: int = 2**31 - 1) -> int:
+    """``value`` as an int, if it is an integer in [1, ``maximum``] (an index parameter: ``hnsw_ef``, ``hnsw_m``…)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= maximum:
+        raise InvalidInputError(f"{name} must be an integer from 1 to {maximum}, got {value!r}")
+    return int(value)
 
 
 def check_documents(documents: Sequence[str], name: str = "documents") -> list[str]:

@@ -6,18 +6,67 @@ import logging
 from pathlib import Path
 
 from ragcun.catalog import Catalog, upgrade
+from ragcun.catalog.db import make_engine, readable_revision
 from ragcun.catalog.models import Collection
-from ragcun.errors import ModelMismatchError
+from ragcun.errors import CatalogError, CatalogNotInitialisedError, ModelMismatchError
 from ragcun.settings import Settings
 from ragcun.store import VectorStore, open_store
 
 logger = logging.getLogger(__name__)
 
+# Seconds an `init` waits for another one running on the same home.
+INIT_WAIT = 60.0
 
-def init_home(settings: Settings) -> None:
-    """Create the home folder and bring the catalog schema to head (idempotent)."""
+
+def stored_collections(settings: Settings) -> list[str]:
+    """The physical collections the embedded store of ``settings``' home holds (a server is not asked)."""
+    if settings.qdrant_url:
+        return []
+    folder = settings.store_path / "collections"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def catalog_revision(url: str) -> str | None:
+    """The schema revision of the catalog at ``url`` (``None``: empty), without creating a missing SQLite file."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    engine = make_engine(url)
+    try:
+        return readable_revision(engine, url)
+    finally:
+        engine.dispose()
+
+
+def init_home(settings: Settings, force: bool = False) -> None:
+    """Create the home folder and bring the catalog schema to head (idempotent, and safe against a concurrent init).
+
+    Args:
+        force: Create a new, empty catalog even beside an embedded store that already holds collections
+            (whose documents it will not know): without it, that is refused, since the likelier story is a
+            lost or misplaced catalog that should be restored.
+
+    Raises:
+        CatalogError: the catalog is unreadable, or would be created beside existing store data.
+    """
+    from filelock import FileLock, Timeout
+
     settings.home.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.db_url)
+    try:
+        # Two inits at once would both create the tables: the second waits for the first, then finds them.
+        with FileLock(settings.home / ".init.lock", timeout=INIT_WAIT):
+            current = catalog_revision(settings.db_url)
+            existing = stored_collections(settings) if current is None and not force else []
+            if existing:
+                raise CatalogError(
+                    f"{settings.store_path} already holds {len(existing)} collections but the catalog "
+                    f"{settings.db_url} is empty or missing: restore the catalog from a backup, or run "
+                    "`ragcun init --force` to start an empty catalog beside them"
+                )
+            upgrade(settings.db_url)
+    except Timeout:
+        raise CatalogError(
+            f"another `ragcun init` has held {settings.home} for {INIT_WAIT:.0f}s: wait for it, then run init again"
+        ) from None
 
 
 class Workspace:
@@ -31,7 +80,18 @@ class Workspace:
 
     def __init__(self, settings: Settings, store: VectorStore | None = None):
         self.settings = settings
-        self.catalog = Catalog(settings.db_url)
+        try:
+            self.catalog = Catalog(settings.db_url)
+        except CatalogNotInitialisedError:
+            existing = stored_collections(settings)
+            if not existing:
+                raise
+            # `ragcun init` here would create an empty catalog beside collections it knows nothing of.
+            raise CatalogNotInitialisedError(
+                f"catalog {settings.db_url} is empty or missing, but {settings.store_path} holds "
+                f"{len(existing)} collections: restore the catalog from a backup "
+                "(`ragcun init --force` would start an empty one beside them)"
+            ) from None
         self._store = store
         self._models: dict[str, object] = {}
         if store is not None:

@@ -293,6 +293,8 @@ def write_corpus(folder, doc_ids):
         for doc_id in doc_ids:
             doc = ADI[doc_id]
             out.write(json.dumps({"_id": doc.doc_id, "title": doc.title, "text": doc.text}) + "\n")
+    # A BEIR folder (its corpus read with BEIR's field names; its queries are not documents).
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "3", "text": DEFINITION_QUERY}) + "\n")
     return folder
 
 

@@ -182,12 +182,15 @@ def test_check_finds_each_planted_fault_and_repair_fixes_it(adi_workspace):
     plant_faults(workspace, "adi")
     (report,) = check(workspace, "adi")
     assert (len(report.missing_points), len(report.orphan_points), len(report.wrong_norms)) == (1, 1, 1)
-    (repaired,) = check(workspace, "adi", repair=True)
+    (repaired,) = check(workspace, "adi", repair=True, yes=True)
     assert repaired.problems == 0 and repaired.points == 82
     assert repaired.repaired == {
-        "orphans_deleted": 1,
+        "collection_rebuilt": 0,
         "points_restored": 1,
-        "points_rewritten": 1,
+        "memberships_restored": 0,
+        "points_reembedded": 1,
+        "orphans_deleted": 1,
+        "orphans_kept": 0,
         "base_vectors_encoded": 0,
         "base_vectors_deleted": 0,
     }
@@ -208,7 +211,9 @@ def test_check_cli_exit_codes(adi_home):
     assert found.exit_code == 1
     (report,) = json.loads(found.stdout)
     assert (report["missing_points"], report["orphan_points"], report["wrong_norms"]) == (1, 1, 1)
-    assert runner.invoke(cli, ["--home", home, "check", "--repair"]).exit_code == 0
+    # The orphan point has no chunk in the catalog: deleting it needs --yes.
+    assert runner.invoke(cli, ["--home", home, "check", "--repair"]).exit_code == 1
+    assert runner.invoke(cli, ["--home", home, "check", "--repair", "--yes"]).exit_code == 0
     assert runner.invoke(cli, ["--home", home, "check"]).exit_code == 0
 
 

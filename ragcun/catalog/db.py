@@ -10,9 +10,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ragcun.errors import CatalogError
+from ragcun.errors import CatalogError, CatalogNotInitialisedError, CatalogUnreadableError
 
 MIGRATIONS_PACKAGE = "ragcun.migrations"
 
@@ -55,6 +56,11 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    engine = make_engine(url)
+    try:
+        readable_revision(engine, url)  # a file that is not SQLite: one line, not Alembic's traceback
+    finally:
+        engine.dispose()
     command.upgrade(alembic_config(url), revision)
 
 
@@ -71,17 +77,36 @@ def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
+def readable_revision(engine: Engine, url: str) -> str | None:
+    """:func:`current_revision`, or a one-line :class:`CatalogUnreadableError` for a file that is not SQLite.
+
+    A truncated or overwritten catalog holds what no store can rebuild (documents, runs, lineage), so the
+    advice is to restore it, never to start a new one over it.
+    """
+    try:
+        return current_revision(engine)
+    except DatabaseError as exc:
+        engine.dispose()
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise CatalogUnreadableError(
+            f"catalog {url} is not a readable SQLite database ({reason}): restore it from a backup "
+            "(ragcun init would not recover it)"
+        ) from None
+
+
 class Catalog:
     """A migrated catalog database and a session factory for it."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        current, head = current_revision(self.engine), head_revision(url)
+        current, head = readable_revision(self.engine, url), head_revision(url)
+        if current is None:
+            self.engine.dispose()
+            raise CatalogNotInitialisedError(f"catalog {url} is not initialised: run `ragcun init`")
         if current != head:
             self.engine.dispose()
-            state = "is not initialised" if current is None else f"is at revision {current}, not {head}"
-            raise CatalogError(f"catalog {url} {state}: run `ragcun init` (or `ragcun db upgrade`)")
+            raise CatalogError(f"catalog {url} is at revision {current}, not {head}: run `ragcun db upgrade`")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:

@@ -28,11 +28,12 @@ def db_upgrade(app: AppContext, revision) -> None:
 @pass_app
 def db_current(app: AppContext) -> None:
     """Print the catalog's schema revision and the latest one."""
-    from ragcun.catalog import current_revision, head_revision, make_engine
+    from ragcun.catalog import head_revision, make_engine
+    from ragcun.catalog.db import readable_revision
 
     engine = make_engine(app.settings.db_url)
     try:
-        current = current_revision(engine)
+        current = readable_revision(engine, app.settings.db_url)
     finally:
         engine.dispose()
     click.echo(f"current {current or '(empty)'}; head {head_revision(app.settings.db_url)}")

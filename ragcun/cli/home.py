@@ -8,12 +8,15 @@ from ragcun.cli.main import AppContext, cli, emit, json_option, pass_app, table
 
 
 @cli.command()
+@click.option(
+    "--force", is_flag=True, help="Create an empty catalog even beside a store that already holds collections."
+)
 @pass_app
-def init(app: AppContext) -> None:
-    """Create the ragcun home and bring the catalog to the latest schema."""
+def init(app: AppContext, force) -> None:
+    """Create the ragcun home and bring the catalog to the latest schema (safe to run again)."""
     from ragcun.workspace import init_home
 
-    init_home(app.settings)
+    init_home(app.settings, force=force)
     click.echo(f"Initialised {app.settings.home} (catalog {app.settings.db_url}, engine {app.settings.engine})")
 
 

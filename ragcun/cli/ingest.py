@@ -50,7 +50,16 @@ def load_model(model_path: str | None):
     "tokens: token windows only.",
 )
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Chunks embedded and upserted together.")
-@click.option("--id-field", default="id", show_default=True, help="JSONL: id field.")
+@click.option(
+    "--format",
+    "jsonl_format",
+    type=click.Choice(["auto", "jsonl", "beir"]),
+    default="auto",
+    show_default=True,
+    help="JSONL field names: beir (_id, title, text, metadata) or jsonl (the --*-field options); auto takes "
+    "beir for the corpus.jsonl of a BEIR folder (beside queries.jsonl or qrels/) only.",
+)
+@click.option("--id-field", default="id", show_default=True, help="JSONL: id field (a string or an integer).")
 @click.option("--text-field", default="text", show_default=True, help="JSONL: text field.")
 @click.option("--title-field", default="title", show_default=True, help="JSONL: title field.")
 @click.option(
@@ -94,6 +103,7 @@ def ingest(
     chunk_overlap,
     chunking,
     batch_size,
+    jsonl_format,
     id_field,
     text_field,
     title_field,
@@ -109,9 +119,19 @@ def ingest(
     then_adapt,
     as_json,
 ) -> None:
-    """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR corpus.jsonl) into a collection."""
+    """Ingest files and folders (.txt .md .html .pdf .docx .jsonl, BEIR folders) into a collection.
+
+    A bad file (or JSONL line) fails alone: it is named on stderr and the rest are ingested.
+
+    \b
+    Exit status:
+      0  every input was ingested (or was unchanged)
+      1  nothing ran: bad options, or no input can be read (missing paths, FIFOs)
+      3  the run completed, but some files or lines failed (each named on stderr)
+    """
     from ragcun.catalog.ops import active_collection
     from ragcun.ingest import IngestOptions, JsonlFields, ingest as run_ingest
+    from ragcun.ingest.pipeline import find_inputs
 
     options = IngestOptions(
         include=include,
@@ -122,6 +142,7 @@ def ingest(
         chunk_overlap=chunk_overlap,
         chunking=chunking,
         batch_size=batch_size,
+        jsonl_format=jsonl_format,
         fields=JsonlFields(id=id_field, text=text_field, title=title_field, metadata=tuple(metadata_fields) or None),
         max_document_bytes=int(max_doc_mb * 2**20),
         collection_params=dict(
@@ -134,6 +155,7 @@ def ingest(
             on_disk=on_disk,
         ),
     )
+    find_inputs(paths, options)  # nothing to read is said before the model loads
     with app.workspace() as ws:
         with ws.catalog.session() as session:
             existing = active_collection(session, collection)
@@ -146,6 +168,7 @@ def ingest(
             result = run_ingest(ws, paths, collection, embedder, options)
     if not then_adapt:
         emit(result.to_dict(), as_json, render)
+        exit_if_failed(result.failed)
         return
     from ragcun.cli.adapt import exit_if_refused, render_adapt
 
@@ -154,7 +177,17 @@ def ingest(
         render_adapt(data["adapt"])
 
     emit(both.to_dict(), as_json, render_both)
+    exit_if_failed(both.ingest["failed"])
     exit_if_refused(both.adapt)
+
+
+# Exit status of a run that completed with failed files or lines (each is named on stderr).
+EXIT_FAILED_FILES = 3
+
+
+def exit_if_failed(failed: int) -> None:
+    if failed:
+        raise SystemExit(EXIT_FAILED_FILES)
 
 
 def render(data: dict) -> None:

@@ -107,6 +107,24 @@ def embed_texts(session: Session, embedder, texts: Sequence[str], shas: Sequence
     return vectors, len(encoded)
 
 
+def fresh_vectors(session: Session, embedder, texts: Sequence[str], shas: Sequence[str]) -> np.ndarray:
+    """What ``embedder`` makes of ``texts`` now: the head over their stored base vectors, the encoder for the rest.
+
+    Unlike :func:`embed_texts`, nothing is staged: ``check`` compares stored vectors with these.
+    """
+    if not has_base(embedder):
+        return np.asarray(embedder.encode(list(texts), show_progress_bar=False), dtype=np.float32)
+    stored = load_base_vectors(session, base_key(embedder.config()), shas)
+    have = [i for i, sha in enumerate(shas) if sha in stored]
+    lack = [i for i, sha in enumerate(shas) if sha not in stored]
+    vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    if have:
+        vectors[have] = embedder.apply_head(np.stack([stored[shas[i]] for i in have]).astype(np.float32))
+    if lack:
+        vectors[lack] = embedder.encode([texts[i] for i in lack], show_progress_bar=False)
+    return vectors
+
+
 def forget_unreferenced(session: Session, shas: Iterable[str]) -> int:
     """Delete the base vectors of ``shas`` that no chunk (in any collection) has any more; returns how many."""
     candidates = sorted(set(shas))

@@ -43,8 +43,8 @@ def read_qrels_strict(path: str | Path) -> dict[str, dict[str, int]]:
     """A BEIR qrels TSV, refusing a file without any judgement."""
     try:
         qrels = read_qrels(path)
-    except (KeyError, ValueError) as exc:
-        raise EvaluationError(f"{path}: not a BEIR qrels file (query-id, corpus-id, score): {exc}") from exc
+    except ValueError as exc:  # InvalidInputError: the file and line, and what a qrels file holds
+        raise EvaluationError(str(exc)) from exc
     if not any(grade > 0 for docs in qrels.values() for grade in docs.values()):
         raise EvaluationError(f"{path}: no relevance judgement (empty qrels, or every grade is 0)")
     return qrels

@@ -486,7 +486,7 @@ def evaluate_beir(
     The collection (default ``beir-<folder name>``) is kept, so a second run skips the unchanged
     corpus instead of embedding it again.
     """
-    from ragcun.ingest import ingest
+    from ragcun.ingest import IngestOptions, ingest
 
     folder = Path(folder)
     qrels_path = folder / "qrels" / f"{split}.tsv"
@@ -504,7 +504,7 @@ def evaluate_beir(
         from ragcun.model import GaussianEmbedder, default_model_path
 
         embedder = GaussianEmbedder.load(default_model_path())
-    ingest(ws, [folder / "corpus.jsonl"], name, embedder)
+    ingest(ws, [folder / "corpus.jsonl"], name, embedder, IngestOptions(jsonl_format="beir"))
     return evaluate(
         ws,
         name,

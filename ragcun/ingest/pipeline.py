@@ -35,6 +35,7 @@ from ragcun.collections.documents import (
     write_documents,
 )
 from ragcun.collections.runs import finish_run, mark_interrupted_runs, start_run
+from ragcun.errors import InvalidInputError
 from ragcun.ingest.chunking import make_chunker
 from ragcun.ingest.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -44,6 +45,7 @@ from ragcun.ingest.readers import (
     discover,
     file_sha256,
     read_source,
+    safe_name,
 )
 from ragcun.workspace import Workspace
 
@@ -74,6 +76,8 @@ class IngestOptions:
         collection_params: Index settings, used when the collection is created.
         prefix: Put before every file's path relative to its input folder, which is the file's
             (and a whole-file document's) id: ``--prefix docs/`` makes ``docs/parking.md``.
+        jsonl_format: ``auto``, ``jsonl`` or ``beir``: whose field names JSONL files use
+            (:func:`ragcun.ingest.readers.read_source`).
         log_every: Without a terminal, seconds between progress log lines (counts and rate).
     """
 
@@ -89,6 +93,7 @@ class IngestOptions:
     collection_params: dict = field(default_factory=dict)
     log_every: float = 10.0
     prefix: str = ""
+    jsonl_format: str = "auto"
 
 
 def file_keys(paths: Sequence[str | Path], files: Sequence[Path], prefix: str = "") -> dict[Path, str]:
@@ -149,17 +154,23 @@ class Ingestor:
         self.pending_chunks = 0
 
     def run(self, paths: Sequence[str | Path]) -> IngestResult:
-        files = discover(paths, self.options.include, self.options.exclude)
+        try:
+            files, problems = find_inputs(paths, self.options)
+        except InvalidInputError:
+            self.session.close()
+            raise
         keys = file_keys(paths, files, self.options.prefix)
         session = self.session
         mark_interrupted_runs(session)
         self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
-        self.run_row = start_run(session, "ingest", self.collection, [str(Path(p).resolve()) for p in paths])
+        self.run_row = start_run(session, "ingest", self.collection, [safe_name(Path(p).resolve()) for p in paths])
         self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
         started = time.perf_counter()
         self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
         self.started, self.last_log = started, started
         try:
+            for problem in problems:
+                self._problem(problem)
             for done, path in enumerate(
                 tqdm(files, desc="files", unit="file", disable=None if len(files) > 1 else True)
             ):
@@ -220,7 +231,7 @@ class Ingestor:
 
         seen: set[str] = set()
         failed_before = self.result.failed
-        for item in read_source(path, self.options.fields, self.options.max_document_bytes):
+        for item in read_source(path, self.options.fields, self.options.max_document_bytes, self.options.jsonl_format):
             if isinstance(item, InputProblem):
                 self._problem(replace(item, uri=uri))  # named like its source, as failed_documents looks it up
                 continue
@@ -330,6 +341,31 @@ class Ingestor:
             self.result.deleted += delete_documents(self.ws, session, documents, [self.collection.physical_name])
             session.delete(source)
         session.commit()
+
+
+def find_inputs(paths: Sequence[str | Path], options: IngestOptions) -> tuple[list[Path], list[InputProblem]]:
+    """The files an ingest of ``paths`` reads, and the inputs that cannot be read (each a problem of its own).
+
+    A folder with nothing to read is said (a warning) but is no error: ingesting it creates the
+    collection, and with ``sync`` deletes the documents of the files that were there.
+
+    Raises:
+        InvalidInputError: no input is a file to read or a folder (every one is missing, a FIFO…).
+    """
+    problems: list[InputProblem] = []
+    files = discover(paths, options.include, options.exclude, problems)
+    if not files and not any(Path(p).expanduser().is_dir() for p in paths):
+        raise nothing_to_ingest(problems)
+    return files, problems
+
+
+def nothing_to_ingest(problems: Sequence[InputProblem]) -> InvalidInputError:
+    """The error of an ingest with no input to read: the first input's problem, and how many more."""
+    if not problems:
+        return InvalidInputError("nothing to ingest: no input paths given")
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more inputs that cannot be read)" if len(problems) > 1 else ""
+    return InvalidInputError(f"{first.uri}: {first.error}{more}")
 
 
 def ingest(

@@ -83,20 +83,56 @@ class JsonlFields:
 
 # BEIR corpora name their fields this way.
 BEIR_FIELDS = JsonlFields(id="_id", text="text", title="title", metadata=("metadata",))
+# How a JSONL file's fields are named: ``auto`` takes BEIR's names for the corpus.jsonl of a BEIR folder only.
+JSONL_FORMATS = ("auto", "jsonl", "beir")
 
 
-def discover(paths: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Path]:
+def is_beir_corpus(path: Path) -> bool:
+    """Whether ``path`` is the ``corpus.jsonl`` of a BEIR folder: beside a ``queries.jsonl`` or a ``qrels/`` folder.
+
+    A user's own file that happens to be named ``corpus.jsonl`` is plain JSONL.
+    """
+    folder = path.parent
+    return (
+        path.name == "corpus.jsonl"
+        and path.is_file()
+        and ((folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir())
+    )
+
+
+def discover(
+    paths: Sequence[str | Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    problems: list[InputProblem] | None = None,
+) -> list[Path]:
     """Supported files under ``paths``, filtered by glob patterns on the path relative to its root.
 
+    Each input that cannot be taken (a path that does not exist, a FIFO or other special file, a folder
+    with nothing ingestible, a file name that is not valid UTF-8) is a problem of that input only: it
+    is appended to ``problems`` and the rest are still found. Without ``problems``, the first one raises.
+
     Raises:
-        InvalidInputError: if an input path does not exist.
+        InvalidInputError: an input that cannot be taken, when ``problems`` is not given.
     """
     found: dict[Path, None] = {}
+
+    def problem(uri: str, error: str, nothing: bool = False) -> None:
+        if problems is None:
+            raise InvalidInputError(f"{uri}: {error}")
+        # A folder with nothing to take is said, not failed: with --sync it is how everything is deleted.
+        problems.append(InputProblem(uri, error, warning=nothing))
+
     for raw in paths:
         root = Path(raw).expanduser()
         if not root.exists():
-            raise InvalidInputError(f"{root}: no such file or directory")
-        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+            problem(safe_name(root), "no such file or directory")
+            continue
+        if not root.is_file() and not root.is_dir():
+            problem(safe_name(root), "not a regular file or folder (a FIFO, socket or device)")
+            continue
+        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if not p.is_dir())
+        taken = 0
         for path in candidates:
             relative = path.name if path == root else path.relative_to(root).as_posix()
             if root.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -107,8 +143,44 @@ def discover(paths: Sequence[str | Path], include: Sequence[str] = (), exclude: 
                 continue
             if root.is_dir() and path.name.endswith(files.SIDECAR_SUFFIX):
                 continue  # the metadata of another file
-            found[path.resolve()] = None
+            if root.is_dir() and path.name == "queries.jsonl" and is_beir_corpus(path.with_name("corpus.jsonl")):
+                continue  # a BEIR folder's queries are not documents
+            if not path.is_file():
+                broken = path.is_symlink() and not path.exists()
+                problem(
+                    safe_name(relative),
+                    "broken symbolic link" if broken else "not a regular file (a FIFO, socket or device)",
+                )
+                continue
+            resolved = path.resolve()
+            if not is_utf8(str(resolved)):
+                problem(safe_name(Path(relative) if root.is_dir() else root), NOT_UTF8_NAME)
+                continue
+            found[resolved] = None
+            taken += 1
+        if root.is_dir() and not taken and not candidates:
+            problem(safe_name(root), "empty folder: nothing to ingest", nothing=True)
+        elif root.is_dir() and not taken and not any(not is_utf8(str(c)) for c in candidates):
+            supported = " ".join(sorted(SUPPORTED_SUFFIXES))
+            problem(safe_name(root), f"no file to ingest here (supported: {supported})", nothing=True)
     return list(found)
+
+
+NOT_UTF8_NAME = "file name is not valid UTF-8: skipped (rename the file to ingest it)"
+
+
+def is_utf8(name: str) -> bool:
+    """Whether a file name (as Python decodes it) is valid UTF-8, which the catalog and payloads need."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_name(path: Path | str) -> str:
+    """``path`` printable and storable whatever its bytes: undecodable bytes as ``\\xff`` escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _matches(relative: str, pattern: str) -> bool:
@@ -128,9 +200,17 @@ def file_sha256(path: Path) -> str:
 
 
 def read_source(
-    path: Path, fields: JsonlFields = JsonlFields(), max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    path: Path,
+    fields: JsonlFields = JsonlFields(),
+    max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    jsonl_format: str = "auto",
 ) -> Iterator[SourceDocument | InputProblem]:
-    """Documents of one input file, by its suffix."""
+    """Documents of one input file, by its suffix.
+
+    ``jsonl_format`` (one of :data:`JSONL_FORMATS`): ``beir`` reads every JSONL file with BEIR's field
+    names (``_id``, ``title``, ``text``, ``metadata``), ``jsonl`` with ``fields``, and ``auto`` with
+    BEIR's only for the corpus of a BEIR folder (:func:`is_beir_corpus`) when ``fields`` are the defaults.
+    """
     uri = str(path)
     suffix = path.suffix.lower()
     size = path.stat().st_size
@@ -138,6 +218,8 @@ def read_source(
         yield InputProblem(uri, "empty file")
         return
     if suffix == ".jsonl":
+        if jsonl_format == "beir" or (jsonl_format == "auto" and fields == JsonlFields() and is_beir_corpus(path)):
+            fields = BEIR_FIELDS
         yield from _read_jsonl(path, fields, max_bytes)
         return
     if size > max_bytes:
@@ -173,8 +255,6 @@ def read_source(
 
 def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[SourceDocument | InputProblem]:
     uri = str(path)
-    if path.name == "corpus.jsonl" and fields == JsonlFields():
-        fields = BEIR_FIELDS
     first_line: dict[str, int] = {}
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
@@ -201,8 +281,6 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
             if not isinstance(row, dict):
                 yield InputProblem(uri, f"expected a JSON object, got {type(row).__name__}", line_no)
                 continue
-            if fields == JsonlFields() and "_id" in row and "id" not in row:
-                fields = BEIR_FIELDS  # a BEIR corpus under another file name
             doc = _jsonl_document(row, fields, line_no)
             if isinstance(doc, str):
                 yield InputProblem(uri, doc, line_no)
@@ -216,10 +294,24 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
             yield doc
 
 
+def json_type(value: object) -> str:
+    """What kind of JSON value a parsed ``value`` is, for messages: "a boolean", "an object", …"""
+    names = {bool: "a boolean", int: "an integer", float: "a fractional number", dict: "an object", list: "an array"}
+    return names.get(type(value), "a string" if isinstance(value, str) else "null")
+
+
 def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocument | str:
     """The document of one JSONL row, or the reason it is not one."""
     if row.get(fields.id) in (None, ""):
+        if fields.id != BEIR_FIELDS.id and row.get(BEIR_FIELDS.id) not in (None, ""):
+            return f"missing id field {fields.id!r} (the row has '_id': ingest a BEIR corpus with --format beir)"
         return f"missing id field {fields.id!r}"
+    doc_id = row[fields.id]
+    # str() of anything else would store "True", "1.5" or "{'a': 1}" as the id.
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+        shown = json.dumps(doc_id, ensure_ascii=False)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return f"id field {fields.id!r} must be a string or an integer, got {shown} ({json_type(doc_id)})"
     text, title = row.get(fields.text), row.get(fields.title)
     for name, value in ((fields.text, text), (fields.title, title)):
         if value is not None and not isinstance(value, str):
@@ -239,5 +331,5 @@ def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocum
     else:
         metadata = {k: row[k] for k in fields.metadata if k in row}
     return SourceDocument(
-        doc_id=str(row[fields.id]), text=text, title=title or None, metadata=metadata, line=line_no, notes=notes
+        doc_id=str(doc_id), text=text, title=title or None, metadata=metadata, line=line_no, notes=notes
     )

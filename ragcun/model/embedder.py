@@ -80,6 +80,105 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
     return encoder
 
 
+def max_positions(base: SentenceTransformer) -> int | None:
+    """How many tokens ``base`` can take: its position embeddings (else its tokenizer's limit, if it has one)."""
+    first = base[0] if len(base) else None
+    config = getattr(getattr(first, "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        # RoBERTa-style models reserve the first positions (padding_idx + 1) for padding.
+        roberta = getattr(config, "model_type", "") == "roberta"
+        return positions - ((getattr(config, "pad_token_id", None) or 0) + 1 if roberta else 0)
+    tokenizer_limit = getattr(getattr(base, "tokenizer", None), "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 10**6:  # unset: a huge sentinel
+        return tokenizer_limit
+    return None
+
+
+def check_max_seq_length(value, base: SentenceTransformer, config_path: Path) -> int:
+    """A model config's ``max_seq_length``, if it is a positive integer within ``base``'s positions."""
+    limit = max_positions(base)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelLoadError(f"{config_path}: max_seq_length must be a positive integer, got {value!r}")
+    if limit is not None and value > limit:
+        raise ModelLoadError(
+            f"{config_path}: max_seq_length {value} is beyond the {limit} positions of its base model: "
+            f"set it to at most {limit}"
+        )
+    return value
+
+
+def read_model_dir(path: Path) -> tuple[dict, HeadSpec, dict, str]:
+    """A model directory's ``(config, head spec, head weights, fingerprint)``, read strictly.
+
+    Raises:
+        ModelLoadError: a file is missing or modified, the config or weights unreadable (one line naming the file).
+    """
+    config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
+    for required in (config_path, weights_path, fingerprint_path):
+        if not required.is_file():
+            raise ModelLoadError(f"{required}: missing; is {path} a ragcun model directory?")
+    config_bytes, weights_bytes = config_path.read_bytes(), weights_path.read_bytes()
+    expected = fingerprint_path.read_text().strip()
+    actual = fingerprint_of(config_bytes, weights_bytes)
+    if actual != expected:
+        raise ModelLoadError(
+            f"{fingerprint_path}: {CONFIG_FILE} + {WEIGHTS_FILE} hash to {actual[:12]}…, "
+            f"not {expected[:12]}…; the model files were modified or mixed"
+        )
+    try:
+        config = json.loads(config_bytes)
+        if config["format_version"] != FORMAT_VERSION:
+            raise ModelLoadError(
+                f"{config_path}: format_version {config['format_version']} is not supported "
+                f"(this ragcun reads {FORMAT_VERSION})"
+            )
+        spec = HeadSpec.from_dict(config["head"])
+        if not isinstance(config["base_model"], str):
+            raise TypeError(f"base_model is {type(config['base_model']).__name__}, not a string")
+    except ModelLoadError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{config_path}: invalid model config: {exc!r}") from exc
+    try:
+        state = load_safetensors(weights_bytes)
+    except SafetensorError as exc:
+        raise ModelLoadError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
+    return config, spec, state, actual
+
+
+def load_head_weights(head: nn.Module, spec: HeadSpec, state: dict, weights_path: Path) -> None:
+    """``state`` into ``head`` strictly: a missing or unexpected key, or a wrong shape, is a ModelLoadError."""
+    expected_keys = set(head.state_dict())
+    missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
+    if missing or unexpected:
+        raise ModelLoadError(f"{weights_path}: missing keys {missing}, unexpected keys {unexpected}")
+    try:
+        head.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[-1].strip()
+        raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+
+
+class ModelHead:
+    """A model directory's head alone, without its base encoder: the head over stored base embeddings.
+
+    ``ragcun check`` recomputes stored vectors from the base-vector store with it, at no encoder cost.
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        _, self.spec, state, self.fingerprint = read_model_dir(path)
+        self.head = build_head(self.spec)
+        load_head_weights(self.head, self.spec, state, path / WEIGHTS_FILE)
+        self.head.eval()
+
+    def apply(self, base: np.ndarray) -> np.ndarray:
+        """The head's output (float32) for base embeddings of shape ``(n, in_dim)``."""
+        with torch.inference_mode():
+            return self.head(torch.as_tensor(np.asarray(base), dtype=torch.float32)).float().numpy()
+
+
 class GaussianEmbedder:
     """Base encoder + projection head, producing unnormalized float32 embeddings.
 
@@ -297,48 +396,16 @@ class GaussianEmbedder:
         path = Path(path)
         if base_encoder is None:  # the slow step (torch, then the encoder): say so before it, not after
             logging.getLogger("ragcun.progress").info("loading model %s …", path.name)
-        config_path, weights_path, fingerprint_path = (path / n for n in (CONFIG_FILE, WEIGHTS_FILE, FINGERPRINT_FILE))
-        for required in (config_path, weights_path, fingerprint_path):
-            if not required.is_file():
-                raise ModelLoadError(f"{required}: missing; is {path} a ragcun model directory?")
-        config_bytes, weights_bytes = config_path.read_bytes(), weights_path.read_bytes()
-        expected = fingerprint_path.read_text().strip()
-        actual = fingerprint_of(config_bytes, weights_bytes)
-        if actual != expected:
-            raise ModelLoadError(
-                f"{fingerprint_path}: {CONFIG_FILE} + {WEIGHTS_FILE} hash to {actual[:12]}…, "
-                f"not {expected[:12]}…; the model files were modified or mixed"
-            )
+        config, spec, state, actual = read_model_dir(path)
+        config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
+        base_model = config["base_model"]
         try:
-            config = json.loads(config_bytes)
-            if config["format_version"] != FORMAT_VERSION:
-                raise ModelLoadError(
-                    f"{config_path}: format_version {config['format_version']} is not supported "
-                    f"(this ragcun reads {FORMAT_VERSION})"
-                )
-            spec = HeadSpec.from_dict(config["head"])
-            base_model = config["base_model"]
-        except ModelLoadError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"{config_path}: invalid model config: {exc!r}") from exc
-        try:
-            state = load_safetensors(weights_bytes)
-        except SafetensorError as exc:
-            raise ModelLoadError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
-
-        model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
-        if config.get("max_seq_length"):
-            model.base.max_seq_length = config["max_seq_length"]
-        expected_keys = set(model.head.state_dict())
-        missing, unexpected = sorted(expected_keys - set(state)), sorted(set(state) - expected_keys)
-        if missing or unexpected:
-            raise ModelLoadError(f"{weights_path}: missing keys {missing}, unexpected keys {unexpected}")
-        try:
-            model.head.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first_line = str(exc).strip().splitlines()[-1].strip()
-            raise ModelLoadError(f"{weights_path}: weights do not fit head {spec.kind}: {first_line}") from exc
+            model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
+        except InvalidInputError as exc:  # the head does not fit the base (its width)
+            raise ModelLoadError(f"{config_path}: {exc}: the head was not trained on {base_model}") from None
+        if config.get("max_seq_length") is not None:
+            model.base.max_seq_length = check_max_seq_length(config["max_seq_length"], model.base, config_path)
+        load_head_weights(model.head, spec, state, weights_path)
         model._fingerprint = actual
         return model
 

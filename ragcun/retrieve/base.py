@@ -19,7 +19,7 @@ from ragcun.retrieve.chance import ChanceLaw
 from ragcun.retrieve.filters import parse_filter
 from ragcun.store.base import FUSIONS, MODES, SearchRequest, VectorStore
 from ragcun.store.bm25 import query_vector as bm25_query_vector
-from ragcun.validation import check_sigma, check_top_k, check_vector, require_text
+from ragcun.validation import check_positive, check_sigma, check_top_k, check_vector, require_text
 
 DEFAULT_MODE = "dense"
 # Chosen on benchmarks/hybrid.py's five collections: DBSF over the dense log-likelihood had the higher
@@ -167,6 +167,7 @@ def search_vector(
             hit's ``p_value`` and the query's ``out_of_domain`` flag. ``None``: neither.
     """
     top_k, sigma = check_top_k(top_k), check_sigma(sigma)
+    hnsw_ef = None if hnsw_ef is None else check_positive(hnsw_ef, "hnsw_ef (--hnsw-ef)")
     check_mode(mode, fusion, diversity)
     sparse = None
     if mode != "dense":

@@ -22,7 +22,7 @@ from ragcun.retrieve.base import (
 )
 from ragcun.retrieve.chance import ChanceLaw
 from ragcun.retrieve.filters import parse_filter
-from ragcun.validation import check_top_k, require_text
+from ragcun.validation import check_positive, check_top_k, require_text
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
@@ -61,6 +61,8 @@ def search(
     BM25 vectors.
     """
     top_k = check_top_k(top_k)
+    if hnsw_ef is not None:  # before the model loads and the query is embedded
+        check_positive(hnsw_ef, "hnsw_ef (--hnsw-ef)")
     with ws.catalog.session() as session:
         collection = require_collection(session, collection_name)
         expected = collection.model_version.fingerprint
@@ -72,7 +74,7 @@ def search(
                 f"refusing to search it with model {embedder.fingerprint[:12]}"
             )
         physical = collection.physical_name
-        hnsw_ef = hnsw_ef or collection.settings.get("hnsw_ef")
+        hnsw_ef = hnsw_ef if hnsw_ef is not None else collection.settings.get("hnsw_ef")
         sigma = float(collection.settings.get("sigma", 1.0)) if sigma is None else sigma
         documents = collection_counts(session, collection)["chunks"]
         where = parse_filter(filter, collection.settings.get(PAYLOAD_INDEXES))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from ragcun.errors import CollectionNotFound, InvalidInputError, StoreLockedError
+from ragcun.errors import CollectionNotFound, InvalidInputError, StoreLockedError, StoreUnreachableError
 from ragcun.store.base import (
     DENSE,
     INDEXED_PAYLOAD_FIELDS,
@@ -46,7 +46,24 @@ class ClientStore(VectorStore):
 
     @classmethod
     def connect(cls, url: str, api_key: str | None = None, prefer_grpc: bool = False, timeout: int = 60) -> ClientStore:
-        return cls(QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout))
+        """A store on the Qdrant server at ``url``, asked once for its collections so that an unreachable
+        server is one clear error here rather than a transport traceback in the middle of a command."""
+        # Probed first by a client without qdrant-client's version check, which would warn from a thread.
+        probe = QdrantClient(
+            url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout, check_compatibility=False
+        )
+        try:
+            probe.get_collections()
+        except Exception as exc:  # httpx, grpc and qdrant-client each raise their own transport errors
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreUnreachableError(
+                f"no Qdrant server answers at QDRANT_URL={url} ({reason[:200]}): start the server, fix "
+                "QDRANT_URL, or unset it to use the embedded store"
+            ) from None
+        finally:
+            probe.close()
+        client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
+        return cls(client)
 
     @classmethod
     def local_path(cls, path: str | Path) -> ClientStore:
