@@ -49,10 +49,13 @@ class Workspace:
         return self._store
 
     def _rekey(self) -> None:
-        """Finish what a catalog migration left for the store (points whose ids it changed)."""
+        """Finish what a catalog migration left for the store (points whose ids it changed), then every
+        store write a killed command left unfinished (:mod:`ragcun.collections.journal`)."""
+        from ragcun.collections.journal import settle
         from ragcun.collections.rekey import apply_rekeys
 
         apply_rekeys(self)
+        settle(self)
 
     def embedder_for(self, collection: Collection):
         """The model that built ``collection``, loaded once per workspace."""

@@ -18,6 +18,7 @@ from ragcun.collections.base_vectors import (
     missing_base_vectors,
     orphan_base_vectors,
 )
+from ragcun.faults import fault_point
 from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
 from ragcun.workspace import Workspace
 
@@ -124,6 +125,7 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
     are encoded again (base only); base vectors no chunk has are deleted.
     """
     reports = []
+    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
     with ws.catalog.session() as session:
         query = select(Collection).where(Collection.status == "active")
         if name:
@@ -145,6 +147,7 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
 def _repair(ws: Workspace, session: Session, collection: Collection, report: CollectionReport) -> None:
     if report.orphan_points:
         ws.store.delete(collection.physical_name, report.orphan_points)
+        fault_point("repair.after_orphans")
     members = {
         m.chunk_id: m
         for m in session.scalars(select(CollectionChunk).where(CollectionChunk.collection_id == collection.id))
@@ -153,7 +156,7 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         points = [
             ChunkPoint.of(session.get_one(Chunk, cid), members[cid].ingest_run_id) for cid in report.missing_points
         ]
-        write_points(ws, session, collection, ws.embedder_for(collection), points)
+        write_points(ws, session, collection, ws.embedder_for(collection), points, "repair")
     rewrite = report.payload_mismatches + report.wrong_norms
     if rewrite:
         # The stored vector is right (its norm is recomputed); the payload and the catalog's norm are rewritten.
@@ -161,7 +164,9 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         points = [ChunkPoint.of(session.get_one(Chunk, str(r.id)), members[str(r.id)].ingest_run_id) for r in records]
         vectors = np.array([r.vector for r in records], dtype=np.float32)
         record_norms(session, collection, points, store_points(ws, collection, points, vectors))
+        fault_point("repair.after_rewrite_upsert")
         session.commit()
+        fault_point("repair.after_rewrite")
     if report.orphan_base_vectors:
         delete_base_vectors(session, base_key_of(collection.model_version.path), report.orphan_base_vectors)
         session.commit()
