@@ -52,6 +52,19 @@ def identity_model_dir(tmp_path_factory, identity_embedder):
     return path
 
 
+@pytest.fixture(scope="session")
+def model_b(base_encoder):
+    """A second model version: a random linear head to 64 dims, so its neighbours differ from the base's."""
+    return GaussianEmbedder(head="linear", out_dim=64, seed=3, base_encoder=base_encoder)
+
+
+@pytest.fixture(scope="session")
+def model_b_dir(tmp_path_factory, model_b):
+    path = tmp_path_factory.mktemp("models") / "b"
+    model_b.save(path)
+    return path
+
+
 def init_root(root: Path) -> Path:
     """Create a migrated, empty home at ``root/home``; return ``root``."""
     from ragcun.settings import Settings

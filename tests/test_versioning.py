@@ -32,19 +32,6 @@ from .conftest import copy_adi_home, open_home
 QUERY = "computer-based retrieval of documents"
 
 
-@pytest.fixture(scope="session")
-def model_b(base_encoder):
-    """A second model version: a random linear head to 64 dims, so its neighbours differ from the base's."""
-    return GaussianEmbedder(head="linear", out_dim=64, seed=3, base_encoder=base_encoder)
-
-
-@pytest.fixture(scope="session")
-def model_b_dir(tmp_path_factory, model_b):
-    path = tmp_path_factory.mktemp("models") / "b"
-    model_b.save(path)
-    return path
-
-
 def distances_match(embedder, query, hits):
     q = embedder.encode([query])[0]
     vectors = embedder.encode([h.text for h in hits])

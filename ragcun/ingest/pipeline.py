@@ -335,6 +335,8 @@ class Ingestor:
             if source.path and Path(source.path).exists():
                 continue
             documents = list(session.scalars(select(Document).where(Document.source_id == source.id)))
+            # Committed with the deletion: should the file come back before the source row goes, it is read again.
+            source.complete_sha256 = None
             self.result.deleted += delete_documents(
                 self.ws, session, documents, [self.collection.physical_name], path="sync"
             )
