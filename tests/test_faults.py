@@ -6,8 +6,9 @@ writes, runs that command in a child process that ``ragcun.faults`` SIGKILLs at 
 duplicate (doc, chunk) pair, no catalog chunk without its point in any version, no pending change left,
 and ``check`` clean without ``--repair``.
 
-The children come from a ``forkserver`` that imported torch, sentence-transformers and ragcun but never ran
-a torch op (so a fork is OpenMP-safe): a case costs a fork and a model load, not an interpreter start.
+The children come from ``conftest.KILLABLE``, a ``forkserver`` that imported torch, sentence-transformers and
+ragcun but never ran a torch op (so a fork is OpenMP-safe): a case costs a fork and a model load, not an
+interpreter start.
 
 Steps × next actions tried, and survived (``same``: the same command again; ``revert``: the input file put
 back as it was, then ingest; ``other``: another command on the collection; ``check``: ``check`` alone):
@@ -32,7 +33,6 @@ repair        after_orphans, after_upsert, after_batch,             same, then c
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import signal
@@ -52,12 +52,8 @@ from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.workspace import Workspace
 
-from .conftest import THREE_DOCS, init_root
+from .conftest import KILLABLE, THREE_DOCS, init_root
 
-CHILDREN = multiprocessing.get_context("forkserver")
-CHILDREN.set_forkserver_preload(
-    ["torch", "sentence_transformers", "ragcun.model", "ragcun.collections", "ragcun.ingest", "tests.test_faults"]
-)
 FILES = {f"d{i}.txt": text for i, text in enumerate(THREE_DOCS)}
 CHANGED = "The Eiffel Tower was finished in 1889 and was the tallest structure in the world for forty years."
 NEW = "Qdrant stores vectors and searches them by distance."
@@ -311,7 +307,7 @@ def test_a_kill_at_every_step_of_every_write_path_leaves_store_and_catalog_consi
     for n, case in enumerate(CASES):
         root = copy_home(templates[case.template], tmp_path / f"case{n}")
         prepare(case, root)
-        child = CHILDREN.Process(target=killed, args=(str(root), case.action, f"{case.path}.{case.step}", model_dirs))
+        child = KILLABLE.Process(target=killed, args=(str(root), case.action, f"{case.path}.{case.step}", model_dirs))
         child.start()
         child.join(120)
         assert child.exitcode == -signal.SIGKILL, f"{case}: the fault point was not reached ({child.exitcode})"

@@ -18,8 +18,8 @@ from ragcun.collections.base_vectors import (
     missing_base_vectors,
     orphan_base_vectors,
 )
-from ragcun.faults import fault_point
 from ragcun.collections.write import ChunkPoint, norms_match, record_norms, store_points, write_points
+from ragcun.faults import fault_point
 from ragcun.workspace import Workspace
 
 PROBLEM_KINDS = (
@@ -125,7 +125,7 @@ def check(ws: Workspace, name: str | None = None, repair: bool = False) -> list[
     are encoded again (base only); base vectors no chunk has are deleted.
     """
     reports = []
-    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         query = select(Collection).where(Collection.status == "active")
         if name:

@@ -114,9 +114,7 @@ def write_documents(
         for i in p.to_embed
     ]
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
-    change = journal.record(
-        session, collection.physical_name, "replace", [p.chunk_id for p in points], stale
-    )
+    change = journal.record(session, collection.physical_name, "replace", [p.chunk_id for p in points], stale)
     session.commit()
     _fault(planned, "after_journal")
     norms = embed_points(ws, session, collection, embedder, points) if points else []
@@ -197,7 +195,7 @@ def delete_documents(
 
 def delete_document(ws: Workspace, collection_name: str, doc_id: str) -> DocumentDeleted:
     """Delete one document (by the id it was ingested with) and its chunks from every version of a collection."""
-    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         document = session.get(Document, document_uuid(collection_name, doc_id))
         if document is None:

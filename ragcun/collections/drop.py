@@ -46,7 +46,7 @@ def drop_physical(ws: Workspace, session: Session, collection: Collection, path:
 
 def drop_collection(ws: Workspace, name: str) -> CollectionDropped:
     """Drop every physical collection of ``name`` and the catalog's record of its documents and sources."""
-    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         rows = session.scalars(select(Collection).where(Collection.name == name)).all()
         if not rows:

@@ -37,7 +37,7 @@ def gc(
     """
     if older_than_days is None and keep is None:
         raise InvalidInputError("say what to collect: an age (--older-than) or a count to keep (--keep)")
-    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         query = select(Collection).where(Collection.status == "retired")
         if name:

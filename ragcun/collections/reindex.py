@@ -189,7 +189,7 @@ def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder | None = None, 
     With the collection's own model (or ``embedder=None``), a collection made before hybrid search
     gets its BM25 vectors: its points are copied, dense vectors as they are, into a hybrid collection.
     """
-    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         active = require_collection(session, name)
         if embedder is None or embedder.fingerprint == active.model_version.fingerprint:
@@ -226,7 +226,7 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
 
     Documents ingested since it was retired are embedded into it first, so a rollback loses nothing.
     """
-    ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         require_collection(session, name)
         previous = session.scalar(

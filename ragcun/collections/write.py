@@ -1,8 +1,9 @@
 """The one write path of every point: embed chunk text, upsert the points, record their norms.
 
 Ingest, reindex, rollback and repair all write points through here, in the same order: a journal row
-(:mod:`ragcun.collections.journal`), the store, then the catalog rows that claim the points (and the base
-vectors of newly encoded texts), so the catalog never claims a point the store lacks. The point id of a chunk is its catalog id, so a repeated write overwrites.
+(:mod:`ragcun.collections.journal`), the store, then the catalog rows that claim the points (and the
+base vectors of newly encoded texts), so the catalog never claims a point the store lacks. The point id
+of a chunk is its catalog id, so a repeated write overwrites.
 """
 
 from __future__ import annotations

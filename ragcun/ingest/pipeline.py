@@ -154,7 +154,7 @@ class Ingestor:
         files = discover(paths, self.options.include, self.options.exclude)
         keys = file_keys(paths, files, self.options.prefix)
         session = self.session
-        self.ws.store  # opened first: it settles what a killed command left (ragcun.collections.journal)
+        self.ws.open_store()  # first: opening settles what a killed command left
         mark_interrupted_runs(session)
         self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
         self.run_row = start_run(session, "ingest", self.collection, [str(Path(p).resolve()) for p in paths])
