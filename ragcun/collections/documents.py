@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, PendingChange
 from ragcun.catalog.ops import document_uuid
 from ragcun.collections import journal
 from ragcun.collections.base_vectors import forget_unreferenced
@@ -159,6 +159,21 @@ def write_documents(
     return len(points)
 
 
+def stage_document_deletion(
+    session: Session, documents: Sequence[Document], physical_names: Sequence[str]
+) -> tuple[list[str], list[PendingChange]]:
+    """Stage removing documents' catalog rows and journaling their points; returns (chunk ids, journal rows)."""
+    document_ids = [d.id for d in documents]
+    chunk_rows = session.execute(select(Chunk.id, Chunk.sha256).where(Chunk.document_id.in_(document_ids))).all()
+    chunk_ids = [row.id for row in chunk_rows]
+    changes = [journal.record(session, physical, "delete", stale=chunk_ids) for physical in physical_names]
+    session.execute(delete(CollectionChunk).where(CollectionChunk.chunk_id.in_(chunk_ids)))
+    session.execute(delete(Chunk).where(Chunk.document_id.in_(document_ids)))
+    session.execute(delete(Document).where(Document.id.in_(document_ids)))
+    forget_unreferenced(session, [row.sha256 for row in chunk_rows])
+    return chunk_ids, changes
+
+
 def delete_documents(
     ws: Workspace,
     session: Session,
@@ -175,14 +190,7 @@ def delete_documents(
     """
     if not documents:
         return 0
-    document_ids = [d.id for d in documents]
-    chunk_rows = session.execute(select(Chunk.id, Chunk.sha256).where(Chunk.document_id.in_(document_ids))).all()
-    chunk_ids = [row.id for row in chunk_rows]
-    changes = [journal.record(session, physical, "delete", stale=chunk_ids) for physical in physical_names]
-    session.execute(delete(CollectionChunk).where(CollectionChunk.chunk_id.in_(chunk_ids)))
-    session.execute(delete(Chunk).where(Chunk.document_id.in_(document_ids)))
-    session.execute(delete(Document).where(Document.id.in_(document_ids)))
-    forget_unreferenced(session, [row.sha256 for row in chunk_rows])
+    chunk_ids, changes = stage_document_deletion(session, documents, physical_names)
     session.commit()
     fault_point(f"{path}.after_catalog")
     for physical in physical_names:
