@@ -114,7 +114,12 @@ def write_documents(
         for i in p.to_embed
     ]
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
-    change = journal.record(session, collection.physical_name, "replace", [p.chunk_id for p in points], stale)
+    # Nothing to journal when the store is not touched (a document whose chunks all have points).
+    changes = (
+        [journal.record(session, collection.physical_name, "replace", [p.chunk_id for p in points], stale)]
+        if points or stale
+        else []
+    )
     session.commit()
     _fault(planned, "after_journal")
     norms = embed_points(ws, session, collection, embedder, points) if points else []
@@ -155,7 +160,7 @@ def write_documents(
         # Unclaimed since the commit above: orphans until deleted, never a claim the store cannot meet.
         ws.store.delete(collection.physical_name, stale)
         _fault(planned, "after_delete")
-    journal.done(session, [change])
+    journal.done(session, changes)
     return len(points)
 
 
