@@ -7,6 +7,7 @@ environment alone unless given a file, so importing ragcun never depends on the 
 ``RAGCUN_HOME``           folder of the embedded store, the default catalog and caches (``~/.ragcun``)
 ``RAGCUN_DB``             any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
 ``RAGCUN_CACHE``          the base-embedding cache (``$RAGCUN_HOME/cache``)
+``RAGCUN_WAIT``           seconds a command waits for the embedded store another process holds (5)
 ``QDRANT_URL``            a Qdrant server or cluster; unset means the embedded engine
 ``QDRANT_API_KEY``        API key for that server
 ``QDRANT_GRPC``           ``1`` to talk gRPC (port 6334) instead of REST
@@ -44,6 +45,8 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCT = 256
 HNSW_EF = 256
 
+# Long enough for a short command holding the embedded store (a search, a small ingest) to finish.
+DEFAULT_WAIT = 5.0
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 # A hit of an adapted collection is "closer than chance" when its p-value is below this (ragcun.retrieve.chance).
 DEFAULT_CHANCE_THRESHOLD = 0.05
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".ragcun", validation_alias="RAGCUN_HOME")
     db: str | None = _env("RAGCUN_DB")
     cache: Path | None = _env("RAGCUN_CACHE")
+    # Seconds to wait for the embedded store's lock (another ragcun process) before failing: ``--wait``.
+    wait: float = Field(DEFAULT_WAIT, ge=0, validation_alias="RAGCUN_WAIT")
     qdrant_url: str | None = _env("QDRANT_URL")
     qdrant_api_key: str | None = _env("QDRANT_API_KEY")
     qdrant_grpc: bool = _env("QDRANT_GRPC", False)

@@ -108,11 +108,19 @@ class Workspace:
             self._rekey()
         return self._store
 
+    def open_store(self) -> VectorStore:
+        """The store, opened now: write paths call this before reading the catalog, so that what a killed
+        command left unfinished is settled first (:mod:`ragcun.collections.journal`)."""
+        return self.store
+
     def _rekey(self) -> None:
-        """Finish what a catalog migration left for the store (points whose ids it changed)."""
+        """Finish what a catalog migration left for the store (points whose ids it changed), then every
+        store write a killed command left unfinished (:mod:`ragcun.collections.journal`)."""
+        from ragcun.collections.journal import settle
         from ragcun.collections.rekey import apply_rekeys
 
         apply_rekeys(self)
+        settle(self)
 
     def embedder_for(self, collection: Collection):
         """The model that built ``collection``, loaded once per workspace."""

@@ -3,6 +3,7 @@ bundled ADI corpus is ingested once per engine: tests that only need an ADI coll
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -14,6 +15,21 @@ from ragcun.model import DEFAULT_BASE_MODEL, GaussianEmbedder, load_base_encoder
 
 ADI = os.path.join(os.path.dirname(__file__), "..", "ragcun", "data", "adi", "corpus.jsonl")
 ENGINES = ("edge", "local")
+
+# Children to kill at a fault point, forked from a server that imported torch, sentence-transformers and
+# ragcun but never ran a torch op (so a fork is OpenMP-safe): a child costs a fork, not an interpreter start.
+KILLABLE = multiprocessing.get_context("forkserver")
+KILLABLE.set_forkserver_preload(
+    [
+        "torch",
+        "sentence_transformers",
+        "ragcun.model",
+        "ragcun.collections",
+        "ragcun.ingest",
+        "ragcun.cli",
+        "tests.conftest",
+    ]
+)
 
 THREE_DOCS = [
     "Python is a popular programming language for writing software.",
@@ -50,6 +66,38 @@ def identity_model_dir(tmp_path_factory, identity_embedder):
     path = tmp_path_factory.mktemp("models") / "identity"
     identity_embedder.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def model_b(base_encoder):
+    """A second model version: a random linear head to 64 dims, so its neighbours differ from the base's."""
+    return GaussianEmbedder(head="linear", out_dim=64, seed=3, base_encoder=base_encoder)
+
+
+@pytest.fixture(scope="session")
+def model_b_dir(tmp_path_factory, model_b):
+    path = tmp_path_factory.mktemp("models") / "b"
+    model_b.save(path)
+    return path
+
+
+def _cli_until_fault(argv: list[str], fault: str) -> None:
+    import torch
+
+    from ragcun.cli import cli
+    from ragcun.faults import FAULT_ENV
+
+    torch.set_num_threads(1)
+    os.environ[FAULT_ENV] = fault
+    cli.main(args=argv, prog_name="ragcun")
+
+
+def run_cli_until_fault(argv: list[str], fault: str) -> int | None:
+    """Run ``ragcun ARGV`` in a child with ``RAGCUN_FAULT=fault``; its exit code (``-SIGKILL`` when killed there)."""
+    child = KILLABLE.Process(target=_cli_until_fault, args=(argv, fault))
+    child.start()
+    child.join(300)
+    return child.exitcode
 
 
 def init_root(root: Path) -> Path:

@@ -39,9 +39,9 @@ def test_db_commands_and_uninitialised_catalog_error(tmp_path):
     result = runner.invoke(cli, ["--home", home, "status"])
     assert result.exit_code == 1
     assert "is not initialised: run `ragcun init`" in result.output
-    assert runner.invoke(cli, ["--home", home, "db", "current"]).output.startswith("current (empty); head 0006")
+    assert runner.invoke(cli, ["--home", home, "db", "current"]).output.startswith("current (empty); head 0007")
     assert runner.invoke(cli, ["--home", home, "db", "upgrade"]).exit_code == 0
-    assert runner.invoke(cli, ["--home", home, "db", "current"]).output.startswith("current 0006; head 0006")
+    assert runner.invoke(cli, ["--home", home, "db", "current"]).output.startswith("current 0007; head 0007")
     status = runner.invoke(cli, ["--home", home, "status", "--json"])
     assert status.exit_code == 0, status.output
 

@@ -95,7 +95,7 @@ def test_second_process_on_the_home_gets_a_one_line_error(home):
     holder = subprocess.Popen([sys.executable, "-c", HOLD_HOME, f"{home}/qdrant"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
-        result = CliRunner().invoke(cli, ["--home", home, "search", "anything", "-c", "docs"])
+        result = CliRunner().invoke(cli, ["--home", home, "--wait", "0", "search", "anything", "-c", "docs"])
         assert result.exit_code == 1
         assert result.output.strip() == (
             f"Error: {home}/qdrant is in use by another process (pid {holder.pid}); the embedded store allows one "

@@ -1,11 +1,7 @@
 """Ingestion against real engines, a real SQLite catalog and the real encoder."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,7 +16,7 @@ from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.workspace import Workspace, init_home
 
-from .conftest import ADI, THREE_DOCS, copy_adi_home, open_home
+from .conftest import ADI, THREE_DOCS, copy_adi_home, open_home, run_cli_until_fault
 
 
 def write_docs(folder, docs):
@@ -162,32 +158,16 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, adi_template
     assert [p.payload["norm"] for p in theirs] == [h.norm for h in ours]
 
 
-KILLED_INGEST = [sys.executable, "-m", "ragcun.cli", "ingest", ADI, "-c", "adi", "--batch-size", "4"]
-
-
-@pytest.mark.slow
 def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, identity_model_dir, identity_embedder):
     home = tmp_path / "home"
     settings = Settings.from_env(home=home, environ={})
     init_home(settings)
-    env = {**os.environ, "RAGCUN_HOME": str(home)}
-    process = subprocess.Popen(
-        [*KILLED_INGEST, "--model", str(identity_model_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    catalog_db = home / "catalog.sqlite"
-    deadline = time.monotonic() + 240
-    written = 0
-    with Workspace(settings) as probe:
-        while time.monotonic() < deadline and process.poll() is None:
-            with probe.catalog.session() as session:
-                written = session.scalar(select(func.count()).select_from(CollectionChunk)) or 0
-            if written >= 8:
-                break
-            time.sleep(0.2)
-    assert process.poll() is None, f"ingest ended before it could be killed: {process.stderr.read().decode()}"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert 8 <= written < 82 and catalog_db.exists()
+    # Killed once the third batch of 4 is upserted: two batches claimed by the catalog, the third not yet.
+    argv = ["--home", str(home), "ingest", ADI, "-c", "adi", "--batch-size", "4", "--model", str(identity_model_dir)]
+    assert run_cli_until_fault(argv, "ingest.after_upsert@3") == -signal.SIGKILL
+    with Workspace(settings) as probe, probe.catalog.session() as session:
+        written = session.scalar(select(func.count()).select_from(CollectionChunk)) or 0
+    assert 8 <= written < 82 and (home / "catalog.sqlite").exists()
 
     with Workspace(settings) as ws:
         result = ingest(ws, [ADI], "adi", identity_embedder)

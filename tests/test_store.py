@@ -178,3 +178,72 @@ def test_edge_second_opener_in_process_is_refused(tmp_path):
     with pytest.raises(StoreLockedError, match=r"in use by another process \(pid \d+\)"):
         EdgeStore(tmp_path / "e")
     first.close()
+
+
+HOLD_UNTIL_TOLD = """
+import sys
+from ragcun.store.lock import FolderLock
+lock = FolderLock(__import__("pathlib").Path(sys.argv[1]))
+print("holding", flush=True)
+sys.stdin.readline()
+lock.release()
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_command_waits_for_the_lock_then_fails_or_proceeds(tmp_path, caplog):
+    import logging
+    import threading
+    import time
+
+    from click.testing import CliRunner
+
+    from ragcun.cli import cli
+    from ragcun.settings import Settings
+    from ragcun.workspace import init_home
+
+    home = tmp_path / "home"
+    init_home(Settings.from_env(home=home, environ={}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_UNTIL_TOLD, str(home / "qdrant")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        # Not released within the wait: the one-line error, after about the wait.
+        started = time.monotonic()
+        caplog.set_level(logging.WARNING, logger="ragcun.store.lock")
+        refused = CliRunner().invoke(cli, ["--home", str(home), "check", "--wait", "0.5"])
+        waited = time.monotonic() - started
+        assert refused.exit_code == 1
+        assert refused.output.strip().splitlines()[-1] == (
+            f"Error: {home}/qdrant is in use by another process (pid {holder.pid}); the embedded store allows one "
+            "process at a time: wait for it, or run a Qdrant server and set QDRANT_URL"
+        )
+        assert 0.5 <= waited < 5
+        # Released within the wait: the store opens; each wait was said once, naming the holder.
+        threading.Timer(0.3, lambda: (holder.stdin.write("go\n"), holder.stdin.flush())).start()
+        started = time.monotonic()
+        EdgeStore(home / "qdrant", wait=30).close()
+        assert time.monotonic() - started < 30
+        assert holder.stdout.readline().strip() == "released"
+        assert [r.getMessage() for r in caplog.records if r.name == "ragcun.store.lock"] == [
+            f"{home}/qdrant is in use by process {holder.pid}: waiting up to {wait} s for it (--wait)"
+            for wait in ("0.5", "30")
+        ]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_wait_is_a_setting():
+    from ragcun.errors import InvalidInputError
+    from ragcun.settings import Settings
+
+    assert Settings.from_env(environ={}).wait == 5.0
+    assert Settings.from_env(environ={"RAGCUN_WAIT": "0.5"}).wait == 0.5
+    with pytest.raises(InvalidInputError, match="RAGCUN_WAIT"):
+        Settings.from_env(environ={"RAGCUN_WAIT": "-1"})

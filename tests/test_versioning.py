@@ -1,10 +1,7 @@
 """Model versions bound to collections: reindex, rollback, gc and the consistency check, on real engines."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -14,35 +11,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from qdrant_client import QdrantClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from ragcun.catalog.models import BaseVector, Collection, CollectionChunk
+from ragcun.catalog.models import Collection, CollectionChunk
 from ragcun.cli import cli
 from ragcun.collections import chunk_lineage, reindex, rollback
 from ragcun.collections.check import check
 from ragcun.errors import RagcunError
 from ragcun.ingest import ingest
-from ragcun.model import GaussianEmbedder
 from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.workspace import Workspace
 
-from .conftest import copy_adi_home, open_home
+from .conftest import copy_adi_home, open_home, run_cli_until_fault
 
 QUERY = "computer-based retrieval of documents"
-
-
-@pytest.fixture(scope="session")
-def model_b(base_encoder):
-    """A second model version: a random linear head to 64 dims, so its neighbours differ from the base's."""
-    return GaussianEmbedder(head="linear", out_dim=64, seed=3, base_encoder=base_encoder)
-
-
-@pytest.fixture(scope="session")
-def model_b_dir(tmp_path_factory, model_b):
-    path = tmp_path_factory.mktemp("models") / "b"
-    model_b.save(path)
-    return path
 
 
 def distances_match(embedder, query, hits):
@@ -217,55 +200,23 @@ def test_check_cli_exit_codes(adi_home):
     assert runner.invoke(cli, ["--home", home, "check"]).exit_code == 0
 
 
-@pytest.mark.slow
 def test_reindex_killed_at_three_points_resumes_and_ends_consistent(adi_home, model_b_dir, model_b):
     home = Path(adi_home)
     settings = Settings.from_env(home=home, environ={})
     runner = CliRunner()
-    # With every base vector stored, a head-only reindex of 82 chunks ends before it can be killed: drop
-    # them, so that this reindex runs the encoder (and stores them again, batch by batch).
-    with Workspace(settings) as ws, ws.catalog.session() as session:
-        session.execute(delete(BaseVector))
-        session.commit()
-    command = [
-        sys.executable,
-        "-m",
-        "ragcun.cli",
-        "--home",
-        str(home),
-        "reindex",
-        "-c",
-        "adi",
-        "--model",
-        str(model_b_dir),
-        "--batch-size",
-        "2",
-    ]
+    argv = ["--home", str(home), "reindex", "-c", "adi", "--model", str(model_b_dir), "--batch-size", "2"]
     built = []
-    for kill_at in (2, 40, 80):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline, written = time.monotonic() + 240, 0
-        with Workspace(settings) as probe:
-            while time.monotonic() < deadline and process.poll() is None:
-                with probe.catalog.session() as session:
-                    target = session.scalar(select(Collection).where(Collection.status == "building"))
-                    written = (
-                        session.scalar(select(func.count()).where(CollectionChunk.collection_id == target.id))
-                        if target
-                        else 0
-                    )
-                if written >= kill_at:
-                    break
-                # Every 0.2 s, and closely at the end: the last kill point (80 of 82) is a single batch wide.
-                time.sleep(0.01 if written >= 70 else 0.2)
-        assert process.poll() is None, process.stderr.read().decode()
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        built.append(written)
+    # Each run starts where the last stopped: 1 batch of 2 claimed; then 19 more, a 20th stored, not claimed;
+    # then 20 more.
+    for fault in ("reindex.after_batch@1", "reindex.after_upsert@20", "reindex.after_batch@20"):
+        assert run_cli_until_fault(argv, fault) == -signal.SIGKILL
+        with Workspace(settings) as probe, probe.catalog.session() as session:
+            target = session.scalar(select(Collection).where(Collection.status == "building"))
+            built.append(session.scalar(select(func.count()).where(CollectionChunk.collection_id == target.id)))
         with Workspace(settings) as ws:  # the old version keeps serving until the switch
             assert active(ws, "adi")[1] != model_b.fingerprint
             assert len(search(ws, "adi", QUERY, top_k=3)) == 3
-    assert built == sorted(built) and built[0] >= 2 and built[-1] < 82  # each run continued the last
+    assert built == [2, 40, 80]  # each run continued the last
     finished = runner.invoke(cli, ["--home", str(home), "reindex", "-c", "adi", "--model", str(model_b_dir), "--json"])
     assert finished.exit_code == 0, finished.output
     result = json.loads(finished.stdout)

@@ -207,3 +207,23 @@ class PointRekey(Base):
     new_id: Mapped[str] = mapped_column(String(36))
     doc_id: Mapped[str] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
+
+
+class PendingChange(Base):
+    """A store write begun and not yet finished: written before the store is touched, deleted when done.
+
+    ``operation`` is ``replace`` (a document's new points written, its stale ones to go), ``write``
+    (a batch of points for catalog chunks), ``delete`` (documents' points) or ``drop`` (a whole physical
+    collection). ``ragcun.collections.journal`` settles every row the next time the store is opened.
+    """
+
+    __tablename__ = "pending_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    physical_name: Mapped[str] = mapped_column(String(255))
+    operation: Mapped[str] = mapped_column(String(20))
+    document_id: Mapped[str | None] = mapped_column(String(36))  # replace: the document being replaced
+    new_chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
+    stale_chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
+    pid: Mapped[int | None] = mapped_column(Integer)  # the process that began it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

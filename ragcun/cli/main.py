@@ -33,11 +33,11 @@ def first_line(exc: BaseException) -> str:
 
 
 GLOBAL_FLAGS = ("--debug",)
-GLOBAL_VALUED = ("--home",)
+GLOBAL_VALUED = ("--home", "--wait")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
-    """``args`` with the global options (``--home H``, ``--home=H``, ``--debug``) moved to the front.
+    """``args`` with the global options (``--home H``, ``--home=H``, ``--wait S``, ``--debug``) moved to the front.
 
     Nothing after a ``--`` is touched, so a query or path spelled like an option still can be passed.
     """
@@ -112,12 +112,21 @@ class RagcunGroup(click.Group):
     envvar="RAGCUN_HOME",
     help="ragcun home folder (default: $RAGCUN_HOME or ~/.ragcun).",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds to wait for the embedded store while another process holds it (default: $RAGCUN_WAIT or 5).",
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, wait: float | None, debug: bool) -> None:
     """ragcun: retrieval with isotropic Gaussian embeddings and Euclidean distance."""
     # Only the command line reads ./.env: the library never depends on the folder it runs from.
-    ctx.obj = AppContext(settings=Settings.from_env(home=home, env_file=".env"), debug=debug)
+    settings = Settings.from_env(home=home, env_file=".env")
+    if wait is not None:
+        settings = settings.model_copy(update={"wait": wait})
+    ctx.obj = AppContext(settings=settings, debug=debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Progress lines of runs without a terminal (the bars need one) are shown by default.
     logging.getLogger("ragcun.progress").setLevel(logging.DEBUG if debug else logging.INFO)

@@ -33,6 +33,7 @@ from ragcun.collections.base_vectors import (
 from ragcun.collections.create import create_collection
 from ragcun.collections.write import ChunkPoint, norms_match, write_points
 from ragcun.errors import ModelMismatchError
+from ragcun.faults import fault_point
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
@@ -245,6 +246,7 @@ def check(
     """
     reports = []
     rng = random.Random(seed)
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         query = select(Collection).where(Collection.status == "active")
         if name:
@@ -273,6 +275,7 @@ def _repair(ws: Workspace, session: Session, collection: Collection, report: Col
         ws.store.set_alias(collection.name, collection.physical_name)
     if report.orphan_points and yes:
         ws.store.delete(collection.physical_name, report.orphan_points)
+        fault_point("repair.after_orphans")
     # Everything else is rewritten from the catalog's chunk text: the point, its payload and norm, its membership.
     rewrite = sorted(
         set(report.missing_points)
@@ -317,4 +320,4 @@ def _rewrite_points(ws: Workspace, session: Session, collection: Collection, chu
             # A restored membership keeps its lineage: the run that last wrote the document.
             run = member.ingest_run_id if member is not None else chunk.document.ingest_run_id
             points.append(ChunkPoint.of(chunk, run))
-        write_points(ws, session, collection, embedder, points)
+        write_points(ws, session, collection, embedder, points, "repair")

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document
+from ragcun.catalog.models import Chunk, Collection, CollectionChunk, Document, PendingChange
 from ragcun.catalog.ops import document_uuid
+from ragcun.collections import journal
 from ragcun.collections.base_vectors import forget_unreferenced
 from ragcun.collections.write import ChunkPoint, embed_points, record_norms
 from ragcun.errors import DocumentNotFound
@@ -71,6 +72,13 @@ class DocumentDeleted:
         return asdict(self)
 
 
+def _fault(planned: Sequence[PlannedDocument], step: str) -> None:
+    """``ingest.STEP``, and ``update.STEP`` too when the batch replaces a changed document."""
+    fault_point(f"ingest.{step}")
+    if any(p.kind == "updated" for p in planned):
+        fault_point(f"update.{step}")
+
+
 def write_documents(
     ws: Workspace,
     session: Session,
@@ -81,8 +89,13 @@ def write_documents(
 ) -> int:
     """Store ``planned`` documents in ``collection``; returns how many chunks were embedded.
 
-    New chunks are embedded and upserted, then the points of chunks the documents no longer have
-    are deleted, then one catalog transaction records documents, chunks and memberships.
+    The steps, each a fault point (``ingest.*``; ``update.*`` as well when a document is replaced):
+    the change is journaled (new and stale point ids; ``after_journal``), new chunks are embedded and
+    upserted (``after_upsert``), one catalog transaction records documents, chunks and memberships and
+    drops the stale chunks (``after_catalog``), the stale points are deleted (``after_delete``) and the
+    journal row goes. Killed anywhere, the next command settles the row
+    (:mod:`ragcun.collections.journal`): before the catalog commit the new points are undone, after it the
+    stale ones are deleted.
     """
     points = [
         ChunkPoint(
@@ -100,12 +113,17 @@ def write_documents(
         for p in planned
         for i in p.to_embed
     ]
-    norms = embed_points(ws, session, collection, embedder, points) if points else []
-    fault_point("ingest.after_upsert")
     stale = [cid for p in planned for cid in p.stale_chunk_ids]
-    if stale:
-        ws.store.delete(collection.physical_name, stale)
-        fault_point("ingest.after_delete")
+    # Nothing to journal when the store is not touched (a document whose chunks all have points).
+    changes = (
+        [journal.record(session, collection.physical_name, "replace", [p.chunk_id for p in points], stale)]
+        if points or stale
+        else []
+    )
+    session.commit()
+    _fault(planned, "after_journal")
+    norms = embed_points(ws, session, collection, embedder, points) if points else []
+    _fault(planned, "after_upsert")
     replaced: list[str] = []
     for p in planned:
         document = session.get(Document, p.document_id)
@@ -137,30 +155,60 @@ def write_documents(
         session.flush()
         forget_unreferenced(session, replaced)
     session.commit()
+    _fault(planned, "after_catalog")
+    if stale:
+        # Unclaimed since the commit above: orphans until deleted, never a claim the store cannot meet.
+        ws.store.delete(collection.physical_name, stale)
+        _fault(planned, "after_delete")
+    journal.done(session, changes)
     return len(points)
 
 
-def delete_documents(
-    ws: Workspace, session: Session, documents: Sequence[Document], physical_names: Sequence[str]
-) -> int:
-    """Remove documents' points from every given physical collection, then stage removing their catalog rows."""
-    if not documents:
-        return 0
+def stage_document_deletion(
+    session: Session, documents: Sequence[Document], physical_names: Sequence[str]
+) -> tuple[list[str], list[PendingChange]]:
+    """Stage removing documents' catalog rows and journaling their points; returns (chunk ids, journal rows)."""
     document_ids = [d.id for d in documents]
     chunk_rows = session.execute(select(Chunk.id, Chunk.sha256).where(Chunk.document_id.in_(document_ids))).all()
     chunk_ids = [row.id for row in chunk_rows]
-    for physical in physical_names:
-        if ws.store.collection_exists(physical):
-            ws.store.delete(physical, chunk_ids)
+    changes = [journal.record(session, physical, "delete", stale=chunk_ids) for physical in physical_names]
     session.execute(delete(CollectionChunk).where(CollectionChunk.chunk_id.in_(chunk_ids)))
     session.execute(delete(Chunk).where(Chunk.document_id.in_(document_ids)))
     session.execute(delete(Document).where(Document.id.in_(document_ids)))
     forget_unreferenced(session, [row.sha256 for row in chunk_rows])
+    return chunk_ids, changes
+
+
+def delete_documents(
+    ws: Workspace,
+    session: Session,
+    documents: Sequence[Document],
+    physical_names: Sequence[str],
+    path: str = "delete",
+) -> int:
+    """Delete documents: their catalog rows (with what ``session`` holds staged), then their points.
+
+    One transaction removes the catalog rows and journals the points (fault point ``PATH.after_catalog``),
+    then the points are deleted from every given physical collection (``PATH.after_delete``) and the
+    journal row goes. The points are unclaimed from that commit on, so a kill after it leaves orphans
+    the next command deletes (:mod:`ragcun.collections.journal`), never a chunk without its point.
+    """
+    if not documents:
+        return 0
+    chunk_ids, changes = stage_document_deletion(session, documents, physical_names)
+    session.commit()
+    fault_point(f"{path}.after_catalog")
+    for physical in physical_names:
+        if ws.store.collection_exists(physical):
+            ws.store.delete(physical, chunk_ids)
+    fault_point(f"{path}.after_delete")
+    journal.done(session, changes)
     return len(documents)
 
 
 def delete_document(ws: Workspace, collection_name: str, doc_id: str) -> DocumentDeleted:
     """Delete one document (by the id it was ingested with) and its chunks from every version of a collection."""
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         document = session.get(Document, document_uuid(collection_name, doc_id))
         if document is None:
@@ -169,8 +217,7 @@ def delete_document(ws: Workspace, collection_name: str, doc_id: str) -> Documen
         chunks = len(document.chunks)
         # Its source must be re-read next time, or an unchanged file would never bring it back.
         document.source.complete_sha256 = None
-        delete_documents(ws, session, [document], physical)
-        session.commit()
+        delete_documents(ws, session, [document], physical, path="docs_delete")
         return DocumentDeleted(collection_name, doc_id, chunks)
 
 

@@ -37,6 +37,7 @@ def gc(
     """
     if older_than_days is None and keep is None:
         raise InvalidInputError("say what to collect: an age (--older-than) or a count to keep (--keep)")
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         query = select(Collection).where(Collection.status == "retired")
         if name:
@@ -55,6 +56,5 @@ def gc(
         ]
         if not dry_run:
             for collection in doomed:
-                drop_physical(ws, session, collection)
-            session.commit()
+                drop_physical(ws, session, collection, path="gc")
         return dropped

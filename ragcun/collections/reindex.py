@@ -26,6 +26,7 @@ from ragcun.collections.runs import finish_run, start_run
 from ragcun.collections.versions import register_model_version
 from ragcun.collections.write import ChunkPoint, norms_match, write_points
 from ragcun.errors import RagcunError, VerificationError
+from ragcun.faults import fault_point
 from ragcun.store import CollectionParams
 from ragcun.workspace import Workspace
 
@@ -61,7 +62,13 @@ def member_chunk_ids(session: Session, collection_id: int) -> set[str]:
 
 
 def build(
-    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int, run_id: int
+    ws: Workspace,
+    session: Session,
+    target: Collection,
+    embedder: GaussianEmbedder,
+    batch_size: int,
+    run_id: int,
+    path: str = "reindex",
 ) -> int:
     """Bring ``target`` up to date with the logical collection's chunks; returns how many were embedded."""
     wanted = logical_chunk_ids(session, target.name)
@@ -77,7 +84,7 @@ def build(
     ) as progress:
         for start in range(0, len(todo), batch_size):
             batch = session.scalars(select(Chunk).where(Chunk.id.in_(todo[start : start + batch_size]))).all()
-            write_points(ws, session, target, embedder, [ChunkPoint.of(c, run_id) for c in batch])
+            write_points(ws, session, target, embedder, [ChunkPoint.of(c, run_id) for c in batch], path)
             progress.update(len(batch))
     ws.store.optimize(target.physical_name)
     return len(todo)
@@ -104,7 +111,7 @@ def verify(ws: Workspace, session: Session, target: Collection) -> None:
             )
 
 
-def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Collection | None:
+def switch(ws: Workspace, session: Session, name: str, target: Collection, path: str = "reindex") -> Collection | None:
     """Make ``target`` the active collection of ``name``; the previous one is retired, not dropped."""
     previous = session.scalar(select(Collection).where(Collection.name == name, Collection.status == "active"))
     now = utcnow()
@@ -112,6 +119,7 @@ def switch(ws: Workspace, session: Session, name: str, target: Collection) -> Co
         previous.status, previous.status_changed_at = "retired", now
     target.status, target.status_changed_at = "active", now
     session.commit()
+    fault_point(f"{path}.after_switch")  # a re-run re-asserts the alias
     ws.store.set_alias(name, target.physical_name)
     return previous if previous is not None and previous.id != target.id else None
 
@@ -181,6 +189,7 @@ def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder | None = None, 
     With the collection's own model (or ``embedder=None``), a collection made before hybrid search
     gets its BM25 vectors: its points are copied, dense vectors as they are, into a hybrid collection.
     """
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         active = require_collection(session, name)
         if embedder is None or embedder.fingerprint == active.model_version.fingerprint:
@@ -200,12 +209,13 @@ def reindex(ws: Workspace, name: str, embedder: GaussianEmbedder | None = None, 
         # σ and other calibrations belong to the old model: only the index params carry over.
         params = CollectionParams.from_settings(active.settings, dim=embedder.dim)
         target = create_collection(ws, session, name, version, params, status="building")
+        fault_point("reindex.after_create")
         carry_indexes(ws, active, target)
         return _build_verify_switch(
             ws,
             session,
             target,
-            _embedding(ws, session, target, embedder, batch_size),
+            _embedding(ws, session, target, embedder, batch_size, "reindex"),
             "reindex",
             [f"catalog:{target.name}"],
         )
@@ -216,6 +226,7 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
 
     Documents ingested since it was retired are embedded into it first, so a rollback loses nothing.
     """
+    ws.open_store()  # first: opening settles what a killed command left
     with ws.catalog.session() as session:
         require_collection(session, name)
         previous = session.scalar(
@@ -225,24 +236,23 @@ def rollback(ws: Workspace, name: str, batch_size: int = 128) -> ReindexResult:
         )
         if previous is None:
             raise RagcunError(f"collection {name!r} has no retired version to roll back to")
+        # It stays "retired" until the switch, so a killed rollback is found (and resumed) by the next one.
         embedder = ws.embedder_for(previous)
-        previous.status = "building"
-        session.commit()
         return _build_verify_switch(
             ws,
             session,
             previous,
-            _embedding(ws, session, previous, embedder, batch_size),
+            _embedding(ws, session, previous, embedder, batch_size, "rollback"),
             "rollback",
             [f"catalog:{previous.name}"],
         )
 
 
 def _embedding(
-    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int
+    ws: Workspace, session: Session, target: Collection, embedder: GaussianEmbedder, batch_size: int, path: str
 ) -> Callable[[int], tuple[int, int]]:
     def fill(run_id: int) -> tuple[int, int]:
-        embedded = build(ws, session, target, embedder, batch_size, run_id)
+        embedded = build(ws, session, target, embedder, batch_size, run_id, path)
         return embedded, embedded
 
     return fill
@@ -260,8 +270,10 @@ def _build_verify_switch(
     run = start_run(session, kind, target, inputs)
     try:
         written, embedded = fill(run.id)
+        fault_point(f"{kind}.after_build")
         verify(ws, session, target)
-        previous = switch(ws, session, target.name, target)
+        fault_point(f"{kind}.after_verify")
+        previous = switch(ws, session, target.name, target, kind)
     except BaseException as exc:
         session.rollback()
         finish_run(session, run, "failed", errors=[{"uri": None, "line": None, "error": repr(exc)}])

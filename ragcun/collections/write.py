@@ -1,9 +1,9 @@
 """The one write path of every point: embed chunk text, upsert the points, record their norms.
 
-Ingest, reindex, rollback and repair all write points through here, in the same order: the store
-first, then the catalog rows that claim the points (and the base vectors of newly encoded texts), so the catalog
-never claims a point the store
-lacks. The point id of a chunk is its catalog id, so a repeated write overwrites.
+Ingest, reindex, rollback and repair all write points through here, in the same order: a journal row
+(:mod:`ragcun.collections.journal`), the store, then the catalog rows that claim the points (and the
+base vectors of newly encoded texts), so the catalog never claims a point the store lacks. The point id
+of a chunk is its catalog id, so a repeated write overwrites.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from ragcun.catalog.models import Chunk, Collection, CollectionChunk, utcnow
+from ragcun.collections import journal
 from ragcun.collections.base_vectors import embed_texts
+from ragcun.faults import fault_point
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
@@ -124,8 +126,23 @@ def record_norms(
 
 
 def write_points(
-    ws: Workspace, session: Session, collection: Collection, embedder: GaussianEmbedder, points: Sequence[ChunkPoint]
+    ws: Workspace,
+    session: Session,
+    collection: Collection,
+    embedder: GaussianEmbedder,
+    points: Sequence[ChunkPoint],
+    path: str = "write",
 ) -> None:
-    """Embed and upsert ``points`` of catalog chunks, then commit their memberships."""
-    record_norms(session, collection, points, embed_points(ws, session, collection, embedder, points))
+    """Embed and upsert ``points`` of catalog chunks, then commit their memberships.
+
+    The batch is journaled first (committing whatever ``session`` holds staged); fault points
+    ``PATH.after_upsert`` (points stored, not yet claimed: the next command deletes those the catalog
+    does not claim) and ``PATH.after_batch`` (claimed, journal row gone).
+    """
+    change = journal.record(session, collection.physical_name, "write", new=[p.chunk_id for p in points])
     session.commit()
+    record_norms(session, collection, points, embed_points(ws, session, collection, embedder, points))
+    fault_point(f"{path}.after_upsert")
+    session.delete(change)  # in the transaction that claims the points: nothing is left to settle
+    session.commit()
+    fault_point(f"{path}.after_batch")

@@ -3,15 +3,17 @@
 The writes go through :mod:`ragcun.collections` (:func:`~ragcun.collections.documents.write_documents`),
 and their order is what makes a killed run safe to re-run:
 
-1. a batch of new chunks is embedded and upserted into the store (deterministic point ids, so a
+1. the change is journaled in the catalog (new and stale point ids, :mod:`ragcun.collections.journal`);
+2. a batch of new chunks is embedded and upserted into the store (deterministic point ids, so a
    repeat overwrites instead of duplicating);
-2. points of chunks the documents no longer have are deleted from the store;
-3. one catalog transaction records the documents, chunks and memberships.
+3. one catalog transaction records the documents, chunks and memberships and drops stale chunks;
+4. the points of those stale chunks are deleted from the store, and the journal row goes.
 
-The catalog is written last, so it never claims a point the store lacks. A crash between steps
-leaves documents whose catalog hash is stale, and the next run simply redoes them. A source file
-is marked complete only after all its documents are stored, so an unchanged, complete file is
-skipped without being parsed or encoded again.
+The catalog claims a point only after it is stored and stops claiming one before it is deleted, so it
+never claims a point the store lacks; whatever a kill leaves is settled by the next command that opens
+the store, whether or not the file changed since. A source file is marked complete only after all its
+documents are stored (and unmarked while a changed version is written), so an unchanged, complete file
+is skipped without being parsed or encoded again.
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ class Ingestor:
             raise
         keys = file_keys(paths, files, self.options.prefix)
         session = self.session
+        self.ws.open_store()  # first: opening settles what a killed command left
         mark_interrupted_runs(session)
         self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
         self.run_row = start_run(session, "ingest", self.collection, [safe_name(Path(p).resolve()) for p in paths])
@@ -227,6 +230,9 @@ class Ingestor:
             session.add(source)
         source.sha256, source.size, source.mtime = sha, stat.st_size, stat.st_mtime
         source.path = str(path.resolve())
+        # Until every document of this version is stored, even the previous version is not complete: a
+        # batch of it may be written, so a reverted file must be read again.
+        source.complete_sha256 = None
         session.commit()
 
         seen: set[str] = set()
@@ -250,7 +256,9 @@ class Ingestor:
             gone = session.scalars(
                 select(Document).where(Document.source_id == source.id, Document.id.not_in(seen) if seen else true())
             ).all()
-            self.result.deleted += delete_documents(self.ws, session, gone, [self.collection.physical_name])
+            self.result.deleted += delete_documents(
+                self.ws, session, gone, [self.collection.physical_name], path="update"
+            )
             source.complete_sha256 = sha
         session.commit()
 
@@ -338,7 +346,11 @@ class Ingestor:
             if source.path and Path(source.path).exists():
                 continue
             documents = list(session.scalars(select(Document).where(Document.source_id == source.id)))
-            self.result.deleted += delete_documents(self.ws, session, documents, [self.collection.physical_name])
+            # Committed with the deletion: should the file come back before the source row goes, it is read again.
+            source.complete_sha256 = None
+            self.result.deleted += delete_documents(
+                self.ws, session, documents, [self.collection.physical_name], path="sync"
+            )
             session.delete(source)
         session.commit()
 

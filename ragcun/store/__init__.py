@@ -13,7 +13,7 @@ def open_store(settings: Settings) -> VectorStore:
     """The configured engine: a Qdrant server when ``QDRANT_URL`` is set, else the embedded one."""
     if settings.qdrant_url:
         return ClientStore.connect(settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_grpc)
-    return EdgeStore(settings.store_path)
+    return EdgeStore(settings.store_path, settings.wait)
 
 
 __all__ = [

@@ -54,9 +54,9 @@ def _locked(method):
 class EdgeStore(VectorStore):
     engine = "edge"
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, wait: float = 0.0):
         self.root = Path(root)
-        self._lock = FolderLock(self.root)
+        self._lock = FolderLock(self.root, wait)
         self._collections = self.root / "collections"
         self._collections.mkdir(exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
