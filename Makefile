@@ -31,8 +31,11 @@ demo: setup
 	$(BIN)/ragcun --home $(DEMO_HOME) ingest ragcun/data/adi/corpus.jsonl -c adi
 	$(BIN)/ragcun --home $(DEMO_HOME) search "$(DEMO_QUERY)" -c adi -k 5
 
+# The suite on pytest-xdist workers, one per core (at most 4: each loads torch and the encoder), whole test
+# modules per worker so module fixtures are built once. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadscope
 
 check: setup
 	$(BIN)/ruff format --check $(LINT_PATHS)

@@ -1,5 +1,11 @@
-"""Shared fixtures. The encoder is the real packaged all-MiniLM-L6-v2, loaded once per test run, and the
-bundled ADI corpus is ingested once per engine: tests that only need an ADI collection get a copy."""
+"""Shared fixtures. The encoder is the real packaged all-MiniLM-L6-v2, loaded once per test process, and the
+bundled ADI corpus is ingested once per engine and test run: tests that only need an ADI collection get a copy.
+
+``make test`` runs the suite on pytest-xdist workers (one process each). Session fixtures run once per
+worker; what is costly to build and only read afterwards goes through :func:`built_once`, which builds it
+once per run for all workers, under a file lock. Tests must not depend on order, must write only under
+``tmp_path`` and must bind port 0.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
-from ragcun.model import DEFAULT_BASE_MODEL, GaussianEmbedder, load_base_encoder
+
+def threads_per_worker() -> int:
+    """The cores this machine gives each pytest-xdist worker (all of them without workers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+# Workers share the cores: torch's OpenMP threads (and the tokenizers') beyond a worker's share wait
+# spinning, which costs CPU time and gains nothing. Set before torch is imported; subprocesses inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker()))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ADI = os.path.join(os.path.dirname(__file__), "..", "ragcun", "data", "adi", "corpus.jsonl")
 ENGINES = ("edge", "local")
@@ -40,16 +58,23 @@ THREE_DOCS = [
 
 @pytest.fixture(scope="session")
 def base_encoder():
+    # imported here, not at the top: xdist's controlling process loads this file and runs no test
+    from ragcun.model import DEFAULT_BASE_MODEL, load_base_encoder
+
     return load_base_encoder(DEFAULT_BASE_MODEL, device="cpu")
 
 
 @pytest.fixture(scope="session")
 def identity_embedder(base_encoder):
+    from ragcun.model import GaussianEmbedder
+
     return GaussianEmbedder(head="identity", base_encoder=base_encoder)
 
 
 @pytest.fixture(scope="session")
 def mlp_embedder(base_encoder):
+    from ragcun.model import GaussianEmbedder
+
     return GaussianEmbedder(head="mlp", out_dim=64, hidden_dim=128, seed=7, base_encoder=base_encoder)
 
 
@@ -60,12 +85,36 @@ def workspace(request, tmp_path):
         yield ws
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder ``name`` that ``build(folder)`` fills once per test run and every worker then reads.
+
+    Under pytest-xdist each worker is a process with its own session fixtures, and its own temporary
+    folder under the run's: the first worker to ask builds the folder there, under a lock, the others
+    wait and get the same path. Without workers it is built in the session's temporary folder. ``build``
+    must make the same thing in any worker (the fixtures it uses are deterministic), and callers must treat
+    the folder as read-only (copy it to ``tmp_path`` to change it).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, shared by its workers (the xdist documentation's recipe)
+    folder = base / "built-once" / name
+    done = folder.with_name(name + ".done")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way is not reused
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def identity_model_dir(tmp_path_factory, identity_embedder):
     """The untrained identity model saved as a model directory (for subprocesses and --model)."""
-    path = tmp_path_factory.mktemp("models") / "identity"
-    identity_embedder.save(path)
-    return path
+    return (
+        built_once(tmp_path_factory, "models", lambda folder: identity_embedder.save(folder / "identity")) / "identity"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -124,18 +173,16 @@ def open_home(root: Path, engine: str):
 def adi_template(tmp_path_factory, identity_embedder) -> Callable[[str], Path]:
     """``template(engine)``: a root holding a home where ADI was ingested as collection ``adi`` with the
     identity model (what ``ragcun ingest ADI -c adi --model <identity_model_dir>`` builds), built once per
-    engine on first use. Never open it: tests work on copies (:func:`copy_adi_home`)."""
+    engine and test run on first use (:func:`built_once`). Never open it: tests work on copies
+    (:func:`copy_adi_home`)."""
     from ragcun.ingest import ingest
 
-    built: dict[str, Path] = {}
+    def build(root: Path, engine: str) -> None:
+        with open_home(init_root(root), engine) as ws:
+            ingest(ws, [ADI], "adi", identity_embedder)
 
     def template(engine: str) -> Path:
-        if engine not in built:
-            root = init_root(tmp_path_factory.mktemp(f"adi-{engine}"))
-            with open_home(root, engine) as ws:
-                ingest(ws, [ADI], "adi", identity_embedder)
-            built[engine] = root
-        return built[engine]
+        return built_once(tmp_path_factory, f"adi-{engine}", lambda root: build(root, engine))
 
     return template
 

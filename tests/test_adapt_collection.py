@@ -29,6 +29,7 @@ from ragcun.retrieve import GaussianRetriever
 from ragcun.retrieve.collection import search
 from ragcun.training.adapt import AdaptConfig
 
+from .conftest import copy_adi_home, open_home
 from .test_ingest import ADI
 
 ON_TOPIC = "computer-based retrieval of documents"
@@ -64,8 +65,10 @@ def chunk_count(ws) -> int:
 # ---- the base-vector store -----------------------------------------------------------------------
 
 
-def test_ingest_keeps_base_vectors_and_a_head_only_reindex_never_encodes(workspace, identity_embedder, base_encoder):
-    ingest(workspace, [ADI], "adi", identity_embedder)
+def test_ingest_keeps_base_vectors_and_a_head_only_reindex_never_encodes(
+    adi_workspace, identity_embedder, base_encoder
+):
+    workspace = adi_workspace  # ADI ingested with the identity model
     with workspace.catalog.session() as session:
         assert session.scalar(select(func.count()).select_from(BaseVector)) == chunk_count(workspace)
         row = session.scalars(select(BaseVector)).first()
@@ -91,8 +94,8 @@ def test_ingest_keeps_base_vectors_and_a_head_only_reindex_never_encodes(workspa
     assert [r.problems for r in check(workspace, "adi")] == [0]
 
 
-def test_check_reports_and_repairs_the_base_vector_store(workspace, identity_embedder):
-    ingest(workspace, [ADI], "adi", identity_embedder)
+def test_check_reports_and_repairs_the_base_vector_store(adi_workspace, identity_embedder):
+    workspace = adi_workspace  # ADI ingested with the identity model
     with workspace.catalog.session() as session:
         gone = session.scalars(select(BaseVector)).first()
         gone_sha = gone.sha256
@@ -127,15 +130,10 @@ def test_deleting_documents_forgets_their_base_vectors(tmp_path, workspace, iden
 
 
 @pytest.fixture(scope="module")
-def adapted(tmp_path_factory, identity_embedder):
-    """ADI ingested with the untrained base (identity head), then adapted by the library call."""
-    from ragcun.settings import Settings
-    from ragcun.workspace import Workspace, init_home
-
-    settings = Settings.from_env(home=tmp_path_factory.mktemp("adapt") / "home", environ={})
-    init_home(settings)
-    ws = Workspace(settings)
-    ingest(ws, [ADI], "adi", identity_embedder)
+def adapted(tmp_path_factory, adi_template):
+    """ADI ingested with the untrained base (identity head; a copy of the session's), then adapted by the
+    library call."""
+    ws = open_home(copy_adi_home(adi_template, "edge", tmp_path_factory.mktemp("adapt") / "adi"), "edge")
     with encoder_calls(served_encoder(ws, "adi")) as calls:
         result = adapt_collection(ws, "adi")
     yield ws, result, len(calls)
@@ -172,14 +170,13 @@ def test_adapted_hits_carry_p_values_and_ask_abstains_off_topic(adapted):
     assert not answered.abstained and answered.answer != NOT_CLOSER_THAN_CHANCE
 
 
-def test_base_models_give_no_p_value(workspace, identity_embedder):
-    ingest(workspace, [ADI], "adi", identity_embedder)
-    hits = search(workspace, "adi", ON_TOPIC, 3)
+def test_base_models_give_no_p_value(adi_workspace):
+    hits = search(adi_workspace, "adi", ON_TOPIC, 3)
     assert [h.p_value for h in hits] == [None] * 3 and hits[0].out_of_domain is None
 
 
-def test_gate_refuses_a_broken_candidate_which_stays_registered(workspace, identity_embedder):
-    ingest(workspace, [ADI], "adi", identity_embedder)
+def test_gate_refuses_a_broken_candidate_which_stays_registered(adi_workspace, identity_embedder):
+    workspace = adi_workspace  # ADI ingested with the identity model
     refused = adapt_collection(workspace, "adi", config=BROKEN)
     assert not refused.passed and not refused.activated and "agreement" in refused.reason
     assert search(workspace, "adi", ON_TOPIC, 1)[0].p_value is None  # still served by the base
@@ -209,14 +206,9 @@ def test_adapt_and_ingest_adapt_cli(tmp_path, identity_model_dir):
     assert answer.exit_code == 0 and json.loads(answer.stdout)["abstained"]
 
 
-def test_adapt_cli_exit_code_when_the_gate_refuses(tmp_path, identity_model_dir, monkeypatch):
-    home = str(tmp_path / "home")
+def test_adapt_cli_exit_code_when_the_gate_refuses(adi_home, monkeypatch):
+    home = adi_home  # `ragcun ingest ADI -c adi --model <identity model>` done
     runner = CliRunner()
-    assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
-    assert (
-        runner.invoke(cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir)]).exit_code
-        == 0
-    )
     # The recipe's defaults are what the CLI runs; break them for this test only.
     monkeypatch.setattr(AdaptConfig, "__init__", _broken_init)
     refused = runner.invoke(cli, ["--home", home, "adapt", "-c", "adi"])

@@ -12,6 +12,7 @@ import logging
 import click
 
 from ragcun.training.config import RECIPES, TrainConfig, options
+from ragcun.training.data import require_training_data
 
 # The help of each TrainConfig field (tests/test_cli_help.py checks that every field has one).
 FIELD_HELP = {
@@ -88,6 +89,7 @@ def train(ctx: click.Context, **fields) -> None:
 
     Example: ragcun train --data ../shared/datasets/scifact --recipe frozen --out my-model
     """
+    require_training_data(fields["data"])  # a mistyped --data fails now, not after torch has loaded
     from ragcun.training.train import train as run_training  # torch: load once the options parsed
 
     if ctx.parent is None:  # python -m ragcun.training: nobody configured logging

@@ -181,14 +181,21 @@ def merge(a: PairSet, b: PairSet) -> PairSet:
     return merged
 
 
+def require_training_data(path: str | Path) -> Path:
+    """``path`` as a ``Path``, or InvalidInputError when there is nothing there (a light check: the command
+    line makes it before it loads torch)."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such training data")
+    return path
+
+
 def load_training_data(
     path: str | Path, split: str = "train", dev_fraction: float = 0.0, seed: int = 0, span_views: int = 0
 ) -> tuple[PairSet, PairSet | None]:
     """Detect the data format and load (train, dev). ``span_views`` > 0 adds span pairs from the corpus."""
-    path = Path(path)
+    path = require_training_data(path)
     dev = None
-    if not path.exists():
-        raise InvalidInputError(f"{path}: no such training data")
     if path.is_dir() and (path / "qrels" / f"{split}.tsv").is_file():
         train, dev = load_beir_pairs(path, split, dev_fraction, seed)
         if span_views:
