@@ -203,7 +203,7 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
                 continue
             if fields == JsonlFields() and "_id" in row and "id" not in row:
                 fields = BEIR_FIELDS  # a BEIR corpus under another file name
-            doc = _jsonl_document(row, fields, line_no)
+            doc = document_of_row(row, fields, line_no)
             if isinstance(doc, str):
                 yield InputProblem(uri, doc, line_no)
                 continue
@@ -216,8 +216,8 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
             yield doc
 
 
-def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocument | str:
-    """The document of one JSONL row, or the reason it is not one."""
+def document_of_row(row: dict, fields: JsonlFields = JsonlFields(), line_no: int | None = None) -> SourceDocument | str:
+    """The document of one JSONL row (or one JSON document of an API request), or the reason it is not one."""
     if row.get(fields.id) in (None, ""):
         return f"missing id field {fields.id!r}"
     text, title = row.get(fields.text), row.get(fields.title)
