@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -283,7 +283,7 @@ def create_app(service: Service, *, close_service: bool = True) -> FastAPI:
     return app
 
 
-async def _sse(first: tuple[str, Any], rest: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[bytes]:
+async def _sse(first: tuple[str, Any], rest: AsyncGenerator[tuple[str, Any], None]) -> AsyncIterator[bytes]:
     async def events() -> AsyncIterator[tuple[str, Any]]:
         yield first
         async for event in rest:
@@ -301,7 +301,7 @@ async def _sse(first: tuple[str, Any], rest: AsyncIterator[tuple[str, Any]]) -> 
                 kind = "error"
             yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode()
     finally:
-        await rest.aclose()  # type: ignore[attr-defined]  (an async generator: stops the generator thread)
+        await rest.aclose()  # stops the generator thread at its next piece
 
 
 def app_from_env() -> FastAPI:

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -256,7 +256,7 @@ class Service:
         )
         return result.to_dict()
 
-    async def ask_stream(self, name: str, question: str, q: SearchQuery) -> AsyncIterator[tuple[str, Any]]:
+    async def ask_stream(self, name: str, question: str, q: SearchQuery) -> AsyncGenerator[tuple[str, Any], None]:
         """``("token", text)`` pieces as the generator makes them, then ``("done", result)`` or ``("error", exc)``.
 
         Closing the iterator (the client went away) stops the generator at its next piece.
