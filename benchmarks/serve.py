@@ -36,17 +36,18 @@ import numpy as np
 CACHE = Path.home() / ".cache" / "ragcun-bench"
 COLLECTION = "bench"
 TOP_K = 10
-WORDS = (
+# Texts are random strings of these words: short, so that the 10,000-chunk ingest is quick.
+VOCABULARY = (
     "river mountain engine protein market signal forest theory library voltage glacier neuron harbor "
     "algorithm contract vaccine orbit quartz budget sonnet tariff enzyme bridge satellite pigment "
     "election fossil reactor cathedral monsoon ledger plasma vineyard compiler lantern tundra memo "
     "climate archive dialect turbine genome courier furnace mosaic asteroid tribunal meadow vector"
-).split()
+)
 
 
 def generate(n: int, seed: int, words: int) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(words)) for _ in range(n)]
+    rng, words_of = random.Random(seed), VOCABULARY.split()
+    return [" ".join(rng.choice(words_of) for _ in range(words)) for _ in range(n)]
 
 
 def build_home(home: Path, chunks: int) -> None:
