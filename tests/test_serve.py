@@ -266,6 +266,20 @@ def test_each_bad_input_gets_its_status_and_a_one_line_message(http, path, body,
     assert message.startswith(detail) and "\n" not in message
 
 
+def test_a_body_without_content_length_is_refused_once_it_passes_the_limit(http):
+    def chunked():  # a generator body: sent with Transfer-Encoding: chunked, no Content-Length
+        yield b'{"documents": [{"id": "big", "text": "'
+        yield b"x" * BODY_LIMIT
+        yield b'"}]}'
+
+    response = http.post("/collections/kb/documents", content=chunked(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": f"request body over the {BODY_LIMIT}-byte limit (RAGCUN_MAX_BODY_BYTES)",
+        "error": "TooLarge",
+    }
+
+
 def test_metrics_count_the_requests_made(http):
     def searches() -> float:
         text = http.get("/metrics").text

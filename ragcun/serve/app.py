@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragcun import __version__
@@ -101,19 +102,18 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
+                if received > self.limit:  # a body without Content-Length: refused once it passes the limit
+                    raise HTTPException(413, self.message)
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        await self.app(scope, counted, send)
+
+    @property
+    def message(self) -> str:
+        return f"request body over the {self.limit}-byte limit (RAGCUN_MAX_BODY_BYTES)"
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"request body over the {self.limit}-byte limit (RAGCUN_MAX_BODY_BYTES)", "error": "TooLarge"}
-        ).encode()
+        body = json.dumps({"detail": self.message, "error": "TooLarge"}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -122,10 +122,6 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class AuthError(RagcunError):
@@ -207,6 +203,11 @@ def create_app(service: Service, *, close_service: bool = True) -> FastAPI:
             logger.error("%s %s: %s", request.method, request.url.path, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return _error(status, exc, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        kinds = {404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}
+        return _error(exc.status_code, str(exc.detail), kinds.get(exc.status_code, "HTTPError"), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
