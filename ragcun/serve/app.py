@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -146,7 +146,9 @@ def bearer_auth(api_key: str | None):
 # ---- errors ----------------------------------------------------------------------------------
 
 
-def _error(status: int, exc: BaseException | str, kind: str | None = None, headers: dict | None = None) -> JSONResponse:
+def _error(
+    status: int, exc: BaseException | str, kind: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return JSONResponse({"detail": line, "error": kind or type(exc).__name__}, status_code=status, headers=headers)
