@@ -322,3 +322,42 @@ def test_a_server_killed_mid_post_finishes_the_ingest_when_the_request_is_repeat
     (physical,) = http.get("/collections/kb").json()["physical"]
     assert physical["engine_points"] == physical["chunks"]
     # `ragcun check` on this home runs when the server stops (the `server` fixture).
+
+
+class CountingEncoder:
+    """A stand-in model for the batcher (the thing under test): each text's vector is its length, and every
+    encoder call's texts are recorded."""
+
+    fingerprint = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, batch_size=32, show_progress_bar=None):
+        self.calls.append(list(texts))
+        return np.asarray([[float(len(t))] for t in texts], dtype=np.float32)
+
+
+def test_concurrent_queries_are_embedded_in_one_batch_and_answered_in_order():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragcun.serve.batching import EmbeddingBatcher
+
+    encoder, sizes = CountingEncoder(), []
+
+    async def scenario() -> list:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = EmbeddingBatcher(pool, window_s=0.05, on_batch=sizes.append)
+            texts = ["a" * n for n in range(1, 9)]
+            gone = asyncio.ensure_future(batcher.embed(encoder, "cancelled"))
+            answers = asyncio.gather(*(batcher.embed(encoder, t) for t in texts))
+            await asyncio.sleep(0)
+            gone.cancel()  # its client went away before the batch ran: it costs no encoder time
+            vectors = await answers
+            await batcher.close()
+            return vectors
+
+    vectors = asyncio.run(scenario())
+    assert [float(v[0]) for v in vectors] == [float(n) for n in range(1, 9)]
+    assert encoder.calls == [["a" * n for n in range(1, 9)]] and sizes == [8]
