@@ -3,10 +3,10 @@
 Only the command line asks for a ``.env`` (the one in the folder it runs from); library code reads the
 environment alone unless given a file, so importing ragcun never depends on the working directory.
 
-========================  ===========================================================================
 ``RAGCUN_HOME``           folder of the embedded store, the default catalog and caches (``~/.ragcun``)
 ``RAGCUN_DB``             any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
 ``RAGCUN_CACHE``          the base-embedding cache (``$RAGCUN_HOME/cache``)
+``RAGCUN_WAIT``             seconds a command waits for the embedded store another process holds (5)
 ``RAGCUN_WAIT``           seconds a command waits for the embedded store another process holds (5)
 ``QDRANT_URL``            a Qdrant server or cluster; unset means the embedded engine
 ``QDRANT_API_KEY``        API key for that server
@@ -23,6 +23,29 @@ environment alone unless given a file, so importing ragcun never depends on the 
 ``MAX_TOKENS``            most tokens an LLM may generate (OpenAI: the server's default; hf: 512)
 ``TEMPERATURE``           sampling temperature for LLM backends (the backend's default)
 ========================  ===========================================================================
+=======
+==========================  ================================================================================
+``RAGCUN_HOME``             folder of the embedded store, the default catalog and caches (``~/.ragcun``)
+``RAGCUN_DB``               any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
+``RAGCUN_CACHE``            the base-embedding cache (``$RAGCUN_HOME/cache``)
+``QDRANT_URL``              a Qdrant server or cluster; unset means the embedded engine
+``QDRANT_API_KEY``          API key for that server
+``QDRANT_GRPC``             ``1`` to talk gRPC (port 6334) instead of REST
+``EMBEDDING_MODEL``         ragcun model directory of the in-memory RAG retriever (default model)
+``MODEL_NAME``              RAG generator: ``extractive``, ``openai:MODEL`` or ``hf:PATH``
+``TOP_K``                   contexts retrieved per question (5)
+``CHANCE_THRESHOLD``        ``ask`` abstains unless a hit's p-value (adapted collections) is below it (0.05)
+``OPENAI_BASE_URL``         OpenAI-compatible API root, ending in ``/v1``
+``OPENAI_API_KEY``          its key (unset sends none)
+``OPENAI_TIMEOUT``          seconds to wait for each network read (60)
+``OPENAI_MAX_RETRIES``      retries on 429, 5xx, timeouts and refused connections (2)
+``PROMPT_TEMPLATE_FILE``    a prompt template with ``{context}`` and ``{question}``
+``MAX_TOKENS``              most tokens an LLM may generate (OpenAI: the server's default; hf: 512)
+``TEMPERATURE``             sampling temperature for LLM backends (the backend's default)
+``RAGCUN_API_KEY``          ``ragcun serve``: the bearer token every route but the health checks requires
+``RAGCUN_MAX_BODY_BYTES``   ``ragcun serve``: larger request bodies are refused with 413 (10 MiB)
+``RAGCUN_BATCH_WINDOW_MS``  ``ragcun serve``: how long a query waits for others to embed with (2 ms)
+==========================  ================================================================================
 """
 
 from __future__ import annotations
@@ -31,7 +54,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -80,6 +103,10 @@ class Settings(BaseSettings):
     prompt_template_file: str | None = _env("PROMPT_TEMPLATE_FILE")
     max_tokens: int | None = _env("MAX_TOKENS")
     temperature: float | None = _env("TEMPERATURE")
+    # A secret: its repr is masked, so no log line or traceback of the settings shows it.
+    api_key: SecretStr | None = _env("RAGCUN_API_KEY")
+    max_body_bytes: int = _env("RAGCUN_MAX_BODY_BYTES", 10 * 2**20)
+    batch_window_ms: float = _env("RAGCUN_BATCH_WINDOW_MS", 2.0)
 
     @classmethod
     def from_env(

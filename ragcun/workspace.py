@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ragcun.catalog import Catalog, upgrade
 from ragcun.catalog.db import make_engine, readable_revision
-from ragcun.catalog.models import Collection
+from ragcun.catalog.models import Collection, ModelVersion
 from ragcun.errors import CatalogError, CatalogNotInitialisedError, ModelMismatchError
 from ragcun.settings import Settings
 from ragcun.store import VectorStore, open_store
@@ -124,15 +124,18 @@ class Workspace:
 
     def embedder_for(self, collection: Collection):
         """The model that built ``collection``, loaded once per workspace."""
+        return self.embedder_of(collection.model_version, f"collection {collection.name!r}")
+
+    def embedder_of(self, version: ModelVersion, used_by: str = "this model version"):
+        """A registered model version, loaded once per workspace (one copy however many collections use it)."""
         from ragcun.model import GaussianEmbedder
 
-        version = collection.model_version
         if version.fingerprint not in self._models:
             embedder = GaussianEmbedder.load(version.path)
             if embedder.fingerprint != version.fingerprint:
                 raise ModelMismatchError(
                     f"{version.path} holds model {embedder.fingerprint[:12]}, but the catalog "
-                    f"records {version.fingerprint[:12]} for collection {collection.name!r}"
+                    f"records {version.fingerprint[:12]} for {used_by}"
                 )
             self._models[version.fingerprint] = embedder
         return self._models[version.fingerprint]

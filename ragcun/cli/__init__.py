@@ -19,6 +19,7 @@ from ragcun.cli import (  # noqa: F401  (registers commands)
     reindex,
     runs,
     search,
+    serve,
 )
 from ragcun.cli.main import cli
 

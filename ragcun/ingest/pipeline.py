@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,16 +162,8 @@ class Ingestor:
             self.session.close()
             raise
         keys = file_keys(paths, files, self.options.prefix)
-        session = self.session
-        self.ws.open_store()  # first: opening settles what a killed command left
-        mark_interrupted_runs(session)
-        self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
-        self.run_row = start_run(session, "ingest", self.collection, [safe_name(Path(p).resolve()) for p in paths])
-        self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
-        started = time.perf_counter()
-        self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
-        self.started, self.last_log = started, started
-        try:
+
+        def work() -> None:
             for problem in problems:
                 self._problem(problem)
             for done, path in enumerate(
@@ -181,6 +173,48 @@ class Ingestor:
                 self._log_progress(f"{done + 1}/{len(files)} files")
             if self.options.sync:
                 self._sync(paths, set(keys.values()))
+
+        return self._run([safe_name(Path(p).resolve()) for p in paths], work)
+
+    def run_documents(self, documents: Sequence[SourceDocument], source_uri: str) -> IngestResult:
+        """Store ``documents`` (read elsewhere: an API request) as documents of the source ``source_uri``.
+
+        The same plan and write steps as files, so a repeat is idempotent and a killed run is finished
+        by repeating it; unlike a file, the source is never complete, so documents it held before and
+        ``documents`` lacks are kept.
+        """
+
+        def work() -> None:
+            session = self.session
+            source = session.scalar(select(Source).where(Source.collection_name == self.name, Source.uri == source_uri))
+            if source is None:
+                source = Source(collection_name=self.name, uri=source_uri)
+                session.add(source)
+                session.commit()
+            seen: set[str] = set()
+            for item in documents:
+                document_id = document_uuid(self.name, item.doc_id)
+                if document_id not in seen:
+                    seen.add(document_id)
+                    self._queue(item, document_id, source)
+            self._flush()
+            session.commit()
+
+        return self._run([source_uri], work)
+
+    def _run(self, inputs: list[str], work: Callable[[], None]) -> IngestResult:
+        """One recorded run around ``work``: started, optimized and finished, or marked failed."""
+        session = self.session
+        self.ws.open_store()  # first: opening settles what a killed command left
+        mark_interrupted_runs(session)
+        self.collection = ensure_collection(self.ws, session, self.name, self.embedder, self.options.collection_params)
+        self.run_row = start_run(session, "ingest", self.collection, inputs)
+        self.result = IngestResult(run_id=self.run_row.id, collection=self.name)
+        started = time.perf_counter()
+        self.progress = tqdm(total=0, desc="chunks", unit="chunk", disable=None)
+        self.started, self.last_log = started, started
+        try:
+            work()
             self.ws.store.optimize(self.collection.physical_name)
             self._finish("completed", started)
         except BaseException as exc:  # KeyboardInterrupt too: never leave a run "running"
@@ -389,3 +423,22 @@ def ingest(
 ) -> IngestResult:
     """Ingest files and folders into ``collection_name`` (created on first use)."""
     return Ingestor(ws, collection_name, embedder, options).run(paths)
+
+
+def ingest_documents(
+    ws: Workspace,
+    documents: Sequence[SourceDocument],
+    collection_name: str,
+    embedder: GaussianEmbedder,
+    options: IngestOptions = IngestOptions(),
+    source_uri: str = "api",
+) -> IngestResult:
+    """Ingest documents already read (``ragcun serve``'s ``POST /documents``) into ``collection_name``.
+
+    Args:
+        documents: Documents with distinct ids (:func:`ragcun.ingest.readers.document_of_row` reads
+            JSONL-style rows into them).
+        source_uri: The source they are recorded under; a document already ingested from another
+            source is reported as a duplicate id, as in a file ingest.
+    """
+    return Ingestor(ws, collection_name, embedder, options).run_documents(documents, source_uri)

@@ -281,7 +281,7 @@ def _read_jsonl(path: Path, fields: JsonlFields, max_bytes: int) -> Iterator[Sou
             if not isinstance(row, dict):
                 yield InputProblem(uri, f"expected a JSON object, got {type(row).__name__}", line_no)
                 continue
-            doc = _jsonl_document(row, fields, line_no)
+            doc = document_of_row(row, fields, line_no)
             if isinstance(doc, str):
                 yield InputProblem(uri, doc, line_no)
                 continue
@@ -300,8 +300,8 @@ def json_type(value: object) -> str:
     return names.get(type(value), "a string" if isinstance(value, str) else "null")
 
 
-def _jsonl_document(row: dict, fields: JsonlFields, line_no: int) -> SourceDocument | str:
-    """The document of one JSONL row, or the reason it is not one."""
+def document_of_row(row: dict, fields: JsonlFields = JsonlFields(), line_no: int | None = None) -> SourceDocument | str:
+    """The document of one JSONL row (or one JSON document of an API request), or the reason it is not one."""
     if row.get(fields.id) in (None, ""):
         if fields.id != BEIR_FIELDS.id and row.get(BEIR_FIELDS.id) not in (None, ""):
             return f"missing id field {fields.id!r} (the row has '_id': ingest a BEIR corpus with --format beir)"

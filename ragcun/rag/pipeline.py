@@ -136,7 +136,14 @@ class RAGPipeline:
         """
         require_text(question, "question")
         top_k = self.top_k if top_k is None else check_top_k(top_k)
-        contexts = self.retriever.retrieve(question, top_k)
+        return self.answer(question, self.retriever.retrieve(question, top_k), on_token)
+
+    def answer(
+        self, question: str, contexts: list[RetrievedDoc], on_token: Callable[[str], None] | None = None
+    ) -> RAGResult:
+        """The generation half of :meth:`query`: answer ``question`` from ``contexts`` already retrieved
+        (``ragcun serve`` retrieves through its own batched search path)."""
+        require_text(question, "question")
         texts = [c.text for c in contexts]
         abstained = bool(contexts) and not closer_than_chance(contexts, self.config.chance_threshold)
         if not contexts or abstained:

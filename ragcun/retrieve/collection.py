@@ -47,6 +47,7 @@ def search(
     fusion: str = DEFAULT_FUSION,
     filter: str | models.Filter | None = None,
     diversity: float | None = None,
+    text: str | None = None,
 ) -> list[Hit]:
     """The ``top_k`` best chunks for ``query``: by default nearest by true L2 distance, nearest first.
 
@@ -58,7 +59,8 @@ def search(
     (``None``: the collection's calibrated σ, else 1). ``mode``, ``fusion``, ``filter`` and
     ``diversity``: see :func:`ragcun.retrieve.base.search_vector`. A collection made before hybrid
     search answers every mode dense-only (with a one-line notice) until ``ragcun reindex`` adds its
-    BM25 vectors.
+    BM25 vectors. ``text``: the words ``bm25`` and ``hybrid`` match when ``query`` is a vector already
+    embedded from them (``ragcun serve`` embeds queries in batches); by default the query text's.
     """
     top_k = check_top_k(top_k)
     if hnsw_ef is not None:  # before the model loads and the query is embedded
@@ -96,7 +98,7 @@ def search(
         sigma=sigma,
         hnsw_ef=hnsw_ef,
         exact=exact,
-        text=query_text(query, plus),
+        text=query_text(query, plus) if text is None else text,
         mode=mode,
         fusion=fusion,
         filter=where,
