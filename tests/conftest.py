@@ -42,6 +42,7 @@ KILLABLE.set_forkserver_preload(
         "torch",
         "sentence_transformers",
         "ragcun.model",
+        "ragcun.model.embedder",
         "ragcun.collections",
         "ragcun.ingest",
         "ragcun.cli",
@@ -120,6 +121,8 @@ def identity_model_dir(tmp_path_factory, identity_embedder):
 @pytest.fixture(scope="session")
 def model_b(base_encoder):
     """A second model version: a random linear head to 64 dims, so its neighbours differ from the base's."""
+    from ragcun.model import GaussianEmbedder
+
     return GaussianEmbedder(head="linear", out_dim=64, seed=3, base_encoder=base_encoder)
 
 
