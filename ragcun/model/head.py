@@ -86,6 +86,9 @@ class QueryMapHead(nn.Sequential):
     ``query_bias``), so ``nn.Sequential`` runs only the document stages and the state dict holds both.
     """
 
+    query_weight: torch.Tensor
+    query_bias: torch.Tensor
+
     def __init__(self, in_dim: int, out_dim: int):
         super().__init__(UnitNormalize(), nn.Linear(in_dim, out_dim), UnitNormalize(math.sqrt(out_dim)))
         self.register_buffer("query_weight", torch.zeros(out_dim, in_dim))
