@@ -54,7 +54,8 @@ def test_out_of_domain_flags_the_tails_of_chi2_only():
 
 # ---- the unit-linear head -----------------------------------------------------------------------
 
-UNIT_KINDS = ["unit-linear", "unit-linear-unit"]
+UNIT_KINDS = ["unit-linear", "unit-linear-unit", "unit-linear-unit-query"]
+SPHERE_KINDS = ("unit-linear-unit", "unit-linear-unit-query")
 
 
 def unit_model(base_encoder, kind: str) -> GaussianEmbedder:
@@ -66,7 +67,7 @@ def test_unit_heads_ignore_the_input_norm(base_encoder, kind):
     head = unit_model(base_encoder, kind).head
     x = torch.randn(4, 384)
     np.testing.assert_allclose(head(x).detach(), head(7.0 * x).detach(), atol=1e-5)
-    if kind == "unit-linear-unit":  # on the sphere where N(0, I_48) concentrates
+    if kind in SPHERE_KINDS:  # on the sphere where N(0, I_48) concentrates
         np.testing.assert_allclose(head(x).detach().norm(dim=1), np.sqrt(48), rtol=1e-5)
 
 
@@ -77,6 +78,7 @@ def test_unit_heads_save_load_round_trip(tmp_path, base_encoder, kind):
     loaded = GaussianEmbedder.load(tmp_path / "m", base_encoder=base_encoder)
     assert loaded.fingerprint == fingerprint and loaded.head_spec.kind == kind
     np.testing.assert_array_equal(loaded.encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(loaded.encode_queries(TEXTS), model.encode_queries(TEXTS))
 
 
 @pytest.mark.parametrize("kind", UNIT_KINDS)
@@ -86,7 +88,7 @@ def test_unit_heads_export_reproduces_embeddings(tmp_path, base_encoder, kind):
     plain = SentenceTransformer(str(tmp_path / "st"), device="cpu")
     names = [type(m).__name__ for m in plain][-4:]
     # normalised before the head's Linear (and, on the sphere, after it, then scaled), never elsewhere
-    expected = ["Normalize", "Dense", "Normalize", "Dense"] if kind == "unit-linear-unit" else ["Normalize", "Dense"]
+    expected = ["Normalize", "Dense", "Normalize", "Dense"] if kind in SPHERE_KINDS else ["Normalize", "Dense"]
     assert names[-len(expected) :] == expected
     np.testing.assert_allclose(plain.encode(TEXTS), model.encode(TEXTS), atol=1e-5)
 
@@ -126,9 +128,43 @@ def test_adapt_on_adi_is_more_isotropic_and_keeps_neighbours(adi_base):
     assert metrics["chunks_isotropy"]["effective_rank"] > plain["chunks_isotropy"]["effective_rank"]
 
 
+def test_fitted_query_map_survives_save_load_and_is_what_encode_queries_uses(tmp_path, base_encoder, adi_base):
+    spec, head, _ = fit(adi_base, AdaptConfig(out_dim=16))
+    model = GaussianEmbedder(head=spec, base_encoder=base_encoder)
+    model.head.load_state_dict(head.state_dict(), strict=True)
+    model.save(tmp_path / "m")
+    loaded = GaussianEmbedder.load(tmp_path / "m", base_encoder=base_encoder)
+    base = loaded.encode_with_base(TEXTS)[1]
+    queries = loaded.encode_queries(TEXTS)
+    np.testing.assert_allclose(queries, loaded.apply_query_head(base), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 4.0, rtol=1e-5)  # the same √16 sphere
+    assert np.abs(queries - loaded.encode(TEXTS)).max() > 0.1  # not the documents' map
+    # an unadapted model embeds queries exactly as documents
+    np.testing.assert_array_equal(
+        unit_model(base_encoder, "unit-linear").encode_queries(TEXTS),
+        unit_model(base_encoder, "unit-linear").encode(TEXTS),
+    )
+
+
+def test_query_map_keeps_the_base_ranking_better_than_the_documents_map(adi_base):
+    """Why queries get their own map: whitening both sides rescales every query–document cosine twice."""
+    rng = np.random.default_rng(6)
+    span_chunk = rng.integers(len(adi_base), size=200)
+    spans = adi_base[span_chunk] + 0.5 * rng.standard_normal((200, 384)).astype(np.float32) * adi_base.std()
+    _, head, _ = fit(adi_base, AdaptConfig(out_dim=32, target_effective_rank=0.95), spans, span_chunk)
+    base_order = np.argsort(-(unit(torch.as_tensor(spans)) @ unit(torch.as_tensor(adi_base)).T).numpy(), axis=1)[:, :10]
+    docs = apply_head(head, adi_base)
+
+    def agreement(queries: np.ndarray) -> float:
+        order = np.argsort(((queries[:, None] - docs[None]) ** 2).sum(-1), axis=1)[:, :10]
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(base_order, order, strict=True)])
+
+    assert agreement(apply_head(head.queries, spans)) > agreement(apply_head(head, spans))
+
+
 def test_default_recipe_reaches_its_isotropy_target_on_adi(adi_base):
     spec, _head, metrics = fit(adi_base)
-    assert spec.kind == "unit-linear-unit" and 2 <= spec.out_dim < 82
+    assert spec.kind == "unit-linear-unit-query" and 2 <= spec.out_dim < 82
     assert 0 < metrics["gamma"] < 1
     assert metrics["chunks_isotropy"]["effective_rank"] > 0.85  # 0.91 before the sphere, by construction
 

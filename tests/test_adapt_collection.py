@@ -151,7 +151,7 @@ def test_adapt_fits_gates_and_activates_without_re_encoding_chunks(adapted, iden
     assert run["recipe"] == "adapt" and run["labels"] == "none" and run["activated"]
     assert {"config", "chunks_isotropy", "spans_isotropy", "log"} <= set(run["metrics"])
     assert {"agreement@10", "span@10"} <= set(run["gate"]["candidate"])
-    assert GaussianEmbedder.load(result.model_path).head_spec.kind in ("unit-linear", "unit-linear-unit")
+    assert GaussianEmbedder.load(result.model_path).head_spec.kind == "unit-linear-unit-query"
     assert [r.problems for r in check(ws, "adi")] == [0]
 
 
@@ -240,7 +240,7 @@ def test_retriever_adapt_refits_in_memory_through_the_head_only(identity_embedde
     assert hits[0].p_value is not None and hits[0].p_value < 0.05
     np.testing.assert_allclose(
         hits[0].distance,
-        np.linalg.norm(fitted.model.encode([hits[0].text])[0] - fitted.model.encode([ON_TOPIC])[0]),
+        np.linalg.norm(fitted.model.encode([hits[0].text])[0] - fitted.model.encode_queries([ON_TOPIC])[0]),
         rtol=1e-4,
     )
 

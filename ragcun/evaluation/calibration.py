@@ -91,7 +91,8 @@ def calibrate(
     judged = judged_queries(read_queries_strict(queries_path), read_qrels_strict(qrels_path), set(points.doc_ids))
     with ws.catalog.session() as session:
         embedder = ws.embedder_for(require_collection(session, collection_name))
-    distances = doc_distances(embedder.encode(judged.texts), points.vectors, points.chunk_doc, len(points.doc_ids))
+    queries = embedder.encode_queries(judged.texts)
+    distances = doc_distances(queries, points.vectors, points.chunk_doc, len(points.doc_ids))
     if ignore_identical_ids:  # the same rule as `evaluate`, so σ is fitted on the candidates it will score
         distances = exclude_self_hits(distances, judged.query_ids, points)
     cut = np.argsort(distances, axis=1, kind="stable")[:, :top_k]

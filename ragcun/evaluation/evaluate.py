@@ -315,7 +315,7 @@ def evaluate(
         embedder = ws.embedder_for(require_collection(session, collection_name))
     sigma = float(points.settings.get("sigma", 1.0))
     logger.info("evaluating %s: %d queries, %d points", collection_name, len(judged.query_ids), len(points.texts))
-    query_vectors = embedder.encode(judged.texts)
+    query_vectors = embedder.encode_queries(judged.texts)
 
     def engine_result(method: str, mode: str, fusion: str | None) -> MethodResult:
         ranks = engine_distances(ws, judged, points, mode, fusion, filter)
@@ -382,7 +382,7 @@ def evaluate(
             other = load_model_ref(ws, method)
             result = score_vectors(
                 f"model {other.fingerprint[:12]}",
-                other.encode(judged.texts),
+                other.encode_queries(judged.texts),
                 other.encode(points.texts),
                 judged,
                 points,

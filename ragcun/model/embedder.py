@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ragcun.errors import InvalidInputError, ModelLoadError
-from ragcun.model.head import HeadSpec, build_head
+from ragcun.model.head import HeadSpec, build_head, query_map
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +278,18 @@ class GaussianEmbedder:
         """
         return self._encode(texts, batch_size, show_progress_bar, sort_by_length, keep_base=False)[0]
 
+    def encode_queries(
+        self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Embed search queries: :meth:`encode`, except through the head's query map where it has one.
+
+        Only an adapted ``unit-linear-unit-query`` head maps queries differently from documents
+        (:class:`ragcun.model.head.QueryMapHead`); every search path embeds its query text here.
+        """
+        if query_map(self.head) is self.head:
+            return self.encode(texts, batch_size, show_progress_bar)
+        return self.apply_query_head(self._encode(texts, batch_size, show_progress_bar, True, keep_base=True)[1])
+
     def encode_with_base(
         self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +310,14 @@ class GaussianEmbedder:
 
     def apply_head(self, base: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """The head alone, on base embeddings (float16 or float32, shape ``(n, base_dim)``): no encoder call."""
+        return self._apply(self.head, base, batch_size)
+
+    def apply_query_head(self, base: np.ndarray | None, batch_size: int = 8192) -> np.ndarray:
+        """The head's query map alone (the head itself unless it has one), on base embeddings of queries."""
+        assert base is not None
+        return self._apply(query_map(self.head), base, batch_size)
+
+    def _apply(self, head, base: np.ndarray, batch_size: int) -> np.ndarray:
         base = np.asarray(base)
         if base.ndim != 2 or base.shape[1] != self.base_dim:
             raise InvalidInputError(f"base embeddings of shape {base.shape}, expected (n, {self.base_dim})")
@@ -305,7 +325,7 @@ class GaussianEmbedder:
         with torch.inference_mode():
             for start in range(0, len(base), batch_size):
                 rows = torch.as_tensor(base[start : start + batch_size], dtype=torch.float32, device=self.device)
-                out[start : start + len(rows)] = self.head(rows).float().cpu().numpy()
+                out[start : start + len(rows)] = head(rows).float().cpu().numpy()
         return out
 
     def _encode(
@@ -416,7 +436,8 @@ class GaussianEmbedder:
 
         The folder holds the base modules (no Normalize) followed by one ``Dense`` module per head
         Linear (a ``Normalize``, then a diagonal ``Dense`` for a radius, where the head normalizes),
-        so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun.
+        so ``SentenceTransformer(path).encode(texts)`` needs nothing from ragcun. A head with a separate
+        query map (``unit-linear-unit-query``) exports its document map; ``ragcun_model.json`` says so.
         """
         from sentence_transformers.base.modules.dense import Dense
         from sentence_transformers.base.modules.normalize import Normalize
@@ -461,7 +482,20 @@ class GaussianEmbedder:
         exported.save(str(path))
         # Keep provenance next to the standard files: which ragcun model version this folder is.
         (path / "ragcun_model.json").write_text(
-            json.dumps({"fingerprint": self.fingerprint, **self.config()}, indent=2, sort_keys=True) + "\n"
+            json.dumps(
+                {
+                    "fingerprint": self.fingerprint,
+                    **self.config(),
+                    **(
+                        {"queries": "not exported: embed queries with ragcun"}
+                        if query_map(self.head) is not self.head
+                        else {}
+                    ),
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
         )
         return path
 

@@ -169,8 +169,9 @@ class ExtractiveBackend:
             seen.setdefault(sentence, n)
         sentences = list(seen)
         model = self._embedder(embedder)
-        vectors = model.encode([question, *sentences], sort_by_length=False).astype(np.float64)
-        distances = np.linalg.norm(vectors[1:] - vectors[0], axis=1)
+        vectors = model.encode(sentences, sort_by_length=False).astype(np.float64)
+        # the question is a query: an adapted model maps it through its query map
+        distances = np.linalg.norm(vectors - model.encode_queries([question]).astype(np.float64)[0], axis=1)
         closest = np.argsort(distances, kind="stable")[: self.max_sentences]
         nearest = [i for i in closest if distances[i] <= ANSWER_DISTANCE_RATIO * distances[closest[0]]]
         return " ".join(f"{sentences[i]} [{seen[sentences[i]]}]" for i in nearest)

@@ -114,7 +114,7 @@ def query_vector(
     if not texts:
         return base.astype(np.float32)
     signs = np.array([1.0] * (len(texts) - len(minus)) + [-1.0] * len(minus))
-    return (base + (signs[:, None] * embedder.encode(texts).astype(np.float64)).sum(axis=0)).astype(np.float32)
+    return (base + (signs[:, None] * embedder.encode_queries(texts).astype(np.float64)).sum(axis=0)).astype(np.float32)
 
 
 def query_text(query: str | np.ndarray | None, plus: Sequence[str] = ()) -> str | None:

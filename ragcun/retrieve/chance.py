@@ -29,7 +29,7 @@ import numpy as np
 from ragcun.settings import DEFAULT_CHANCE_THRESHOLD
 
 # Head kinds the ``adapt`` recipe fits: their outputs are meant to follow N(0, I_k) on their collection.
-ADAPTED_HEAD_KINDS = ("unit-linear", "unit-linear-unit")
+ADAPTED_HEAD_KINDS = ("unit-linear", "unit-linear-unit", "unit-linear-unit-query")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ChanceLaw:
         kind = getattr(getattr(embedder, "head_spec", None), "kind", None)
         if kind not in ADAPTED_HEAD_KINDS or documents < 1:
             return None
-        return cls(embedder.dim, documents, kind == "unit-linear-unit")
+        return cls(embedder.dim, documents, kind != "unit-linear")
 
     def pair_p_values(self, sq_distances: np.ndarray, query_sq_norm: float) -> np.ndarray:
         """P(‖q − d‖² ≤ s) for one unrelated document d."""

@@ -164,7 +164,7 @@ class GaussianRetriever:
         return fitted
 
     def embed(self, text: str) -> np.ndarray:
-        """The Gaussian embedding of one text."""
+        """The Gaussian embedding of one text as a query (through an adapted head's query map), for vector search."""
         return query_vector(self.embedder, require_text(text, "text"))
 
     def search(
