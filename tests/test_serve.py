@@ -176,6 +176,11 @@ def test_embed_equals_gaussian_embedder_encode_bit_for_bit(http, identity_embedd
     assert np.array_equal(served, identity_embedder.encode(texts))
     by_version = http.post("/embed", json={"texts": texts, "model_version": body["model_version"][:12]})
     assert np.array_equal(np.asarray(by_version.json()["vectors"], dtype=np.float32), served)
+    # The default is the query vector (encode_queries, which search uses); "document" is the stored one.
+    # This model has no query map, so the two agree; an adapted one maps queries on their own.
+    assert body["input_type"] == "query" and np.array_equal(served, identity_embedder.encode_queries(texts))
+    stored = http.post("/embed", json={"texts": texts, "collection": "kb", "input_type": "document"}).json()
+    assert np.array_equal(np.asarray(stored["vectors"], dtype=np.float32), identity_embedder.encode(texts))
 
     # The vector a client got from /embed searches like the text.
     by_vector = search(http, vector=body["vectors"][0], k=2).json()["hits"]
@@ -333,7 +338,7 @@ class CountingEncoder:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def encode(self, texts, batch_size=32, show_progress_bar=None):
+    def encode_queries(self, texts, batch_size=32, show_progress_bar=None):
         self.calls.append(list(texts))
         return np.asarray([[float(len(t))] for t in texts], dtype=np.float32)
 

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -69,6 +69,11 @@ class EmbedBody(_Body):
     texts: list[str]
     collection: str | None = Field(None, description="Embed with this collection's model version.")
     model_version: str | None = Field(None, description="Or with this registered model version (fingerprint prefix).")
+    input_type: Literal["query", "document"] = Field(
+        "query",
+        description="query: the vector to search with (an adapted collection maps queries differently); "
+        "document: the vector a passage is stored as.",
+    )
 
 
 class DocumentsBody(_Body):
@@ -267,7 +272,7 @@ def create_app(service: Service, *, close_service: bool = True) -> FastAPI:
     async def embed(body: EmbedBody) -> dict:
         """The vectors a collection's model (or a registered model version) makes for ``texts``, so any
         Qdrant client can query the collection's alias on a Qdrant server with the right vectors."""
-        return await service.embed(body.texts, body.collection, body.model_version)
+        return await service.embed(body.texts, body.collection, body.model_version, body.input_type)
 
     @api.post("/collections/{name}/documents", tags=["documents"])
     async def add_documents(name: str, body: DocumentsBody) -> dict:

@@ -57,7 +57,8 @@ class EmbeddingBatcher:
         self._worker: asyncio.Task | None = None
 
     async def embed(self, embedder: GaussianEmbedder, text: str) -> np.ndarray:
-        """``embedder.encode([text])[0]``, computed in a batch with the texts of concurrent callers."""
+        """``embedder.encode_queries([text])[0]`` (a query: through an adapted head's query map), computed in a
+        batch with the texts of concurrent callers."""
         if self._queue is None:
             self._queue = asyncio.Queue()
         if self._worker is None or self._worker.done():
@@ -101,4 +102,4 @@ class EmbeddingBatcher:
 
 
 def _encode(group: list[_Pending]) -> np.ndarray:
-    return group[0].embedder.encode([p.text for p in group], batch_size=len(group), show_progress_bar=False)
+    return group[0].embedder.encode_queries([p.text for p in group], batch_size=len(group), show_progress_bar=False)

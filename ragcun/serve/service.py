@@ -188,9 +188,12 @@ class Service:
             hits = [replace(hit, probability=None) for hit in hits]
         return hits, embedder
 
-    async def embed(self, texts: list[str], collection: str | None, model_version: str | None) -> dict:
+    async def embed(
+        self, texts: list[str], collection: str | None, model_version: str | None, input_type: str = "query"
+    ) -> dict:
         """The vectors the model of ``collection`` (or the registered ``model_version``) makes: exactly
-        ``GaussianEmbedder.encode(texts)``, encoded as one request (never mixed into another batch)."""
+        ``GaussianEmbedder.encode_queries(texts)`` (``input_type`` "query", what search embeds a query with)
+        or ``encode(texts)`` ("document"), encoded as one request (never mixed into another batch)."""
         texts = check_documents(texts, "texts")
         if not texts:
             raise InvalidInputError("texts must hold at least one text")
@@ -209,10 +212,16 @@ class Service:
                 return self.ws.embedder_of(find_model_version(session, model_version))
 
         embedder = await self.in_store(resolve)
+        encode = embedder.encode_queries if input_type == "query" else embedder.encode
         vectors = await asyncio.get_running_loop().run_in_executor(
-            self._encode_thread, functools.partial(embedder.encode, texts, show_progress_bar=False)
+            self._encode_thread, functools.partial(encode, texts, show_progress_bar=False)
         )
-        return {"model_version": embedder.fingerprint, "dim": embedder.dim, "vectors": vectors.tolist()}
+        return {
+            "model_version": embedder.fingerprint,
+            "dim": embedder.dim,
+            "input_type": input_type,
+            "vectors": vectors.tolist(),
+        }
 
     async def list_collections(self) -> list[dict]:
         from ragcun.collections.info import list_collections
