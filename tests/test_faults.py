@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from ragcun.retrieve.collection import search
 from ragcun.settings import Settings
 from ragcun.workspace import Workspace
 
-from .conftest import KILLABLE, THREE_DOCS, init_root
+from .conftest import KILLABLE, THREE_DOCS, copy_tree, init_root
 
 FILES = {f"d{i}.txt": text for i, text in enumerate(THREE_DOCS)}
 CHANGED = "The Eiffel Tower was finished in 1889 and was the tallest structure in the world for forty years."
@@ -200,11 +199,9 @@ def templates(tmp_path_factory, identity_embedder, model_b) -> dict[str, Path]:
 
 
 def copy_home(source: Path, root: Path) -> Path:
-    """Copy a case's root; the catalog's absolute paths (model copies, source files) follow it.
-
-    ``cp -a`` keeps the store's sparse files sparse (shutil.copytree writes out 186 MB of holes per home).
-    """
-    subprocess.run(["cp", "-a", str(source), str(root)], check=True)
+    """Copy a case's root (sparse, :func:`copy_tree`); the catalog's absolute paths (model copies, source
+    files) follow it."""
+    copy_tree(source, root)
     with Workspace(settings(root)) as ws, ws.catalog.session() as session:
         for column in (ModelVersion.path, Source.path):
             session.execute(update(column.class_).values({column: func.replace(column, str(source), str(root))}))
