@@ -3,31 +3,11 @@
 Only the command line asks for a ``.env`` (the one in the folder it runs from); library code reads the
 environment alone unless given a file, so importing ragcun never depends on the working directory.
 
-``RAGCUN_HOME``           folder of the embedded store, the default catalog and caches (``~/.ragcun``)
-``RAGCUN_DB``             any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
-``RAGCUN_CACHE``          the base-embedding cache (``$RAGCUN_HOME/cache``)
-``RAGCUN_WAIT``             seconds a command waits for the embedded store another process holds (5)
-``RAGCUN_WAIT``           seconds a command waits for the embedded store another process holds (5)
-``QDRANT_URL``            a Qdrant server or cluster; unset means the embedded engine
-``QDRANT_API_KEY``        API key for that server
-``QDRANT_GRPC``           ``1`` to talk gRPC (port 6334) instead of REST
-``EMBEDDING_MODEL``       ragcun model directory of the in-memory RAG retriever (default model)
-``MODEL_NAME``            RAG generator: ``extractive``, ``openai:MODEL`` or ``hf:PATH``
-``TOP_K``                 contexts retrieved per question (5)
-``CHANCE_THRESHOLD``      ``ask`` abstains unless a hit's p-value (adapted collections) is below it (0.05)
-``OPENAI_BASE_URL``       OpenAI-compatible API root, ending in ``/v1``
-``OPENAI_API_KEY``        its key (unset sends none)
-``OPENAI_TIMEOUT``        seconds to wait for each network read (60)
-``OPENAI_MAX_RETRIES``    retries on 429, 5xx, timeouts and refused connections (2)
-``PROMPT_TEMPLATE_FILE``  a prompt template with ``{context}`` and ``{question}``
-``MAX_TOKENS``            most tokens an LLM may generate (OpenAI: the server's default; hf: 512)
-``TEMPERATURE``           sampling temperature for LLM backends (the backend's default)
-========================  ===========================================================================
-=======
 ==========================  ================================================================================
 ``RAGCUN_HOME``             folder of the embedded store, the default catalog and caches (``~/.ragcun``)
 ``RAGCUN_DB``               any SQLAlchemy URL for the catalog (``sqlite:///$RAGCUN_HOME/catalog.sqlite``)
 ``RAGCUN_CACHE``            the base-embedding cache (``$RAGCUN_HOME/cache``)
+``RAGCUN_WAIT``             seconds a command waits for the embedded store another process holds (5)
 ``QDRANT_URL``              a Qdrant server or cluster; unset means the embedded engine
 ``QDRANT_API_KEY``          API key for that server
 ``QDRANT_GRPC``             ``1`` to talk gRPC (port 6334) instead of REST
