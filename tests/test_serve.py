@@ -253,6 +253,7 @@ def test_every_route_but_the_health_checks_needs_the_api_key(server):
         ("/collections/kb/search", {"vector": [0.5, 1.0]}, 422, "vector has dim 2, the model's is 384"),
         ("/collections/kb/search", {"query": "x", "k": "many"}, 422, "k: Input should be a valid integer"),
         ("/collections/kb/search", {"query": "x", "mode": "fuzzy"}, 422, "mode must be one of dense, bm25, hybrid"),
+        ("/collections/kb/search", {"query": "x", "hnsw_ef": -5}, 422, "hnsw_ef must be an integer from 1 to"),
         ("/collections/kb/ask", {"question": ""}, 422, "query must be a non-empty string"),
         ("/embed", {"texts": ["x"]}, 422, "give collection (its model embeds) or model_version"),
         ("/collections/kb/documents", {"documents": [{"text": "no id"}]}, 422, "documents[0]: missing id field 'id'"),

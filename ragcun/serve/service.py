@@ -28,7 +28,7 @@ from ragcun.retrieve.filters import parse_filter
 from ragcun.serve.batching import EmbeddingBatcher
 from ragcun.serve.metrics import Metrics
 from ragcun.settings import Settings
-from ragcun.validation import check_documents, check_top_k, check_vector, require_text
+from ragcun.validation import check_documents, check_positive, check_top_k, check_vector, require_text
 from ragcun.workspace import Workspace
 
 if TYPE_CHECKING:  # the model imports torch; annotations alone need not
@@ -73,8 +73,7 @@ class SearchQuery:
             require_text(query, "query")
         elif query is not None and not query.strip():
             raise InvalidInputError("query must be a non-empty string when given")
-        if hnsw_ef is not None and (isinstance(hnsw_ef, bool) or not isinstance(hnsw_ef, int) or hnsw_ef <= 0):
-            raise InvalidInputError(f"hnsw_ef must be a positive integer, got {hnsw_ef!r}")
+        hnsw_ef = None if hnsw_ef is None else check_positive(hnsw_ef, "hnsw_ef")
         parse_filter(filter)  # a bad clause is refused here, before any embedding or search
         array = None if vector is None else np.asarray(vector, dtype=np.float32).reshape(-1)
         return cls(query, array, k, mode, fusion, filter or None, bool(exact), hnsw_ef)
@@ -92,7 +91,7 @@ class Service:
         from ragcun.workspace import init_home
 
         self.settings = settings
-        self.ingest_batch_size = check_top_k(ingest_batch_size)
+        self.ingest_batch_size = check_positive(ingest_batch_size, "batch size")
         self.metrics = Metrics()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="ragcun-store")
         self._encode_thread = ThreadPoolExecutor(1, thread_name_prefix="ragcun-encode")
@@ -105,7 +104,7 @@ class Service:
         def open_home() -> Workspace:
             init_home(settings)
             ws = Workspace(settings)
-            ws.store  # noqa: B018  (opens the engine now: a locked home fails at start, not at the first request)
+            ws.open_store()  # now: a locked home fails at start, not at the first request
             return ws
 
         try:
