@@ -5,6 +5,8 @@ Prints one table of docs/s for three paths, measured in interleaved rounds in on
 * ``ragcun``: GaussianEmbedder.encode (token-length sorted batches + head)
 * ``sentence-transformers``: SentenceTransformer.encode on the same base model (the baseline)
 * ``ragcun, unsorted``: GaussianEmbedder.encode with length sorting off
+* ``ragcun, uncapped``: sorted batches of ``--batch-size`` texts however many tokens they pad to (on CPU
+  ragcun also caps a forward pass at ``CPU_TOKENS_PER_FORWARD`` padded tokens)
 
 Usage: python benchmarks/encode.py [--data ../shared/datasets/scifact] [--docs 2000] [--words 100]
 """
@@ -53,6 +55,9 @@ def main() -> None:
     texts = load_texts(args.data, args.docs, args.words)
     base = load_base_encoder(DEFAULT_BASE_MODEL, device="cpu")
     ours = GaussianEmbedder(head=args.head, base_encoder=base)
+    uncapped = GaussianEmbedder(head=args.head, base_encoder=base)
+    uncapped.head.load_state_dict(ours.head.state_dict())
+    uncapped.cpu_tokens_per_forward = 1 << 30
     plain = SentenceTransformer(resolve_base_model(DEFAULT_BASE_MODEL), device="cpu")
 
     paths = {
@@ -61,6 +66,7 @@ def main() -> None:
         "ragcun, unsorted": lambda: ours.encode(
             texts, batch_size=args.batch_size, show_progress_bar=False, sort_by_length=False
         ),
+        "ragcun, uncapped": lambda: uncapped.encode(texts, batch_size=args.batch_size, show_progress_bar=False),
     }
     warmup = texts[: args.batch_size * 2]
     ours.encode(warmup, show_progress_bar=False)
