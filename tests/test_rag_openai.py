@@ -104,7 +104,8 @@ class ChatServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # serve_forever checks for shutdown() every poll_interval: its default 0.5 s would be each test's close
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         self.thread.start()
 
     @property
@@ -220,9 +221,11 @@ def test_404_names_url_and_model(server):
 
 
 def test_5xx_is_retried_with_backoff(server):
+    # retry-after-ms (the SDK's own header) shortens the first two backoffs; the last case keeps the SDK's backoff
+    soon = {"retry-after-ms": "10"}
     server.script = [
-        ("json", 502, "bad gateway"),
-        ("json", 503, {"error": {"message": "overloaded"}}),
+        ("json", 502, "bad gateway", soon),
+        ("json", 503, {"error": {"message": "overloaded"}}, soon),
         ("json", 200, completion("fine [1]")),
     ]
     assert openai(server, max_retries=2).generate(QUESTION, THREE_DOCS) == "fine [1]"
