@@ -9,6 +9,7 @@ once per run for all workers, under a file lock. Tests must not depend on order,
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import shutil
@@ -47,9 +48,41 @@ KILLABLE.set_forkserver_preload(
         "ragcun.collections",
         "ragcun.ingest",
         "ragcun.cli",
+        "ragcun.serve",
         "tests.conftest",
     ]
 )
+
+# Test modules that fork children from KILLABLE, found by these names in their source.
+FORKS_CHILDREN = ("KILLABLE", "start_cli", "run_cli_until_fault")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with one change: the modules that fork from :data:`KILLABLE` are one unit of work, run
+    first, so one worker pays for the forkserver's imports (about 9 CPU-seconds) and the others never do."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ForkingModulesTogether(LoadScopeScheduling):
+        unit = "modules forking from KILLABLE"
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return self.unit if forks_children(Path(config.rootpath, module)) else module
+
+        def _assign_work_unit(self, node) -> None:
+            if self.unit in self.workqueue:  # the first unit handed out
+                self.workqueue.move_to_end(self.unit, last=False)
+            super()._assign_work_unit(node)
+
+    return ForkingModulesTogether(config, log)
+
+
+@functools.cache
+def forks_children(module: Path) -> bool:
+    return module.suffix == ".py" and any(name in module.read_text(encoding="utf-8") for name in FORKS_CHILDREN)
+
 
 THREE_DOCS = [
     "Python is a popular programming language for writing software.",
@@ -134,21 +167,39 @@ def model_b_dir(tmp_path_factory, model_b):
     return path
 
 
-def _cli_until_fault(argv: list[str], fault: str) -> None:
+def _cli_child(argv: list[str], environ: dict[str, str] | None, log: str | None) -> None:
     import torch
 
     from ragcun.cli import cli
-    from ragcun.faults import FAULT_ENV
 
     torch.set_num_threads(1)
-    os.environ[FAULT_ENV] = fault
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    if log is not None:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     cli.main(args=argv, prog_name="ragcun")
+
+
+def start_cli(argv: list[str], environ: dict[str, str] | None = None, log: Path | None = None):
+    """``ragcun ARGV`` in a :data:`KILLABLE` child, started: a process of its own, as a subprocess would be,
+    for the cost of a fork. ``environ`` replaces the child's environment; ``log`` takes its stdout and stderr.
+    Its exit code is the child's ``exitcode`` once joined (``-SIGKILL`` when it was killed)."""
+    if log is not None:
+        log.write_bytes(b"")  # there, and empty, before the child starts
+    child = KILLABLE.Process(target=_cli_child, args=(argv, environ, None if log is None else str(log)), daemon=True)
+    child.start()
+    return child
 
 
 def run_cli_until_fault(argv: list[str], fault: str) -> int | None:
     """Run ``ragcun ARGV`` in a child with ``RAGCUN_FAULT=fault``; its exit code (``-SIGKILL`` when killed there)."""
-    child = KILLABLE.Process(target=_cli_until_fault, args=(argv, fault))
-    child.start()
+    from ragcun.faults import FAULT_ENV
+
+    child = start_cli(argv, {**os.environ, FAULT_ENV: fault})
     child.join(300)
     return child.exitcode
 

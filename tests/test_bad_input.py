@@ -10,7 +10,7 @@ from ragcun.cli import cli
 from ragcun.ingest import ingest
 from ragcun.ingest.readers import SourceDocument, discover, read_source
 
-from .conftest import THREE_DOCS
+from .conftest import THREE_DOCS, start_cli
 
 # A one-page PDF with the text "Gaussian embeddings keep the norm", written by hand so the test
 # needs no PDF generator. The xref offsets are computed below.
@@ -365,14 +365,12 @@ def test_an_empty_catalog_beside_store_data_is_not_initialised_over(adi_home):
 
 
 def test_two_inits_at_once_both_succeed(tmp_path):
-    import subprocess
-    import sys
-
     home = str(tmp_path / "home")
-    argv = [sys.executable, "-m", "ragcun.cli", "--home", home, "init"]
-    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
+    runs = [start_cli(["--home", home, "init"], log=tmp_path / f"init{n}.log") for n in range(2)]
+    for run in runs:
+        run.join(120)
+    outputs = [(tmp_path / f"init{n}.log").read_text() for n in range(2)]
+    assert [run.exitcode for run in runs] == [0, 0], outputs
     assert CliRunner().invoke(cli, ["--home", home, "status"]).exit_code == 0
 
 

@@ -1,4 +1,4 @@
-"""``ragcun serve`` against real uvicorn processes on free ports, over a tiny home built with the identity model.
+"""``ragcun serve`` against real uvicorn servers, each a process of its own (forked: see ``start_cli``), on free ports, over a tiny home built with the identity model.
 
 One server per configuration (module-scoped) keeps the file fast: the API-keyed server answers every
 route test; the kill -9 test runs its own two processes on its own home.
@@ -10,11 +10,10 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ import yaml
 from click.testing import CliRunner
 
 from ragcun.cli import cli
-from tests.conftest import THREE_DOCS, init_root, open_home
+from tests.conftest import THREE_DOCS, init_root, open_home, start_cli
 
 API_KEY = "test-key-7f3a"
 BODY_LIMIT = 64 * 1024
@@ -43,7 +42,7 @@ LISTENING = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")
 
 @dataclass
 class Server:
-    process: subprocess.Popen
+    process: BaseProcess
     url: str
     log: Path
 
@@ -52,22 +51,16 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # graceful: the home's lock is released
-            self.process.wait(timeout=60)
+        if self.process.is_alive():
+            self.process.terminate()  # SIGTERM, graceful: the home's lock is released
+            self.process.join(60)
 
 
 def start_server(home: Path, log: Path, env: dict[str, str] | None = None, *args: str) -> Server:
     """``ragcun serve --port 0`` on ``home``; waits until it listens and answers /healthz."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCUN_", "QDRANT_"))}
     environ.update(env or {})
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ragcun.cli", "--home", str(home), "serve", "--port", "0", *args],
-            env=environ,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_cli(["--home", str(home), "serve", "--port", "0", *args], environ, log)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         found = LISTENING.search(log.read_text(errors="replace"))
@@ -75,7 +68,7 @@ def start_server(home: Path, log: Path, env: dict[str, str] | None = None, *args
             server = Server(process, f"http://127.0.0.1:{found.group(1)}", log)
             if httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200:
                 return server
-        if process.poll() is not None:
+        if not process.is_alive():
             break
         time.sleep(0.1)
     process.kill()
@@ -120,7 +113,8 @@ def crash(tiny_root) -> Crash:
             client.post("/collections/kb/documents", json=CRASH_REQUEST)
     except httpx.TransportError as exc:
         error = exc
-    return Crash(CRASH_REQUEST, error, doomed.process.wait(timeout=60))
+    doomed.process.join(60)
+    return Crash(CRASH_REQUEST, error, doomed.process.exitcode)
 
 
 @pytest.fixture(scope="module")
