@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -84,6 +86,34 @@ def load_base_encoder(base_model: str, device: str | None = None) -> SentenceTra
         encoder = SentenceTransformer(modules=kept, device=str(encoder.device))
     encoder.eval()
     return encoder
+
+
+# Base encoders of loaded models, shared in this process by every model directory on the same base, device and
+# max_seq_length: a server or a reindex holding several versions of one base keeps one copy of it (90 MB for
+# MiniLM), and opening a workspace again costs no second load. Least recently used first; a few bases at most.
+_SHARED_BASES: OrderedDict[tuple[str, str | None, int | None], SentenceTransformer] = OrderedDict()
+_SHARED_BASES_KEPT = 4
+_SHARED_BASES_LOCK = threading.Lock()
+
+
+def shared_base_encoder(base_model: str, device: str | None, max_seq_length, config_path: Path) -> SentenceTransformer:
+    """The base encoder a saved model names, loaded once per process for each (base, device, ``max_seq_length``).
+
+    Models that share it must treat it as read-only: training loads a base of its own
+    (:func:`load_base_encoder`), never this one.
+    """
+    key = (resolve_base_model(base_model), device, max_seq_length)
+    with _SHARED_BASES_LOCK:
+        base = _SHARED_BASES.get(key)
+        if base is None:
+            base = load_base_encoder(base_model, device)
+            if max_seq_length is not None:
+                base.max_seq_length = check_max_seq_length(max_seq_length, base, config_path)
+            _SHARED_BASES[key] = base
+            if len(_SHARED_BASES) > _SHARED_BASES_KEPT:
+                _SHARED_BASES.popitem(last=False)
+        _SHARED_BASES.move_to_end(key)
+        return base
 
 
 def max_positions(base: SentenceTransformer) -> int | None:
@@ -429,6 +459,9 @@ class GaussianEmbedder:
     ) -> GaussianEmbedder:
         """Load a model directory strictly: every file must be intact and every weight accounted for.
 
+        Without ``base_encoder``, the base is :func:`shared_base_encoder`'s: loaded once per process and
+        shared, read-only, with every other model loaded on it.
+
         Raises:
             ModelLoadError: with one line naming the offending file.
         """
@@ -438,12 +471,15 @@ class GaussianEmbedder:
         config, spec, state, actual = read_model_dir(path)
         config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
         base_model = config["base_model"]
+        max_seq_length = config.get("max_seq_length")
+        if base_encoder is None:
+            base_encoder = shared_base_encoder(base_model, device, max_seq_length, config_path)
+        elif max_seq_length is not None:
+            base_encoder.max_seq_length = check_max_seq_length(max_seq_length, base_encoder, config_path)
         try:
             model = cls(base_model=base_model, head=spec, device=device, base_encoder=base_encoder)
         except InvalidInputError as exc:  # the head does not fit the base (its width)
             raise ModelLoadError(f"{config_path}: {exc}: the head was not trained on {base_model}") from None
-        if config.get("max_seq_length") is not None:
-            model.base.max_seq_length = check_max_seq_length(config["max_seq_length"], model.base, config_path)
         load_head_weights(model.head, spec, state, weights_path)
         model._fingerprint = actual
         return model
