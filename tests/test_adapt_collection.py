@@ -181,8 +181,10 @@ def test_gate_refuses_a_broken_candidate_which_stays_registered(adi_workspace, i
     assert not refused.passed and not refused.activated and "agreement" in refused.reason
     assert search(workspace, "adi", ON_TOPIC, 1)[0].p_value is None  # still served by the base
     assert (Path(refused.model_path) / TRAINING_RUN_FILE).is_file()
-    forced = adapt_collection(workspace, "adi", config=BROKEN, force=True)
+    with encoder_calls(served_encoder(workspace, "adi")) as calls:
+        forced = adapt_collection(workspace, "adi", config=BROKEN, force=True)
     assert forced.activated and forced.forced and forced.candidate == refused.candidate
+    assert calls == []  # the spans come from the home's base-embedding cache this time
     assert rollback(workspace, "adi").model_version == identity_embedder.fingerprint
 
 

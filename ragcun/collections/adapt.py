@@ -2,7 +2,8 @@
 
 The chunks' base vectors come from the base-vector store (:mod:`ragcun.collections.base_vectors`;
 chunks it lacks are encoded once and kept). :func:`ragcun.model.adapt.fit_candidate` cuts and embeds
-a few query-like spans of the chunk text, runs the ``adapt`` recipe and its label-free acceptance
+a few query-like spans of the chunk text (through the home's base-embedding cache, so adapting again,
+forced after a refusal or after a small ingest, encodes only the spans it has not seen), runs the ``adapt`` recipe and its label-free acceptance
 gate against the current version. A head that passes (or ``force``) is activated through the
 zero-downtime :func:`~ragcun.collections.reindex.reindex`, which runs only the head (every base
 vector is stored by then); the previous version stays for ``rollback``. A refused head stays
@@ -99,7 +100,7 @@ def adapt_collection(
         base, encoded, _ = base_matrix(session, current, texts, [c.sha256 for c in chunks])
         session.commit()
     seconds = {"base": time.perf_counter() - started}
-    fitted = fit_candidate(current, base, texts, config=config, spans=spans)
+    fitted = fit_candidate(current, base, texts, config=config, spans=spans, cache_dir=ws.settings.cache_dir)
     seconds.update(fitted.seconds)
     candidate = fitted.model
     with ws.catalog.session() as session:

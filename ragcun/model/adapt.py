@@ -12,10 +12,12 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ragcun.model.cache import base_embeddings
 from ragcun.model.embedder import GaussianEmbedder
 from ragcun.plugins import load_recipe
 
@@ -90,6 +92,7 @@ def fit_candidate(
     *,
     config: Any = None,
     spans: SpanOptions = SpanOptions(),
+    cache_dir: str | Path | None = None,
 ) -> Fitted:
     """Fit a head on a corpus's base embeddings and judge it against ``current``, from the corpus alone.
 
@@ -100,12 +103,19 @@ def fit_candidate(
         texts: The corpus's texts, to cut query-like spans from.
         config: The recipe's ``AdaptConfig``; ``None``: its defaults.
         spans: How many spans to cut.
+        cache_dir: A base-embedding cache (:func:`ragcun.model.cache.base_embeddings`) the spans are read from
+            and added to, so adapting the same corpus again encodes only spans it has not seen; ``None``:
+            encode them all.
     """
     recipe = load_recipe(RECIPE)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     span_texts, span_owner = cut_spans(texts, spans)
-    span_base = current.encode_with_base(span_texts, show_progress_bar=False)[1] if span_texts else None
+    span_base = None
+    if span_texts and cache_dir is not None:
+        span_base = base_embeddings(current, span_texts, cache_dir, batch_size=32).numpy()
+    elif span_texts:
+        span_base = current.encode_with_base(span_texts, show_progress_bar=False)[1]
     owner = span_owner if span_base is not None else None
     seconds["spans"] = time.perf_counter() - t
     t = time.perf_counter()
