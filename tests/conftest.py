@@ -10,11 +10,14 @@ once per run for all workers, under a file lock. Tests must not depend on order,
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
+import math
 import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,28 +60,72 @@ KILLABLE.set_forkserver_preload(
 
 # Test modules that fork children from KILLABLE, found by these names in their source.
 FORKS_CHILDREN = ("KILLABLE", "start_cli", "run_cli_until_fault")
+FORKING_UNIT = "modules forking from KILLABLE"
+# Key in pytest's cache (.pytest_cache): each test module's seconds in the last run, for the scheduler.
+MODULE_SECONDS = "ragcun/module-seconds"
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadscope`` with one change: the modules that fork from :data:`KILLABLE` are one unit of work, run
-    first, so one worker pays for the forkserver's imports (about 9 CPU-seconds) and the others never do."""
+    """``--dist loadscope`` with two changes. The modules that fork from :data:`KILLABLE` are one unit of work,
+    handed out first, so one worker pays for the forkserver's imports (about 9 CPU-seconds) and the others never
+    do. The other modules go longest first, by their time in the last run (unknown ones first, by test count):
+    a long module handed out last would keep one worker busy while the other waits."""
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ForkingModulesTogether(LoadScopeScheduling):
-        unit = "modules forking from KILLABLE"
+    last_run = config.cache.get(MODULE_SECONDS, {}) if config.cache is not None else {}
+
+    class LongestFirst(LoadScopeScheduling):
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return self.unit if forks_children(Path(config.rootpath, module)) else module
+            return FORKING_UNIT if forks_children(Path(config.rootpath, module)) else module
 
         def _assign_work_unit(self, node) -> None:
-            if self.unit in self.workqueue:  # the first unit handed out
-                self.workqueue.move_to_end(self.unit, last=False)
+            if not self.ordered:  # the first hand-out: the queue is whole
+
+                def seconds(unit: str) -> float:
+                    return math.inf if unit == FORKING_UNIT else last_run.get(unit, 1e9)
+
+                for unit in sorted(self.workqueue, key=seconds, reverse=True):  # stable: ties keep xdist's order
+                    self.workqueue.move_to_end(unit)
+                self.ordered = True
             super()._assign_work_unit(node)
 
-    return ForkingModulesTogether(config, log)
+    return LongestFirst(config, log)
+
+
+_module_seconds: collections.Counter[str] = collections.Counter()
+
+
+def pytest_runtest_logreport(report) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # in the controlling process, every worker's reports arrive
+        _module_seconds[report.nodeid.split("::", 1)[0]] += report.duration
+
+
+def pytest_sessionfinish(session) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER") and session.config.cache is not None and _module_seconds:
+        session.config.cache.set(MODULE_SECONDS, {**session.config.cache.get(MODULE_SECONDS, {}), **_module_seconds})
+
+
+def pytest_unconfigure(config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        atexit.register(end_worker)
+
+
+def end_worker() -> None:
+    """The last thing a pytest-xdist worker does. Its results are with the controlling process by now, but the
+    interpreter's own teardown would free torch, the encoders and every other object one by one (2-3 s of the
+    run's wall time, at its end): stop its children and its temporary home, then leave without it."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    if _EMPTY_HOME is not None:
+        shutil.rmtree(_EMPTY_HOME.parent, ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @functools.cache

@@ -30,7 +30,6 @@ from ragcun.retrieve.collection import search
 from ragcun.training.adapt import AdaptConfig
 
 from .conftest import copy_adi_home, open_home
-from .test_ingest import ADI
 
 ON_TOPIC = "computer-based retrieval of documents"
 OFF_TOPIC = "What is the capital of Australia?"
@@ -188,16 +187,15 @@ def test_gate_refuses_a_broken_candidate_which_stays_registered(adi_workspace, i
     assert rollback(workspace, "adi").model_version == identity_embedder.fingerprint
 
 
-def test_adapt_and_ingest_adapt_cli(tmp_path, identity_model_dir):
-    home = str(tmp_path / "home")
+def test_adapt_and_ingest_adapt_cli(adi_home, tmp_path):
+    home = adi_home  # `ragcun ingest ADI -c adi --model <identity model>` done
     runner = CliRunner()
-    assert runner.invoke(cli, ["--home", home, "init"]).exit_code == 0
-    done = runner.invoke(
-        cli, ["--home", home, "ingest", ADI, "-c", "adi", "--model", str(identity_model_dir), "--adapt", "--json"]
-    )
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Automatic indexing assigns subject terms to documents so that a retrieval system can find them.")
+    done = runner.invoke(cli, ["--home", home, "ingest", str(extra), "-c", "adi", "--adapt", "--json"])
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
-    assert report["ingest"]["added"] == 82 and report["adapt"]["activated"]
+    assert report["ingest"]["added"] == 1 and report["adapt"]["activated"] and report["adapt"]["chunks"] == 83
     text = runner.invoke(cli, ["--home", home, "search", ON_TOPIC, "-c", "adi", "-k", "3"])
     assert text.exit_code == 0, text.output
     header = text.output.splitlines()[1]

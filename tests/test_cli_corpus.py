@@ -1,8 +1,6 @@
 """The admin CLI end to end through CliRunner, against real files, SQLite and the embedded engine."""
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -10,15 +8,16 @@ from click.testing import CliRunner
 
 from ragcun.cli import cli
 
-from .conftest import THREE_DOCS
+from .conftest import KILLABLE, THREE_DOCS
 
-HOLD_HOME = """
-import sys, time
-from ragcun.store import EdgeStore
-store = EdgeStore(sys.argv[1])
-print("holding", flush=True)
-time.sleep(120)
-"""
+
+def hold_home(store_folder: str, holding) -> None:
+    """In another process: open the home's embedded store, say so, and keep it until killed."""
+    from ragcun.store import EdgeStore
+
+    store = EdgeStore(store_folder)  # noqa: F841  (held open until the process is killed)
+    holding.set()
+    time.sleep(120)
 
 
 @pytest.fixture
@@ -92,9 +91,11 @@ def test_docs_delete_and_collection_drop(home, tmp_path):
 
 
 def test_second_process_on_the_home_gets_a_one_line_error(home):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_HOME, f"{home}/qdrant"], stdout=subprocess.PIPE, text=True)
+    holding = KILLABLE.Event()
+    holder = KILLABLE.Process(target=hold_home, args=(f"{home}/qdrant", holding))
+    holder.start()
     try:
-        assert holder.stdout.readline().strip() == "holding"
+        assert holding.wait(60)
         result = CliRunner().invoke(cli, ["--home", home, "--wait", "0", "search", "anything", "-c", "docs"])
         assert result.exit_code == 1
         assert result.output.strip() == (
@@ -103,7 +104,7 @@ def test_second_process_on_the_home_gets_a_one_line_error(home):
         )
     finally:
         holder.kill()
-        holder.wait()
+        holder.join()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if CliRunner().invoke(cli, ["--home", home, "search", "anything", "-c", "docs"]).exit_code == 0:

@@ -23,7 +23,7 @@ def outside(name: str) -> bool:
 
 
 def import_every_module(report: str) -> None:
-    """Import every module of ragcun (in a child: see the test below) and write ``sorted(sys.modules)`` to ``report``."""
+    """Import every module of ragcun (in a child: see the test below); write ``sorted(sys.modules)`` to ``report``."""
     import importlib
     import pkgutil
 

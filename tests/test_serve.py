@@ -1,4 +1,5 @@
-"""``ragcun serve`` against real uvicorn servers, each a process of its own (forked: see ``start_cli``), on free ports, over a tiny home built with the identity model.
+"""``ragcun serve`` against real uvicorn servers, each a process of its own (forked: see ``start_cli``), on free
+ports, over a tiny home built with the identity model.
 
 One server per configuration (module-scoped) keeps the file fast: the API-keyed server answers every
 route test; the kill -9 test runs its own two processes on its own home.

@@ -5,9 +5,11 @@ import math
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
 
 from ragcun.model.sigreg import epps_pulley, sigreg
+
+from .conftest import KILLABLE
 
 
 def reference_constant_column(n: int) -> float:
@@ -72,7 +74,7 @@ def test_directions_follow_the_seed():
 def test_adam_drives_a_far_matrix_to_gaussian():
     generator = torch.Generator().manual_seed(5)
     # A tight cluster around (2, …, 2): wrong mean, 1/10 of the scale.
-    x = (2 + 0.1 * torch.randn(1024, 16, generator=generator)).requires_grad_()
+    x = (2 + 0.1 * torch.randn(512, 16, generator=generator)).requires_grad_()
     start = float(sigreg(x.detach(), seed=0))
     optimizer = torch.optim.Adam([x], lr=0.2)
     for step in range(150):
@@ -80,30 +82,43 @@ def test_adam_drives_a_far_matrix_to_gaussian():
         sigreg(x, num_slices=64, seed=step).backward()
         optimizer.step()
     final = float(sigreg(x.detach(), seed=10_000))  # fresh directions, not the ones it was trained on
-    assert start > 1000
+    assert start > 500  # N times a statistic of order 1
     assert final < 2
 
 
-def _ddp_worker(rank: int, world: int, init_file: str, x: torch.Tensor, out: dict) -> None:
+def ddp_batch() -> torch.Tensor:
+    return torch.randn(64, 8, generator=torch.Generator().manual_seed(6)) * 1.5 + 0.3
+
+
+def _ddp_rank(rank: int, world: int, init_file: str, out_file: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        local = x.chunk(world)[rank].clone().requires_grad_()
+        local = ddp_batch().chunk(world)[rank].clone().requires_grad_()
         value = sigreg(local, num_slices=32, seed=3)
         value.backward()
-        out[rank] = (float(value), local.grad.clone())
+        save_file({"value": value.detach().reshape(1), "grad": local.grad}, out_file)
     finally:
         dist.destroy_process_group()
 
 
 def test_ddp_all_reduce_gives_the_full_batch_statistic(tmp_path):
-    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(6)) * 1.5 + 0.3
-    full = x.clone().requires_grad_()
+    full = ddp_batch().requires_grad_()
     expected = sigreg(full, num_slices=32, seed=3)
     expected.backward()
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), x, out), nprocs=2, join=True)
-        results = dict(out)
+    # Two ranks, each a process (forked from conftest.KILLABLE), meeting through a file store.
+    ranks = [
+        KILLABLE.Process(target=_ddp_rank, args=(rank, 2, str(tmp_path / "init"), str(tmp_path / f"rank{rank}")))
+        for rank in range(2)
+    ]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(120)
+    assert [process.exitcode for process in ranks] == [0, 0]
+    results = {}
+    for rank in range(2):
+        saved = load_file(tmp_path / f"rank{rank}")
+        results[rank] = (float(saved["value"]), saved["grad"])
     for rank in range(2):
         value, grad = results[rank]
         assert value == pytest.approx(float(expected.detach()), rel=1e-5)

@@ -1,8 +1,9 @@
 """The same interface tests against every engine: qdrant-edge, qdrant-client local mode, and the in-memory store."""
 
-import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from qdrant_client import models
 
 from ragcun.errors import CollectionNotFound, StoreLockedError
 from ragcun.store import ClientStore, CollectionParams, EdgeStore, MemoryStore
+
+from .conftest import KILLABLE
 
 DIM = 8
 OPENERS = {
@@ -114,32 +117,33 @@ def test_drop_collection(store):
     assert store.list_collections() == []
 
 
-SECOND_OPENER = """
-import sys
-from ragcun.store import ClientStore, EdgeStore
-from ragcun.errors import StoreLockedError
-try:
-    EdgeStore(sys.argv[2]) if sys.argv[1] == "edge" else ClientStore.local_path(sys.argv[2])
-except StoreLockedError as exc:
-    print(exc)
-    sys.exit(3)
-"""
+def open_again(engine: str, folder: str, report: str) -> None:
+    """In a second process: open the store folder; on the in-use error, write its message and exit 3."""
+    try:
+        open_store(engine, Path(folder))
+    except StoreLockedError as exc:
+        Path(report).write_text(str(exc))
+        sys.exit(3)
+
+
+def open_store(engine: str, folder: Path):
+    return EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)
 
 
 @pytest.mark.parametrize("engine", ["edge", "local"])
 def test_second_process_gets_a_clear_in_use_error(tmp_path, engine):
     folder = tmp_path / engine
-    first = EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)
+    first = open_store(engine, folder)
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", SECOND_OPENER, engine, str(folder)], capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 3, result.stderr
-        assert "is in use by another process" in result.stdout
+        second = KILLABLE.Process(target=open_again, args=(engine, str(folder), str(tmp_path / "error")))
+        second.start()
+        second.join(120)
+        assert second.exitcode == 3
+        assert "is in use by another process" in (tmp_path / "error").read_text()
     finally:
         first.close()
     # Once the first process lets go, the folder opens again.
-    (EdgeStore(folder) if engine == "edge" else ClientStore.local_path(folder)).close()
+    open_store(engine, folder).close()
 
 
 def test_memory_store_saves_and_loads_without_pickle(tmp_path):
@@ -180,22 +184,21 @@ def test_edge_second_opener_in_process_is_refused(tmp_path):
     first.close()
 
 
-HOLD_UNTIL_TOLD = """
-import sys
-from ragcun.store.lock import FolderLock
-lock = FolderLock(__import__("pathlib").Path(sys.argv[1]))
-print("holding", flush=True)
-sys.stdin.readline()
-lock.release()
-print("released", flush=True)
-sys.stdin.readline()
-"""
+def hold_until_told(folder: str, holding, go, released) -> None:
+    """In another process: take the folder's lock, say so, release it when told, say so, and wait to be killed."""
+    from ragcun.store.lock import FolderLock
+
+    lock = FolderLock(Path(folder))
+    holding.set()
+    go.wait(60)
+    lock.release()
+    released.set()
+    time.sleep(60)
 
 
 def test_a_command_waits_for_the_lock_then_fails_or_proceeds(tmp_path, caplog):
     import logging
     import threading
-    import time
 
     from click.testing import CliRunner
 
@@ -205,14 +208,11 @@ def test_a_command_waits_for_the_lock_then_fails_or_proceeds(tmp_path, caplog):
 
     home = tmp_path / "home"
     init_home(Settings.from_env(home=home, environ={}))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_UNTIL_TOLD, str(home / "qdrant")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holding, go, released = KILLABLE.Event(), KILLABLE.Event(), KILLABLE.Event()
+    holder = KILLABLE.Process(target=hold_until_told, args=(str(home / "qdrant"), holding, go, released))
+    holder.start()
     try:
-        assert holder.stdout.readline().strip() == "holding"
+        assert holding.wait(60)
         # Not released within the wait: the one-line error, after about the wait.
         started = time.monotonic()
         caplog.set_level(logging.WARNING, logger="ragcun.store.lock")
@@ -225,18 +225,18 @@ def test_a_command_waits_for_the_lock_then_fails_or_proceeds(tmp_path, caplog):
         )
         assert 0.5 <= waited < 5
         # Released within the wait: the store opens; each wait was said once, naming the holder.
-        threading.Timer(0.3, lambda: (holder.stdin.write("go\n"), holder.stdin.flush())).start()
+        threading.Timer(0.3, go.set).start()
         started = time.monotonic()
         EdgeStore(home / "qdrant", wait=30).close()
         assert time.monotonic() - started < 30
-        assert holder.stdout.readline().strip() == "released"
+        assert released.wait(60)
         assert [r.getMessage() for r in caplog.records if r.name == "ragcun.store.lock"] == [
             f"{home}/qdrant is in use by process {holder.pid}: waiting up to {wait} s for it (--wait)"
             for wait in ("0.5", "30")
         ]
     finally:
         holder.kill()
-        holder.wait()
+        holder.join()
 
 
 def test_the_wait_is_a_setting():

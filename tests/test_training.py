@@ -258,7 +258,11 @@ def test_resume_refuses_another_architecture(tmp_path, base_encoder, cache_dir):
 
 
 def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
-    rows = [{"query": doc.title or doc.text[:40], "positive": doc.text} for doc in read_corpus(SAMPLE_DIR)[:8]]
+    # Short positives (30 words): each step runs the encoder forward and backward.
+    rows = [
+        {"query": doc.title or doc.text[:40], "positive": " ".join(doc.text.split()[:30])}
+        for doc in read_corpus(SAMPLE_DIR)[:8]
+    ]
     (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     base = copy.deepcopy(base_encoder)  # the session's encoder must stay untouched
     before = {k: v.clone() for k, v in base.state_dict().items()}

@@ -2,8 +2,8 @@
 
 The chunks' base vectors come from the base-vector store (:mod:`ragcun.collections.base_vectors`;
 chunks it lacks are encoded once and kept). :func:`ragcun.model.adapt.fit_candidate` cuts and embeds
-a few query-like spans of the chunk text (through the home's base-embedding cache, so adapting again,
-forced after a refusal or after a small ingest, encodes only the spans it has not seen), runs the ``adapt`` recipe and its label-free acceptance
+a few query-like spans of the chunk text (through the home's base-embedding cache: adapting again
+encodes only spans it has not seen), runs the ``adapt`` recipe and its label-free acceptance
 gate against the current version. A head that passes (or ``force``) is activated through the
 zero-downtime :func:`~ragcun.collections.reindex.reindex`, which runs only the head (every base
 vector is stored by then); the previous version stays for ``rollback``. A refused head stays
