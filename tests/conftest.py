@@ -42,7 +42,8 @@ ADI = os.path.join(os.path.dirname(__file__), "..", "ragcun", "data", "adi", "co
 ENGINES = ("edge", "local")
 
 # Children to kill at a fault point, forked from a server that imported torch, sentence-transformers and
-# ragcun but never ran a torch op (so a fork is OpenMP-safe): a child costs a fork, not an interpreter start.
+# ragcun and loaded the base encoder on one torch thread (so no OpenMP pool exists to break in a fork; see
+# tests/forkserver_base.py): a child costs a fork, not an interpreter start and a model load.
 KILLABLE = multiprocessing.get_context("forkserver")
 KILLABLE.set_forkserver_preload(
     [
@@ -55,6 +56,7 @@ KILLABLE.set_forkserver_preload(
         "ragcun.cli",
         "ragcun.serve",
         "tests.conftest",
+        "tests.forkserver_base",
     ]
 )
 
@@ -74,7 +76,8 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    last_run = config.cache.get(MODULE_SECONDS, {}) if config.cache is not None else {}
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+    last_run = cache.get(MODULE_SECONDS, {}) if cache is not None else {}
 
     class LongestFirst(LoadScopeScheduling):
         ordered = False
@@ -106,8 +109,9 @@ def pytest_runtest_logreport(report) -> None:
 
 
 def pytest_sessionfinish(session) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER") and session.config.cache is not None and _module_seconds:
-        session.config.cache.set(MODULE_SECONDS, {**session.config.cache.get(MODULE_SECONDS, {}), **_module_seconds})
+    cache = getattr(session.config, "cache", None)  # absent with -p no:cacheprovider
+    if not os.environ.get("PYTEST_XDIST_WORKER") and cache is not None and _module_seconds:
+        cache.set(MODULE_SECONDS, {**cache.get(MODULE_SECONDS, {}), **_module_seconds})
 
 
 def pytest_unconfigure(config) -> None:
