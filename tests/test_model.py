@@ -76,6 +76,28 @@ def test_fingerprint_is_hashed_once_and_again_at_save(tmp_path, base_encoder):
     )
 
 
+def test_loaded_models_share_one_base_encoder_per_max_seq_length(tmp_path, identity_embedder, mlp_embedder):
+    identity_embedder.save(tmp_path / "identity")
+    mlp_embedder.save(tmp_path / "mlp")
+    identity, mlp = GaussianEmbedder.load(tmp_path / "identity"), GaussianEmbedder.load(tmp_path / "mlp")
+    assert identity.base is mlp.base  # one copy in this process, however many versions use it
+    np.testing.assert_array_equal(identity.encode(TEXTS), identity_embedder.encode(TEXTS))
+    # A model that truncates sooner gets a base of its own: setting max_seq_length on the shared one would
+    # change every other model's embeddings.
+    short = tmp_path / "short"
+    mlp_embedder.save(short)
+    config = json.loads((short / "config.json").read_text())
+    (short / "config.json").write_text(json.dumps({**config, "max_seq_length": 16}))
+    (short / "fingerprint").write_text(
+        fingerprint_of((short / "config.json").read_bytes(), (short / "head.safetensors").read_bytes())
+    )
+    truncating = GaussianEmbedder.load(short)
+    assert truncating.base is not mlp.base
+    assert (truncating.base.max_seq_length, mlp.base.max_seq_length) == (16, config["max_seq_length"])
+    # A model built rather than loaded (as training builds one) never gets the shared base: training changes it.
+    assert GaussianEmbedder(head="identity").base is not identity.base
+
+
 def test_tampered_weights_are_refused(tmp_path, mlp_embedder):
     mlp_embedder.save(tmp_path / "m")
     weights = tmp_path / "m" / "head.safetensors"
