@@ -258,12 +258,7 @@ def test_resume_refuses_another_architecture(tmp_path, base_encoder, cache_dir):
 
 
 def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
-    # Short positives (30 words): each step runs the encoder forward and backward.
-    rows = [
-        {"query": doc.title or doc.text[:40], "positive": " ".join(doc.text.split()[:30])}
-        for doc in read_corpus(SAMPLE_DIR)[:8]
-    ]
-    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    write_short_pairs(tmp_path / "pairs.jsonl", 8)  # each step runs the encoder forward and backward
     base = copy.deepcopy(base_encoder)  # the session's encoder must stay untouched
     before = {k: v.clone() for k, v in base.state_dict().items()}
     config = TrainConfig(
@@ -297,6 +292,16 @@ def test_full_recipe_fine_tunes_the_base(tmp_path, base_encoder):
 # ---- command lines --------------------------------------------------------------------------------
 
 
+def write_short_pairs(path: Path, n: int) -> Path:
+    """``n`` (query, positive) pairs from ADI as a JSONL file: its titles, and the first 30 words of its texts."""
+    rows = [
+        {"query": doc.title or doc.text[:40], "positive": " ".join(doc.text.split()[:30])}
+        for doc in read_corpus(SAMPLE_DIR)[:n]
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
 def test_ragcun_train_command(tmp_path, monkeypatch):
     out = tmp_path / "m"
     monkeypatch.delenv("RAGCUN_CACHE", raising=False)
@@ -305,9 +310,7 @@ def test_ragcun_train_command(tmp_path, monkeypatch):
         str(tmp_path / "home"),
         "train",
         "--data",
-        str(SAMPLE_DIR),
-        "--split",
-        "test",
+        str(write_short_pairs(tmp_path / "pairs.jsonl", 16)),
         "--out",
         str(out),
         "--epochs",
