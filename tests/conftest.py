@@ -122,7 +122,8 @@ def pytest_unconfigure(config) -> None:
 def end_worker() -> None:
     """The last thing a pytest-xdist worker does. Its results are with the controlling process by now, but the
     interpreter's own teardown would free torch, the encoders and every other object one by one (2-3 s of the
-    run's wall time, at its end): stop its children and its temporary home, then leave without it."""
+    run's wall time, at its end): stop its children and its temporary home, then leave without it. Nothing else
+    here writes at exit; a plugin that did (coverage saving its data from atexit) would need this hook off."""
     for child in multiprocessing.active_children():
         child.terminate()
     if _EMPTY_HOME is not None:
