@@ -300,6 +300,7 @@ def assert_files_ingested(root: Path) -> None:
     assert stored == {p.name: p.read_text() for p in (root / "in").iterdir()}
 
 
+@pytest.mark.slow
 def test_a_kill_at_every_step_of_every_write_path_leaves_store_and_catalog_consistent(
     tmp_path, templates, identity_model_dir, model_b_dir, identity_embedder, model_b
 ):

@@ -158,6 +158,7 @@ def test_plain_qdrant_client_sees_what_ragcun_search_sees(tmp_path, adi_template
     assert [p.payload["norm"] for p in theirs] == [h.norm for h in ours]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path, identity_model_dir, identity_embedder):
     home = tmp_path / "home"
     settings = Settings.from_env(home=home, environ={})

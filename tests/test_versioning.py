@@ -200,6 +200,7 @@ def test_check_cli_exit_codes(adi_home):
     assert runner.invoke(cli, ["--home", home, "check"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_reindex_killed_at_three_points_resumes_and_ends_consistent(adi_home, model_b_dir, model_b):
     home = Path(adi_home)
     settings = Settings.from_env(home=home, environ={})
