@@ -6,14 +6,21 @@ some fifty children a run). Torch runs on one thread here, set before anything e
 never start OpenMP's thread pool, which a forked child would inherit broken.
 """
 
+import json
 from pathlib import Path
 
 import torch
 
 torch.set_num_threads(1)
 
-from ragcun.model.embedder import DEFAULT_BASE_MODEL, shared_base_encoder  # noqa: E402  (after the thread count)
+from ragcun.model.embedder import (  # noqa: E402  (after the thread count)
+    DEFAULT_BASE_MODEL,
+    resolve_base_model,
+    shared_base_encoder,
+)
 
-# Keyed like a saved model's load: by the max_seq_length its config records, which is the base's own.
-_as_shipped = shared_base_encoder(DEFAULT_BASE_MODEL, None, None, Path(__file__))
-shared_base_encoder(DEFAULT_BASE_MODEL, None, _as_shipped.max_seq_length, Path(__file__))
+# Keyed like a saved model's load: by the max_seq_length its config records, which is the base's own, as
+# sentence-transformers reads it from the base's folder.
+_folder = Path(resolve_base_model(DEFAULT_BASE_MODEL))
+_max_seq_length = json.loads((_folder / "sentence_bert_config.json").read_text())["max_seq_length"]
+shared_base_encoder(DEFAULT_BASE_MODEL, None, _max_seq_length, _folder)

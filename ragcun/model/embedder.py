@@ -96,7 +96,9 @@ _SHARED_BASES_KEPT = 4
 _SHARED_BASES_LOCK = threading.Lock()
 
 
-def shared_base_encoder(base_model: str, device: str | None, max_seq_length, config_path: Path) -> SentenceTransformer:
+def shared_base_encoder(
+    base_model: str, device: str | None, max_seq_length: int | None, config_path: Path
+) -> SentenceTransformer:
     """The base encoder a saved model names, loaded once per process for each (base, device, ``max_seq_length``).
 
     Models that share it must treat it as read-only: training loads a base of its own
