@@ -34,6 +34,21 @@ def test_length_sorting_keeps_input_order(mlp_embedder):
     np.testing.assert_allclose(sorted_run, one_by_one, atol=1e-5)
 
 
+def test_cpu_forward_passes_stay_within_the_token_cap(base_encoder, identity_embedder):
+    capped = GaussianEmbedder(head="identity", base_encoder=base_encoder)
+    capped.cpu_tokens_per_forward = 128
+    shapes = []
+    handle = base_encoder.register_forward_hook(lambda m, args, out: shapes.append(args[0]["input_ids"].shape))
+    try:
+        vectors = capped.encode(TEXTS, batch_size=32)
+    finally:
+        handle.remove()
+    # A batch pads to its longest text; one text longer than the cap goes alone.
+    assert len(shapes) > 1 and all(rows * width <= 128 or rows == 1 for rows, width in shapes)
+    assert sum(rows for rows, _ in shapes) == len(TEXTS)
+    np.testing.assert_allclose(vectors, identity_embedder.encode(TEXTS), atol=1e-5)
+
+
 def test_encode_rejects_bad_input(identity_embedder):
     assert identity_embedder.encode([]).shape == (0, 384)
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):
